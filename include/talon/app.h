@@ -1,0 +1,178 @@
+/* talon framework: an app, resources with per-method responders, URI
+ * templates, middleware, requests and responses, in the shape of Python's
+ * Falcon. The HTTP engine (GNU libmicrohttpd) stays behind src/http/engine.c.
+ */
+#ifndef TALON_APP_H
+#define TALON_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct talon_app talon_app;
+typedef struct talon_req talon_req;
+typedef struct talon_resp talon_resp;
+
+/* A responder handles one method of one resource. ctx is the resource's ctx. */
+typedef void (*talon_responder)(talon_req *req, talon_resp *resp, void *ctx);
+
+/* A resource: one responder per method; NULL means "not allowed" (405).
+ * HEAD is answered from on_get without a body; OPTIONS with Allow. */
+typedef struct talon_resource {
+    const char *name; /* for logs and audit targets, e.g. "note"; may be NULL */
+    talon_responder on_get;
+    talon_responder on_post;
+    talon_responder on_put;
+    talon_responder on_patch;
+    talon_responder on_delete;
+    void *ctx;
+} talon_resource;
+
+/* Middleware with optional hooks, as in Falcon. process_request runs before
+ * routing and may short-circuit by setting a status on resp.
+ * process_resource runs after routing, only when a route matched.
+ * process_response always runs, in reverse registration order. */
+typedef struct talon_middleware {
+    void (*process_request)(talon_req *req, talon_resp *resp, void *ctx);
+    void (*process_resource)(talon_req *req, talon_resp *resp,
+                             const talon_resource *resource, void *ctx);
+    void (*process_response)(talon_req *req, talon_resp *resp,
+                             const talon_resource *resource, bool req_succeeded, void *ctx);
+    void *ctx;
+} talon_middleware;
+
+/* What the engine knows once a response is finished (sent or aborted). */
+typedef struct talon_completion {
+    uint64_t bytes_sent;     /* body bytes sent to the client */
+    int64_t duration_ns;     /* from the first byte of the request to completion */
+    bool client_aborted;     /* the connection ended before the response was sent */
+} talon_completion;
+
+/* Called once per request after the response is complete, on an engine
+ * thread. The request is still readable; it is freed after the call. */
+typedef void (*talon_completion_fn)(const talon_req *req, const talon_resp *resp,
+                                    const talon_completion *done, void *ctx);
+
+typedef struct talon_server_options {
+    const char *listen;          /* "127.0.0.1:8080", "[::1]:8080", ":8080" */
+    unsigned threads;            /* 0: number of cores */
+    unsigned connection_timeout_s;  /* default 30 */
+    unsigned connection_limit;      /* default 10000 */
+    size_t max_header_size;      /* whole request head; default 16 KiB */
+    size_t max_body_size;        /* default 1 MiB; larger gives 413 */
+    const char *trusted_proxies; /* comma-separated addresses/CIDRs trusted for X-Forwarded-For */
+} talon_server_options;
+
+void talon_server_options_init(talon_server_options *opts);
+
+talon_app *talon_app_new(void);
+/* Free the app and everything it owns. Only after talon_app_serve() returned. */
+void talon_app_free(talon_app *app);
+
+/* Add a route. Templates: "/notes", "/notes/{id}", "/notes/{id:int}",
+ * "/users/{user_id}/notes/{note_id:int}". The resource is copied. Returns 0,
+ * or -EINVAL with err naming the template (syntax) or both templates (conflict). */
+int talon_app_add_route(talon_app *app, const char *uri_template,
+                        const talon_resource *resource, char *err, size_t errlen);
+/* Add middleware; hooks run in the order added (responses in reverse). */
+int talon_app_add_middleware(talon_app *app, const talon_middleware *mw);
+/* Register a completion callback (access log, metrics). Several allowed. */
+int talon_app_on_complete(talon_app *app, talon_completion_fn fn, void *ctx);
+
+/* Serve until SIGINT or SIGTERM, then stop accepting, finish in-flight
+ * requests, and return 0; or a negative errno when the server cannot start
+ * (err set, naming the address). */
+int talon_app_serve(talon_app *app, const talon_server_options *opts, char *err, size_t errlen);
+/* Ask a running talon_app_serve() to stop, as SIGTERM does. Thread-safe. */
+void talon_app_stop(talon_app *app);
+/* The port actually bound (useful with port 0). 0 before serving. */
+unsigned talon_app_port(const talon_app *app);
+
+/* ---- Request ---- */
+const char *talon_req_method(const talon_req *req);       /* "GET" */
+const char *talon_req_path(const talon_req *req);         /* percent-decoded path */
+const char *talon_req_target(const talon_req *req);       /* raw request target as sent */
+const char *talon_req_protocol(const talon_req *req);     /* "HTTP/1.1" */
+const char *talon_req_route(const talon_req *req);        /* matched template or NULL */
+/* URI template field ("id" of "/notes/{id:int}"), or NULL. */
+const char *talon_req_param(const talon_req *req, const char *name);
+/* Integer field; returns false if absent or not an integer. */
+bool talon_req_param_int(const talon_req *req, const char *name, int64_t *out);
+/* First query value for key (decoded), or NULL. */
+const char *talon_req_query(const talon_req *req, const char *key);
+/* The i-th value of a repeated key, or NULL past the last one. */
+const char *talon_req_query_at(const talon_req *req, const char *key, size_t i);
+/* Header value (case-insensitive name), or NULL. */
+const char *talon_req_header(const talon_req *req, const char *name);
+/* Client address after trusted-proxy processing, and the peer address. */
+const char *talon_req_client_ip(const talon_req *req);
+const char *talon_req_peer_ip(const talon_req *req);
+/* Body bytes (NUL-terminated copy) and their length; NULL when empty. */
+const char *talon_req_body(const talon_req *req, size_t *len);
+/* Parse the body as JSON (Content-Type must be application/json). On
+ * failure sets a 400/415 error on resp with a clear description and returns
+ * NULL. The caller owns the returned reference. */
+json_t *talon_req_json(talon_req *req, talon_resp *resp);
+/* The request id: the client's X-Request-ID if short and printable, else a
+ * random 128-bit hex id. Echoed as X-Request-ID. */
+const char *talon_req_id(const talon_req *req);
+/* W3C trace id from a valid traceparent header, or NULL. */
+const char *talon_req_trace_id(const talon_req *req);
+
+/* Per-request context (Falcon's req.context). free_fn may be NULL. */
+int talon_req_context_set(talon_req *req, const char *key, void *value, void (*free_fn)(void *));
+void *talon_req_context_get(const talon_req *req, const char *key);
+
+/* The authenticated user, set by an auth middleware; read by the access log
+ * and the audit trail. roles is a NULL-terminated array; both are copied. */
+void talon_req_set_user(talon_req *req, const char *user_id, const char *const *roles);
+const char *talon_req_user(const talon_req *req);             /* NULL if anonymous */
+const char *const *talon_req_roles(const talon_req *req);     /* never NULL */
+bool talon_req_has_role(const talon_req *req, const char *role);
+
+/* Hold the response until every hold is released: the engine suspends the
+ * connection once the pipeline has finished and sends the response on the
+ * last release. The request stays valid until its last release, even if the
+ * client disconnects. Only call from a responder or middleware hook. */
+void talon_req_hold(talon_req *req);
+/* Release one hold; safe from any thread. A non-zero status replaces the
+ * response with talon_resp_error(status, NULL, description). */
+void talon_req_release(talon_req *req, int status, const char *description);
+
+/* The app a request belongs to, and app-wide user data (set before serving). */
+talon_app *talon_req_app(const talon_req *req);
+void talon_app_set_userdata(talon_app *app, const char *key, void *value);
+void *talon_app_userdata(const talon_app *app, const char *key);
+
+/* ---- Response ---- */
+void talon_resp_set_status(talon_resp *resp, int status);
+int talon_resp_status(const talon_resp *resp);
+/* Set (replace) a header. Values with CR or LF are rejected with -EINVAL. */
+int talon_resp_set_header(talon_resp *resp, const char *name, const char *value);
+int talon_resp_add_header(talon_resp *resp, const char *name, const char *value);
+const char *talon_resp_header(const talon_resp *resp, const char *name);
+/* Set the body (copied). */
+void talon_resp_set_body(talon_resp *resp, const void *data, size_t len);
+const char *talon_resp_body(const talon_resp *resp, size_t *len);
+/* Send a JSON value (the response steals the reference) with status and
+ * Content-Type: application/json. */
+void talon_resp_json(talon_resp *resp, int status, json_t *value);
+/* Falcon-style HTTP error: {"title": "...", "description": "..."}; title is
+ * the status reason phrase when NULL. description may be NULL. */
+void talon_resp_error(talon_resp *resp, int status, const char *title, const char *description);
+/* True once a status was set (process_request uses it to short-circuit). */
+bool talon_resp_is_set(const talon_resp *resp);
+
+/* Reason phrase of a status code ("Not Found"). */
+const char *talon_status_reason(int status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

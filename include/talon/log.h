@@ -1,0 +1,194 @@
+/* talon logging core: named loggers, structured records, buffered sinks.
+ *
+ * This header does not depend on the HTTP layer. A record is a time, a level,
+ * a logger name, a message and typed key/value fields. Each logger writes to
+ * one or more sinks; each attachment has its own minimum level and format.
+ * Formatting happens on the calling thread; writing to the file happens on a
+ * writer thread, so the request path never waits on the disk.
+ */
+#ifndef TALON_LOG_H
+#define TALON_LOG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum talon_log_level {
+    TALON_LOG_TRACE = 0,
+    TALON_LOG_DEBUG,
+    TALON_LOG_INFO,
+    TALON_LOG_WARN,
+    TALON_LOG_ERROR,
+    TALON_LOG_FATAL,
+    TALON_LOG_OFF /* as a minimum level: write nothing */
+} talon_log_level;
+
+typedef enum talon_field_type {
+    TALON_FIELD_STR = 0, /* .v.str with .len bytes (len SIZE_MAX: NUL-terminated) */
+    TALON_FIELD_INT,     /* .v.i */
+    TALON_FIELD_UINT,    /* .v.u */
+    TALON_FIELD_DOUBLE,  /* .v.d */
+    TALON_FIELD_BOOL,    /* .v.b */
+    TALON_FIELD_TIME     /* .v.i: nanoseconds since the Unix epoch */
+} talon_field_type;
+
+/* A typed key/value pair of a record. Keys use Elastic Common Schema names
+ * where one exists ("client.ip", "http.response.status_code"). */
+typedef struct talon_field {
+    const char *key;
+    talon_field_type type;
+    size_t len;
+    union {
+        const char *str;
+        int64_t i;
+        uint64_t u;
+        double d;
+        bool b;
+    } v;
+} talon_field;
+
+#define TALON_F_STR(k, s)        ((talon_field){ .key = (k), .type = TALON_FIELD_STR, .len = SIZE_MAX, .v.str = (s) })
+#define TALON_F_STRN(k, s, n)    ((talon_field){ .key = (k), .type = TALON_FIELD_STR, .len = (n), .v.str = (s) })
+#define TALON_F_INT(k, x)        ((talon_field){ .key = (k), .type = TALON_FIELD_INT, .v.i = (x) })
+#define TALON_F_UINT(k, x)       ((talon_field){ .key = (k), .type = TALON_FIELD_UINT, .v.u = (x) })
+#define TALON_F_DOUBLE(k, x)     ((talon_field){ .key = (k), .type = TALON_FIELD_DOUBLE, .v.d = (x) })
+#define TALON_F_BOOL(k, x)       ((talon_field){ .key = (k), .type = TALON_FIELD_BOOL, .v.b = (x) })
+
+/* A record as the formatters see it. time_ns is CLOCK_REALTIME. */
+typedef struct talon_log_record {
+    int64_t time_ns;
+    talon_log_level level;
+    const char *logger;
+    const char *message;
+    size_t message_len;
+    const talon_field *fields;
+    size_t nfields;
+} talon_log_record;
+
+typedef struct talon_logger talon_logger;
+typedef struct talon_sink talon_sink;
+typedef struct talon_log_format talon_log_format;
+
+/* What a sink does when its buffer is full. */
+typedef enum talon_overflow_policy {
+    TALON_OVERFLOW_BLOCK = 0, /* the caller waits for the writer: nothing is lost */
+    TALON_OVERFLOW_DROP       /* the record is dropped and counted */
+} talon_overflow_policy;
+
+typedef struct talon_sink_options {
+    mode_t mode;                 /* file mode at creation; default 0640 */
+    size_t buffer_size;          /* bytes buffered before a forced flush; default 256 KiB */
+    size_t max_buffered;         /* memory bound before the overflow policy applies; default 8 MiB */
+    unsigned flush_interval_ms;  /* default 1000 */
+    talon_overflow_policy overflow;
+    uint64_t rotate_size;        /* bytes; 0: no size rotation */
+    unsigned rotate_interval_s;  /* seconds; 0: no time rotation */
+    unsigned rotate_keep;        /* rotated files kept; default 7 */
+    bool rotate_gzip;            /* gzip rotated files */
+} talon_sink_options;
+
+/* Fill opts with the defaults above. */
+void talon_sink_options_init(talon_sink_options *opts);
+
+/* Open (create 0640 by default, append) a file sink, creating missing parent
+ * directories. Returns 0 or a negative errno; err receives a message that
+ * names the path. */
+int talon_sink_open_file(talon_sink **out, const char *path,
+                         const talon_sink_options *opts, char *err, size_t errlen);
+/* Sinks for containers: stdout and stderr (still buffered by the writer). */
+int talon_sink_open_stdout(talon_sink **out, const talon_sink_options *opts);
+int talon_sink_open_stderr(talon_sink **out, const talon_sink_options *opts);
+/* Look up a sink by path ("-" or "stderr", "stdout"); NULL if not open. */
+talon_sink *talon_sink_find(const char *path);
+/* Records dropped by this sink's overflow policy or write errors, so far. */
+uint64_t talon_sink_dropped(const talon_sink *sink);
+/* Block until everything written to the sink so far is in the file. */
+int talon_sink_flush(talon_sink *sink);
+
+/* Formats. "text", "json" (Elastic Common Schema), "logfmt", "combined"
+ * (Apache/nginx), or a custom nginx-style string such as
+ * "$remote_addr [$time_local] \"$request\" $status". A format is compiled
+ * once into operations. Returns NULL and fills err on an unknown name or
+ * variable. */
+talon_log_format *talon_log_format_compile(const char *spec, char *err, size_t errlen);
+void talon_log_format_free(talon_log_format *fmt);
+/* Format one record as exactly one line ending in '\n' into buf. Returns the
+ * line length; when it exceeds cap, nothing past cap is written and the
+ * caller retries with a larger buffer. */
+size_t talon_log_format_record(const talon_log_format *fmt, const talon_log_record *rec,
+                               char *buf, size_t cap);
+
+/* Get the logger with this name, creating it on first use. Loggers live
+ * until talon_log_shutdown(). Thread-safe. */
+talon_logger *talon_logger_get(const char *name);
+const char *talon_logger_name(const talon_logger *logger);
+/* Attach a sink with its own minimum level and format. The logger keeps a
+ * reference to the format; fmt NULL means "text". */
+int talon_logger_add_sink(talon_logger *logger, talon_sink *sink,
+                          talon_log_level min_level, const talon_log_format *fmt);
+/* Remove all sinks of a logger (used when the configuration replaces them). */
+void talon_logger_clear_sinks(talon_logger *logger);
+/* True when at least one sink would take a record at this level. */
+bool talon_logger_enabled(const talon_logger *logger, talon_log_level level);
+
+/* Write a record with a printf-style message. */
+void talon_log(talon_logger *logger, talon_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void talon_logv(talon_logger *logger, talon_log_level level, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+/* Write a record with typed fields and a printf-style message. */
+void talon_log_fields(talon_logger *logger, talon_log_level level,
+                      const talon_field *fields, size_t nfields, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Write a prepared record to every sink of the logger that takes its level. */
+void talon_log_write(talon_logger *logger, const talon_log_record *rec);
+
+#define talon_log_trace(lg, ...) talon_log((lg), TALON_LOG_TRACE, __VA_ARGS__)
+#define talon_log_debug(lg, ...) talon_log((lg), TALON_LOG_DEBUG, __VA_ARGS__)
+#define talon_log_info(lg, ...)  talon_log((lg), TALON_LOG_INFO, __VA_ARGS__)
+#define talon_log_warn(lg, ...)  talon_log((lg), TALON_LOG_WARN, __VA_ARGS__)
+#define talon_log_error(lg, ...) talon_log((lg), TALON_LOG_ERROR, __VA_ARGS__)
+#define talon_log_fatal(lg, ...) talon_log((lg), TALON_LOG_FATAL, __VA_ARGS__)
+
+/* Parse "trace".."fatal", "off". Returns 0 or -EINVAL. */
+int talon_log_level_parse(const char *s, talon_log_level *out);
+const char *talon_log_level_name(talon_log_level level);
+
+/* Reopen every file sink (after logrotate moved the files): call from any
+ * thread; the writer does the work. Safe to call from a signal handler. */
+void talon_log_reopen(void);
+/* Flush every sink, stop the writer thread, close sinks, free loggers. */
+void talon_log_shutdown(void);
+
+/* Configuration from an INI file section ("[log.app]", "[log.access]", ...).
+ * Keys: level, format, file ("-" for stderr, "stdout"), mode, buffer_size,
+ * max_buffered, flush_interval_ms, overflow (block|drop), rotate_size
+ * (bytes, with k/M/G suffixes), rotate_interval (s, or 1h/1d), rotate_keep,
+ * rotate_gzip (true|false). Several sinks per logger: "[log.app]" for the
+ * first, "[log.app.2]" for more. Called by talon_config_load() for every
+ * key of a "log." section; returns 0 or -EINVAL with err naming the key and
+ * the accepted values (the caller adds the file and line). */
+int talon_log_config_set(const char *section, const char *key, const char *value,
+                         char *err, size_t errlen);
+/* Apply every section collected by talon_log_config_set(): open the sinks
+ * and attach them. Returns 0 or a negative errno with err set. */
+int talon_log_config_apply(char *err, size_t errlen);
+
+/* Escaping shared by every text format and by the audit serializer. Each
+ * writes at most cap bytes and returns the length it needs. */
+/* nginx style: bytes < 0x20, 0x7f, '"', '\\' and invalid UTF-8 become \xHH. */
+size_t talon_escape_text(char *dst, size_t cap, const char *src, size_t len);
+/* JSON string contents (no quotes): '"', '\\', bytes < 0x20 and 0x7f become
+ * \" \\ \n \r \t or \u00XX; each byte of invalid UTF-8 becomes \u00XX. */
+size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
