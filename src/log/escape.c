@@ -1,0 +1,154 @@
+/* Escaping of untrusted bytes for log lines.
+ *
+ * Every byte that could break a line or fool a reader is escaped: bytes below
+ * 0x20, 0x7f, '"', '\\', and each byte of an invalid UTF-8 sequence (stray
+ * continuation bytes, overlong forms, surrogates, code points past U+10FFFF,
+ * truncated sequences). Valid multi-byte UTF-8 passes through unchanged, so a
+ * log line stays readable in any language and never contains a raw control
+ * byte.
+ *
+ * Both functions take dst NULL with cap 0 to compute the length only.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "talon/log.h"
+
+/* Byte classes: SAFE bytes are copied, ESCAPE bytes are always escaped, the
+ * rest start a multi-byte UTF-8 sequence of that many bytes (or, for 0x80-0xbf,
+ * 0xc0, 0xc1 and 0xf5-0xff, can never start one and count as invalid). */
+enum { SAFE = 0, ESCAPE = 1, LEAD2 = 2, LEAD3 = 3, LEAD4 = 4 };
+
+static const uint8_t byte_class[256] = {
+    /* 0x00-0x1f: control bytes; printable ASCII is SAFE (0) by default */
+    [0x00 ... 0x1f] = ESCAPE,
+    ['"'] = ESCAPE,
+    ['\\'] = ESCAPE,
+    [0x7f] = ESCAPE,
+    /* continuation bytes alone, and 0xc0/0xc1 which only encode overlong forms */
+    [0x80 ... 0xc1] = ESCAPE,
+    [0xc2 ... 0xdf] = LEAD2,
+    [0xe0 ... 0xef] = LEAD3,
+    [0xf0 ... 0xf4] = LEAD4,
+    [0xf5 ... 0xff] = ESCAPE,
+};
+
+static const char hex_digits[] = "0123456789ABCDEF";
+static const char hex_lower[] = "0123456789abcdef";
+
+/* Return the length of the valid UTF-8 sequence at s (2-4), or 0 when the
+ * bytes there are not one. Follows the well-formed byte sequences of
+ * Unicode 15, table 3-7: the second-byte ranges after 0xe0, 0xed, 0xf0 and
+ * 0xf4 exclude overlong forms, surrogates and code points past U+10FFFF. */
+static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
+{
+    unsigned char lead = s[0];
+    size_t need = byte_class[lead];
+    unsigned char lo = 0x80, hi = 0xbf;
+
+    if (need < LEAD2 || avail < need)
+        return 0;
+    if (lead == 0xe0)
+        lo = 0xa0;
+    else if (lead == 0xed)
+        hi = 0x9f;
+    else if (lead == 0xf0)
+        lo = 0x90;
+    else if (lead == 0xf4)
+        hi = 0x8f;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < need; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return need;
+}
+
+/* Copy n bytes to dst at *pos when they fit in cap; always advance *pos so the
+ * caller learns the full length. Nothing is written past cap. */
+static inline void emit(char *dst, size_t cap, size_t *pos, const void *src, size_t n)
+{
+    if (*pos + n <= cap)
+        memcpy(dst + *pos, src, n);
+    *pos += n;
+}
+
+size_t talon_escape_text(char *dst, size_t cap, const char *src, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t pos = 0, i = 0;
+
+    while (i < len) {
+        size_t run = i;
+
+        while (run < len && byte_class[s[run]] == SAFE)
+            run++;
+        if (run > i) {
+            emit(dst, cap, &pos, s + i, run - i);
+            i = run;
+            if (i == len)
+                break;
+        }
+
+        size_t seq = utf8_sequence_length(s + i, len - i);
+        if (seq) {
+            emit(dst, cap, &pos, s + i, seq);
+            i += seq;
+        } else {
+            char esc[4] = { '\\', 'x', hex_digits[s[i] >> 4], hex_digits[s[i] & 0xf] };
+
+            emit(dst, cap, &pos, esc, sizeof(esc));
+            i++;
+        }
+    }
+    return pos;
+}
+
+size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t pos = 0, i = 0;
+
+    while (i < len) {
+        size_t run = i;
+
+        while (run < len && byte_class[s[run]] == SAFE)
+            run++;
+        if (run > i) {
+            emit(dst, cap, &pos, s + i, run - i);
+            i = run;
+            if (i == len)
+                break;
+        }
+
+        size_t seq = utf8_sequence_length(s + i, len - i);
+        if (seq) {
+            emit(dst, cap, &pos, s + i, seq);
+            i += seq;
+            continue;
+        }
+
+        unsigned char c = s[i++];
+        char esc[6];
+
+        switch (c) {
+        case '"':  emit(dst, cap, &pos, "\\\"", 2); break;
+        case '\\': emit(dst, cap, &pos, "\\\\", 2); break;
+        case '\n': emit(dst, cap, &pos, "\\n", 2); break;
+        case '\r': emit(dst, cap, &pos, "\\r", 2); break;
+        case '\t': emit(dst, cap, &pos, "\\t", 2); break;
+        default:
+            /* Control bytes, DEL, and each byte of invalid UTF-8 as the code
+             * point of the same value, so the line stays valid JSON. */
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex_lower[c >> 4];
+            esc[5] = hex_lower[c & 0xf];
+            emit(dst, cap, &pos, esc, sizeof(esc));
+            break;
+        }
+    }
+    return pos;
+}

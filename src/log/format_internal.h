@@ -1,0 +1,51 @@
+/* Compiled log formats, shared by the compiler (format_compile.c) and the
+ * formatter (format.c). */
+#ifndef TALON_LOG_FORMAT_INTERNAL_H
+#define TALON_LOG_FORMAT_INTERNAL_H
+
+#include <stddef.h>
+
+/* The ECS version whose field names the "json" format follows. */
+#define TALON_ECS_VERSION "8.11.0"
+
+typedef enum format_kind {
+    FORMAT_TEXT = 0, /* time LEVEL logger message key=value ... */
+    FORMAT_JSON,     /* ECS JSON lines */
+    FORMAT_LOGFMT,   /* time=... level=... logger=... msg=... key=value */
+    FORMAT_OPS       /* "combined", "common" and custom strings */
+} format_kind;
+
+typedef enum op_kind {
+    OP_LITERAL,      /* text, len */
+    OP_FIELD,        /* the field named key, "-" when missing or empty */
+    OP_FIELD_OR,     /* key, or key2 when key is missing or empty */
+    OP_PROTOCOL,     /* "HTTP/" + http.version */
+    OP_REQUEST,      /* method SP target SP protocol */
+    OP_TIME_LOCAL,   /* 01/May/2024:12:00:00 +0200 */
+    OP_TIME_ISO8601, /* 2024-05-01T12:00:00+02:00 */
+    OP_TIME_UTC,     /* 2024-05-01T10:00:00.123456Z */
+    OP_MSEC,         /* 1714557600.123 */
+    OP_DURATION_S,   /* event.duration as seconds with milliseconds */
+    OP_DURATION_US,  /* event.duration in microseconds */
+    OP_LEVEL,
+    OP_LOGGER,
+    OP_MESSAGE,
+} op_kind;
+
+typedef struct format_op {
+    op_kind kind;
+    const char *text; /* OP_LITERAL: not NUL-terminated */
+    size_t len;
+    const char *key;  /* OP_FIELD, OP_FIELD_OR: NUL-terminated */
+    const char *key2;
+} format_op;
+
+struct talon_log_format {
+    format_kind kind;
+    int escape;       /* escape_mode of format.c: 0 text (\xHH), 1 JSON */
+    format_op *ops;
+    size_t nops;
+    char *spec;       /* owned copy; literals and keys point into it */
+};
+
+#endif
