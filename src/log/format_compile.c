@@ -131,7 +131,12 @@ static int compile_variable(talon_log_format *fmt, size_t *cap, char *s, size_t 
         name_start = i + 1;
         name_len = (size_t)(close - (s + name_start));
         *pos = (size_t)(close - s) + 1;
-        if (name_len > 6 && memcmp(s + name_start, "field:", 6) == 0) {
+        if (name_len >= 6 && memcmp(s + name_start, "field:", 6) == 0) {
+            if (name_len == 6) {
+                set_error(err, errlen, "log format: empty field key in \"${field:}\" at offset "
+                          "%zu; write ${field:some.key}", base + start);
+                return -EINVAL;
+            }
             for (size_t k = name_start + 6; k < name_start + name_len; k++) {
                 if (!is_key_char(s[k])) {
                     set_error(err, errlen, "log format: invalid character 0x%02x in field key "

@@ -1,0 +1,563 @@
+/* Log formats and escaping: exact outputs for known records, and hostile
+ * inputs through every format, each of which must give exactly one line with
+ * no raw control byte and only valid UTF-8. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "log/fields.h"
+#include "talon/log.h"
+
+/* 2024-05-01T10:00:00.123456789Z */
+#define T0 1714557600123456789LL
+
+static const char *const all_formats[] = {
+    "text", "json", "logfmt", "combined", "common",
+    "$remote_addr $remote_user [$time_local] $time_iso8601 $msec \"$request\" $request_method "
+    "$request_uri $uri $server_protocol $status $body_bytes_sent $bytes_sent $request_time "
+    "$request_duration_us \"$http_referer\" \"$http_user_agent\" $request_id $trace_id $route "
+    "$user_id $level $logger \"$message\" ${field:labels.hostile} $time_utc",
+    "escape=json {\"ua\":\"$http_user_agent\",\"uri\":\"$request_uri\",\"m\":\"$message\","
+    "\"h\":\"${field:labels.hostile}\"}",
+};
+#define NFORMATS (sizeof(all_formats) / sizeof(all_formats[0]))
+
+static talon_log_format *compile_ok(const char *spec)
+{
+    char err[256] = "";
+    talon_log_format *fmt = talon_log_format_compile(spec, err, sizeof(err));
+
+    if (!fmt)
+        fail_msg("format \"%s\" failed to compile: %s", spec, err);
+    return fmt;
+}
+
+/* Format into a fresh heap buffer of exactly the needed size. */
+static char *format_line(const talon_log_format *fmt, const talon_log_record *rec, size_t *len)
+{
+    size_t n = talon_log_format_record(fmt, rec, NULL, 0);
+    char *buf = malloc(n + 1);
+
+    assert_non_null(buf);
+    assert_int_equal(talon_log_format_record(fmt, rec, buf, n), n);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* True when s[0..n) is well-formed UTF-8 (Unicode table 3-7), checked here
+ * independently of escape.c. */
+static int valid_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned c = s[i];
+        size_t need;
+        unsigned lo = 0x80, hi = 0xbf;
+        uint32_t cp;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + need >= n)
+            return 0;
+        for (size_t k = 1; k <= need; k++) {
+            if (s[i + k] < lo || s[i + k] > hi)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* The line invariant: ends in one '\n', no other byte below 0x20, no 0x7f,
+ * and valid UTF-8 throughout. */
+static void assert_one_clean_line(const char *line, size_t len, const char *spec)
+{
+    if (len == 0 || line[len - 1] != '\n')
+        fail_msg("format \"%s\": line does not end in a newline", spec);
+    for (size_t i = 0; i + 1 < len; i++) {
+        unsigned char c = (unsigned char)line[i];
+
+        if (c < 0x20 || c == 0x7f)
+            fail_msg("format \"%s\": raw byte 0x%02x at offset %zu", spec, c, i);
+    }
+    if (!valid_utf8((const unsigned char *)line, len))
+        fail_msg("format \"%s\": line is not valid UTF-8", spec);
+}
+
+/* A record with every access-log field set to the same value. */
+typedef struct hostile_record {
+    talon_field fields[20];
+    talon_log_record rec;
+} hostile_record;
+
+static void hostile_init(hostile_record *h, const char *v, size_t n)
+{
+    size_t i = 0;
+
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_CLIENT_IP, v, n);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_USER_ID, v, n);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_METHOD, v, n);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_URL_ORIGINAL, v, n);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_URL_PATH, v, n);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_HTTP_VERSION, v, n);
+    h->fields[i++] = TALON_F_INT(TALON_KEY_STATUS, 400);
+    h->fields[i++] = TALON_F_UINT(TALON_KEY_BODY_BYTES, 17);
+    h->fields[i++] = TALON_F_INT(TALON_KEY_DURATION, 1234567);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_REFERRER, v, n);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_USER_AGENT, v, n);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_REQUEST_ID, v, n);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_TRACE_ID, v, n);
+    h->fields[i++] = TALON_F_STRN(TALON_KEY_ROUTE, v, n);
+    h->fields[i++] = TALON_F_STRN("labels.hostile", v, n);
+    /* A hostile key as well: keys come from programs, but are escaped too. */
+    h->fields[i++] = TALON_F_STRN("key\n\"=\x1b", v, n);
+    h->rec = (talon_log_record){
+        .time_ns = T0, .level = TALON_LOG_WARN, .logger = "access",
+        .message = v, .message_len = n, .fields = h->fields, .nfields = i,
+    };
+}
+
+static void check_all_formats(const char *v, size_t n)
+{
+    hostile_record h;
+
+    hostile_init(&h, v, n);
+    for (size_t i = 0; i < NFORMATS; i++) {
+        talon_log_format *fmt = compile_ok(all_formats[i]);
+        size_t len;
+        char *line = format_line(fmt, &h.rec, &len);
+
+        assert_one_clean_line(line, len, all_formats[i]);
+        free(line);
+        talon_log_format_free(fmt);
+    }
+}
+
+/* ---- Escaping ---- */
+
+typedef struct escape_case {
+    const char *in;
+    size_t len;
+    const char *text;
+    const char *json;
+} escape_case;
+
+#define CASE(in, text, json) { in, sizeof(in) - 1, text, json }
+
+static const escape_case escape_cases[] = {
+    CASE("plain ascii", "plain ascii", "plain ascii"),
+    CASE("", "", ""),
+    CASE("a\rb\nc", "a\\x0Db\\x0Ac", "a\\rb\\nc"),
+    CASE("\t", "\\x09", "\\t"),
+    CASE("\x1b[31mred", "\\x1B[31mred", "\\u001b[31mred"),
+    CASE("nul\0byte", "nul\\x00byte", "nul\\u0000byte"),
+    CASE("\x7f", "\\x7F", "\\u007f"),
+    CASE("say \"hi\"", "say \\x22hi\\x22", "say \\\"hi\\\""),
+    CASE("back\\slash", "back\\x5Cslash", "back\\\\slash"),
+    /* valid UTF-8 passes: é (2 bytes), € (3), 😀 (4), U+FFFF, U+10FFFF */
+    CASE("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+         "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"),
+    CASE("\xef\xbf\xbf\xf4\x8f\xbf\xbf", "\xef\xbf\xbf\xf4\x8f\xbf\xbf", "\xef\xbf\xbf\xf4\x8f\xbf\xbf"),
+    /* overlong '/' in 2, 3 and 4 bytes */
+    CASE("\xc0\xaf", "\\xC0\\xAF", "\\u00c0\\u00af"),
+    CASE("\xe0\x80\xaf", "\\xE0\\x80\\xAF", "\\u00e0\\u0080\\u00af"),
+    CASE("\xf0\x80\x80\xaf", "\\xF0\\x80\\x80\\xAF", "\\u00f0\\u0080\\u0080\\u00af"),
+    /* surrogate U+D800 and U+DFFF */
+    CASE("\xed\xa0\x80", "\\xED\\xA0\\x80", "\\u00ed\\u00a0\\u0080"),
+    CASE("\xed\xbf\xbf", "\\xED\\xBF\\xBF", "\\u00ed\\u00bf\\u00bf"),
+    /* past U+10FFFF, and lead bytes that never start a sequence */
+    CASE("\xf4\x90\x80\x80", "\\xF4\\x90\\x80\\x80", "\\u00f4\\u0090\\u0080\\u0080"),
+    CASE("\xf5\xff\xfe", "\\xF5\\xFF\\xFE", "\\u00f5\\u00ff\\u00fe"),
+    /* stray continuation byte, truncated sequence at the end and mid-string */
+    CASE("a\x80z", "a\\x80z", "a\\u0080z"),
+    CASE("end\xe2\x82", "end\\xE2\\x82", "end\\u00e2\\u0082"),
+    CASE("\xe2\x82z\xc3\xa9", "\\xE2\\x82z\xc3\xa9", "\\u00e2\\u0082z\xc3\xa9"),
+};
+
+static void escape_table(void **state)
+{
+    char buf[256];
+
+    for (size_t i = 0; i < sizeof(escape_cases) / sizeof(escape_cases[0]); i++) {
+        const escape_case *c = &escape_cases[i];
+        size_t n;
+
+        n = talon_escape_text(buf, sizeof(buf), c->in, c->len);
+        assert_int_equal(n, strlen(c->text));
+        assert_memory_equal(buf, c->text, n);
+        assert_int_equal(talon_escape_text(NULL, 0, c->in, c->len), n);
+
+        n = talon_escape_json(buf, sizeof(buf), c->in, c->len);
+        assert_int_equal(n, strlen(c->json));
+        assert_memory_equal(buf, c->json, n);
+        assert_int_equal(talon_escape_json(NULL, 0, c->in, c->len), n);
+    }
+}
+
+/* Every single byte, and every byte pair, escapes to clean UTF-8 text. */
+static void escape_every_byte(void **state)
+{
+    char out[64];
+
+    for (unsigned a = 0; a < 256; a++) {
+        for (unsigned b = 0; b < 256; b++) {
+            char in[2] = { (char)a, (char)b };
+            size_t n = talon_escape_text(out, sizeof(out), in, 2);
+
+            for (size_t i = 0; i < n; i++)
+                assert_true((unsigned char)out[i] >= 0x20 && (unsigned char)out[i] != 0x7f);
+            assert_true(valid_utf8((unsigned char *)out, n));
+            n = talon_escape_json(out, sizeof(out), in, 2);
+            for (size_t i = 0; i < n; i++)
+                assert_true((unsigned char)out[i] >= 0x20 && (unsigned char)out[i] != 0x7f);
+            assert_true(valid_utf8((unsigned char *)out, n));
+        }
+    }
+}
+
+/* A short buffer gets nothing past cap, and the full length is returned. */
+static void escape_respects_cap(void **state)
+{
+    const char in[] = "ab\"\n\xc3\xa9\xff";
+    char buf[64];
+    size_t full = talon_escape_json(NULL, 0, in, sizeof(in) - 1);
+
+    for (size_t cap = 0; cap <= full; cap++) {
+        memset(buf, '#', sizeof(buf));
+        assert_int_equal(talon_escape_json(buf, cap, in, sizeof(in) - 1), full);
+        for (size_t i = cap; i < sizeof(buf); i++)
+            assert_int_equal(buf[i], '#');
+        memset(buf, '#', sizeof(buf));
+        assert_int_equal(talon_escape_text(buf, cap, in, sizeof(in) - 1),
+                         talon_escape_text(NULL, 0, in, sizeof(in) - 1));
+        for (size_t i = cap; i < sizeof(buf); i++)
+            assert_int_equal(buf[i], '#');
+    }
+}
+
+/* ---- Exact lines ---- */
+
+static talon_field access_fields[] = {
+    TALON_F_STR(TALON_KEY_CLIENT_IP, "192.0.2.7"),
+    TALON_F_STR(TALON_KEY_METHOD, "GET"),
+    TALON_F_STR(TALON_KEY_URL_ORIGINAL, "/notes/7?x=1"),
+    TALON_F_STR(TALON_KEY_URL_PATH, "/notes/7"),
+    TALON_F_STR(TALON_KEY_HTTP_VERSION, "1.1"),
+    TALON_F_INT(TALON_KEY_STATUS, 200),
+    TALON_F_UINT(TALON_KEY_BODY_BYTES, 1234),
+    TALON_F_INT(TALON_KEY_DURATION, 1532000),
+    TALON_F_STR(TALON_KEY_REFERRER, "http://example.com/"),
+    TALON_F_STR(TALON_KEY_USER_AGENT, "curl/7.88.1"),
+    TALON_F_STR(TALON_KEY_REQUEST_ID, "4bf92f3577b34da6a3ce929d0e0e4736"),
+    TALON_F_STR(TALON_KEY_ROUTE, "/notes/{id:int}"),
+    TALON_F_STR(TALON_KEY_USER_ID, "alice"),
+};
+
+static talon_log_record access_record(void)
+{
+    return (talon_log_record){
+        .time_ns = T0, .level = TALON_LOG_INFO, .logger = "access",
+        .message = "GET /notes/7?x=1 HTTP/1.1", .message_len = SIZE_MAX,
+        .fields = access_fields, .nfields = sizeof(access_fields) / sizeof(access_fields[0]),
+    };
+}
+
+typedef struct exact_case {
+    const char *spec;
+    const char *line;
+} exact_case;
+
+static const exact_case exact_cases[] = {
+    { "combined",
+      "192.0.2.7 - alice [01/May/2024:10:00:00 +0000] \"GET /notes/7?x=1 HTTP/1.1\" 200 1234 "
+      "\"http://example.com/\" \"curl/7.88.1\"\n" },
+    { "common",
+      "192.0.2.7 - alice [01/May/2024:10:00:00 +0000] \"GET /notes/7?x=1 HTTP/1.1\" 200 1234\n" },
+    { "$request_time $request_duration_us $msec $time_iso8601 $time_utc",
+      "0.001 1532 1714557600.123 2024-05-01T10:00:00+00:00 2024-05-01T10:00:00.123456Z\n" },
+    { "$request_method|$request_uri|$uri|$server_protocol|$status|$body_bytes_sent|$bytes_sent",
+      "GET|/notes/7?x=1|/notes/7|HTTP/1.1|200|1234|1234\n" },
+    { "$request_id $trace_id $route $user_id $level $logger ${field:missing} ${status}s",
+      "4bf92f3577b34da6a3ce929d0e0e4736 - /notes/{id:int} alice info access - 200s\n" },
+    { "escape=json {\"t\":\"$trace_id\",\"s\":$status}",
+      "{\"t\":\"\",\"s\":200}\n" },
+    { "text",
+      "2024-05-01T10:00:00.123456Z INFO access GET /notes/7?x=1 HTTP/1.1 client.ip=192.0.2.7 "
+      "http.request.method=GET url.original=\"/notes/7?x=1\" url.path=/notes/7 http.version=1.1 "
+      "http.response.status_code=200 http.response.body.bytes=1234 event.duration=1532000 "
+      "http.request.referrer=http://example.com/ user_agent.original=curl/7.88.1 "
+      "http.request.id=4bf92f3577b34da6a3ce929d0e0e4736 http.route=/notes/{id:int} "
+      "user.id=alice\n" },
+    { "json",
+      "{\"@timestamp\":\"2024-05-01T10:00:00.123456Z\",\"log.level\":\"info\","
+      "\"log.logger\":\"access\",\"message\":\"GET /notes/7?x=1 HTTP/1.1\","
+      "\"ecs.version\":\"8.11.0\",\"client.ip\":\"192.0.2.7\",\"http.request.method\":\"GET\","
+      "\"url.original\":\"/notes/7?x=1\",\"url.path\":\"/notes/7\",\"http.version\":\"1.1\","
+      "\"http.response.status_code\":200,\"http.response.body.bytes\":1234,"
+      "\"event.duration\":1532000,\"http.request.referrer\":\"http://example.com/\","
+      "\"user_agent.original\":\"curl/7.88.1\","
+      "\"http.request.id\":\"4bf92f3577b34da6a3ce929d0e0e4736\","
+      "\"http.route\":\"/notes/{id:int}\",\"user.id\":\"alice\"}\n" },
+    { "logfmt",
+      "time=2024-05-01T10:00:00.123456Z level=info logger=access msg=\"GET /notes/7?x=1 HTTP/1.1\" "
+      "client.ip=192.0.2.7 http.request.method=GET url.original=\"/notes/7?x=1\" url.path=/notes/7 "
+      "http.version=1.1 http.response.status_code=200 http.response.body.bytes=1234 "
+      "event.duration=1532000 http.request.referrer=http://example.com/ "
+      "user_agent.original=curl/7.88.1 http.request.id=4bf92f3577b34da6a3ce929d0e0e4736 "
+      "http.route=/notes/{id:int} user.id=alice\n" },
+};
+
+static void format_exact_lines(void **state)
+{
+    talon_log_record rec = access_record();
+
+    for (size_t i = 0; i < sizeof(exact_cases) / sizeof(exact_cases[0]); i++) {
+        talon_log_format *fmt = compile_ok(exact_cases[i].spec);
+        size_t len;
+        char *line = format_line(fmt, &rec, &len);
+
+        if (strcmp(line, exact_cases[i].line) != 0)
+            fail_msg("format \"%s\"\n  got:      %s  expected: %s", exact_cases[i].spec, line,
+                     exact_cases[i].line);
+        free(line);
+        talon_log_format_free(fmt);
+    }
+}
+
+/* Missing values are "-" as nginx writes them; a record without request
+ * fields still gives a whole combined line. */
+static void combined_missing_fields(void **state)
+{
+    talon_log_record rec = { .time_ns = T0, .level = TALON_LOG_INFO, .logger = "access" };
+    talon_log_format *fmt = compile_ok("combined");
+    size_t len;
+    char *line = format_line(fmt, &rec, &len);
+
+    assert_string_equal(line, "- - - [01/May/2024:10:00:00 +0000] \"-\" - - \"-\" \"-\"\n");
+    free(line);
+    talon_log_format_free(fmt);
+}
+
+static void json_types(void **state)
+{
+    talon_field f[] = {
+        TALON_F_INT("i", -42), TALON_F_UINT("u", UINT64_MAX), TALON_F_DOUBLE("d", 0.1),
+        TALON_F_DOUBLE("nan", 0.0 / 0.0), TALON_F_BOOL("b", false),
+        TALON_F_STR("nil", NULL), { .key = "t", .type = TALON_FIELD_TIME, .v.i = T0 },
+    };
+    talon_log_record rec = {
+        .time_ns = T0, .level = TALON_LOG_ERROR, .logger = "app", .message = "m",
+        .message_len = 1, .fields = f, .nfields = sizeof(f) / sizeof(f[0]),
+    };
+    talon_log_format *fmt = compile_ok("json");
+    size_t len;
+    char *line = format_line(fmt, &rec, &len);
+
+    assert_non_null(strstr(line, ",\"i\":-42,\"u\":18446744073709551615,\"d\":0.1,"
+                                 "\"nan\":null,\"b\":false,\"nil\":null,"
+                                 "\"t\":\"2024-05-01T10:00:00.123456Z\"}\n"));
+    assert_non_null(strstr(line, "\"log.level\":\"error\""));
+    free(line);
+    talon_log_format_free(fmt);
+}
+
+/* ---- Hostile inputs through every format ---- */
+
+static void hostile_every_format(void **state)
+{
+    static const struct { const char *s; size_t n; } inputs[] = {
+#define IN(x) { x, sizeof(x) - 1 }
+        IN("CR\rLF\nCRLF\r\n"), IN("\x1b]0;title\x07\x1b[2J"), IN("nul\0after"),
+        IN("\"quoted\" \\back\\"), IN("\xc0\xaf\xe0\x80\xaf\xed\xa0\x80\xf4\x90\x80\x80"),
+        IN("\xff\xfe\x80"), IN("trunc\xe2\x82"), IN(""), IN("="), IN(" a=b c=\"d\" "),
+        IN("\x7f\x01\x1f"), IN("$remote_addr ${field:x}"), IN("caf\xc3\xa9 \xf0\x9f\x98\x80"),
+#undef IN
+    };
+
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
+        check_all_formats(inputs[i].s, inputs[i].n);
+}
+
+/* Every byte value alone, and pseudo-random byte strings (fixed seed). */
+static void hostile_random_bytes(void **state)
+{
+    char v[64];
+    unsigned seed = 12345;
+
+    for (unsigned b = 0; b < 256; b++) {
+        v[0] = (char)b;
+        check_all_formats(v, 1);
+    }
+    for (int round = 0; round < 300; round++) {
+        size_t n = (size_t)(rand_r(&seed) % sizeof(v));
+
+        for (size_t i = 0; i < n; i++)
+            v[i] = (char)(rand_r(&seed) & 0xff);
+        check_all_formats(v, n);
+    }
+}
+
+/* A 64 KiB user agent is kept whole: no per-field cap. */
+static void hostile_64k_user_agent(void **state)
+{
+    size_t n = 64 * 1024;
+    char *ua = malloc(n);
+    talon_field f[] = { TALON_F_STRN(TALON_KEY_USER_AGENT, ua, n) };
+    talon_log_record rec = { .time_ns = T0, .level = TALON_LOG_INFO, .logger = "access",
+                             .fields = f, .nfields = 1 };
+
+    assert_non_null(ua);
+    for (size_t i = 0; i < n; i++)
+        ua[i] = "Mozilla/5.0 \n\"\x1b\xff"[i % 17];
+    check_all_formats(ua, n);
+
+    talon_log_format *fmt = compile_ok("$http_user_agent");
+    size_t len;
+    char *line = format_line(fmt, &rec, &len);
+
+    assert_int_equal(len, talon_escape_text(NULL, 0, ua, n) + 1);
+    assert_true(len > n);
+    free(line);
+    talon_log_format_free(fmt);
+    free(ua);
+}
+
+/* JSON lines read back (jansson) to the original bytes where they are valid
+ * UTF-8, including NUL, quotes and control bytes. */
+static void json_round_trip(void **state)
+{
+    static const struct { const char *s; size_t n; } inputs[] = {
+#define IN(x) { x, sizeof(x) - 1 }
+        IN("CR\rLF\n\t\x1b[31m"), IN("nul\0after"), IN("\"q\" \\b\\ /"), IN("\x7f\x01"),
+        IN("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"), IN(""),
+#undef IN
+    };
+    talon_log_format *fmt = compile_ok("json");
+
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        hostile_record h;
+        size_t len;
+        char *line;
+        json_error_t jerr;
+        json_t *obj;
+
+        hostile_init(&h, inputs[i].s, inputs[i].n);
+        line = format_line(fmt, &h.rec, &len);
+        obj = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+        if (!obj)
+            fail_msg("jansson rejected line %zu: %s: %s", i, jerr.text, line);
+        json_t *ua = json_object_get(obj, TALON_KEY_USER_AGENT);
+        json_t *msg = json_object_get(obj, "message");
+
+        assert_non_null(ua);
+        assert_int_equal(json_string_length(ua), inputs[i].n);
+        assert_memory_equal(json_string_value(ua), inputs[i].s, inputs[i].n);
+        assert_int_equal(json_string_length(msg), inputs[i].n);
+        assert_memory_equal(json_string_value(msg), inputs[i].s, inputs[i].n);
+        assert_non_null(json_object_get(obj, "key\n\"=\x1b"));
+        json_decref(obj);
+        free(line);
+    }
+    talon_log_format_free(fmt);
+}
+
+/* A short buffer: same length returned, nothing written past cap. */
+static void format_respects_cap(void **state)
+{
+    talon_log_record rec = access_record();
+
+    for (size_t i = 0; i < NFORMATS; i++) {
+        talon_log_format *fmt = compile_ok(all_formats[i]);
+        size_t full = talon_log_format_record(fmt, &rec, NULL, 0);
+        char *buf = malloc(full + 16);
+
+        assert_non_null(buf);
+        for (size_t cap = 0; cap <= full; cap += 7) {
+            memset(buf, '#', full + 16);
+            assert_int_equal(talon_log_format_record(fmt, &rec, buf, cap), full);
+            for (size_t k = cap; k < full + 16; k++)
+                assert_int_equal(buf[k], '#');
+        }
+        free(buf);
+        talon_log_format_free(fmt);
+    }
+}
+
+/* ---- Compile errors ---- */
+
+static void compile_errors(void **state)
+{
+    static const struct { const char *spec; const char *needle; } cases[] = {
+        { "", "empty" },
+        { "nginx", "unknown format name \"nginx\"" },
+        { "$remote_addr $nope", "unknown variable \"$nope\" at offset 13" },
+        { "x ${field:}", "empty field key" },
+        { "${status", "unterminated \"${\" at offset 0" },
+        { "a $", "not followed by a variable name" },
+        { "$status\t$uri", "control byte 0x09 at offset 7" },
+        { "escape=none $status", "invalid escape=none" },
+        { "escape=json $nope", "unknown variable \"$nope\" at offset 12" },
+        { "${field:a b}", "invalid character 0x20" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[256] = "";
+        talon_log_format *fmt = talon_log_format_compile(cases[i].spec, err, sizeof(err));
+
+        if (fmt)
+            fail_msg("format \"%s\" compiled but should fail", cases[i].spec);
+        if (!strstr(err, cases[i].needle))
+            fail_msg("format \"%s\": error \"%s\" lacks \"%s\"", cases[i].spec, err,
+                     cases[i].needle);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(escape_table),
+        cmocka_unit_test(escape_every_byte),
+        cmocka_unit_test(escape_respects_cap),
+        cmocka_unit_test(format_exact_lines),
+        cmocka_unit_test(combined_missing_fields),
+        cmocka_unit_test(json_types),
+        cmocka_unit_test(hostile_every_format),
+        cmocka_unit_test(hostile_random_bytes),
+        cmocka_unit_test(hostile_64k_user_agent),
+        cmocka_unit_test(json_round_trip),
+        cmocka_unit_test(format_respects_cap),
+        cmocka_unit_test(compile_errors),
+    };
+
+    /* $time_local and $time_iso8601 are local time: pin the zone. */
+    setenv("TZ", "UTC", 1);
+    tzset();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
