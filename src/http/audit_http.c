@@ -1,0 +1,606 @@
+/* Audit trail, framework side: talon_audit() from responders, the audit
+ * middleware that applies the policy, and the failure policy on the HTTP
+ * side (503 under fail_closed, counted under fail_open).
+ *
+ * Sync records hold the response (talon_req_hold) before the record is
+ * handed to the writer, and the writer's completion callback releases it:
+ * resume-before-suspend would lose the hold, so the order matters. The
+ * completion callback runs on the writer thread and only touches the held
+ * request through talon_req_release(), which is thread-safe. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/sha.h>
+
+#include "talon/audit_http.h"
+#include "talon/log.h"
+#include "http/audit_policy.h"
+
+#define AUDIT_USERDATA_KEY "talon.audit"
+#define AUDIT_CONTEXT_KEY "talon.audit"
+
+#define UNAVAILABLE_DESCRIPTION \
+    "The audit trail cannot record this request, so it was not completed or acknowledged. " \
+    "Try again later."
+
+/* App-wide state, stored as app userdata. */
+typedef struct audit_state {
+    talon_audit_trail *trail;
+    talon_audit_policy *policy;
+    talon_audit_policy *owned_policy; /* made here when the caller passed none */
+    talon_logger *log;
+    atomic_ullong records;
+    atomic_ullong held;
+    atomic_ullong rejected;
+    atomic_ullong lost;
+    atomic_llong last_error_log;     /* CLOCK_MONOTONIC second of the last error line */
+    atomic_ullong suppressed_errors; /* errors not logged since that line */
+} audit_state;
+
+/* Per-request state, stored in the request context. */
+typedef struct audit_req_state {
+    bool matched;                 /* level and mode are set */
+    talon_audit_level level;
+    talon_audit_mode mode;
+    const char *resource_name;    /* the routed resource's name, or NULL */
+    bool failed;                  /* a record was rejected under fail_closed */
+    bool response_pass_done;      /* the middleware's process_response has run */
+    bool failure_recorded;        /* the app wrote a failure record for this request */
+} audit_req_state;
+
+/* One held response waiting for its sync record. */
+typedef struct audit_hold {
+    audit_state *state;
+    talon_req *req;
+} audit_hold;
+
+static audit_state *state_of(const talon_req *req)
+{
+    talon_app *app = talon_req_app(req);
+    return app ? talon_app_userdata(app, AUDIT_USERDATA_KEY) : NULL;
+}
+
+static audit_req_state *req_state(talon_req *req)
+{
+    audit_req_state *rs = talon_req_context_get(req, AUDIT_CONTEXT_KEY);
+    if (rs != NULL)
+        return rs;
+    rs = calloc(1, sizeof(*rs));
+    if (rs == NULL)
+        return NULL;
+    if (talon_req_context_set(req, AUDIT_CONTEXT_KEY, rs, free) < 0) {
+        free(rs);
+        return NULL;
+    }
+    return rs;
+}
+
+/* Level and mode of req, matched once per request. */
+static void match_policy(audit_state *st, talon_req *req, audit_req_state *rs)
+{
+    if (rs->matched)
+        return;
+    talon_audit_policy_match(st->policy, talon_req_method(req), talon_req_route(req),
+                             &rs->level, &rs->mode);
+    rs->matched = true;
+}
+
+static int64_t monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* Log a write failure at most once a second, with the count of failures
+ * folded into that line. Thread-safe (the writer thread calls it too). */
+static void log_failure(audit_state *st, const char *request_id, int status)
+{
+    int64_t now = monotonic_seconds();
+    int64_t last = atomic_load(&st->last_error_log);
+
+    if (now == last || !atomic_compare_exchange_strong(&st->last_error_log, &last, now)) {
+        atomic_fetch_add(&st->suppressed_errors, 1);
+        return;
+    }
+    unsigned long long suppressed = atomic_exchange(&st->suppressed_errors, 0);
+    bool closed = audit_policy_failure(st->policy) == TALON_AUDIT_FAIL_CLOSED;
+    talon_log_error(st->log,
+                    "audit trail failed to write the record of request %s: %s; %s "
+                    "(%llu more failures since the last message); free space in or repair "
+                    "the trail directory",
+                    request_id ? request_id : "-", strerror(-status),
+                    closed ? "audited requests get 503 (failure policy fail_closed)"
+                           : "requests proceed and the record is lost (failure policy fail_open)",
+                    suppressed);
+}
+
+/* Count a failed record and say whether the response must become 503. */
+static bool handle_failure(audit_state *st, const char *request_id, int status)
+{
+    log_failure(st, request_id, status);
+    if (audit_policy_failure(st->policy) == TALON_AUDIT_FAIL_OPEN) {
+        atomic_fetch_add(&st->lost, 1);
+        return false;
+    }
+    atomic_fetch_add(&st->rejected, 1);
+    return true;
+}
+
+/* Writer thread: the sync record is durable (status 0) or failed. */
+static void on_record_done(void *ctx, int status)
+{
+    audit_hold *hold = ctx;
+    talon_req *req = hold->req;
+    audit_state *st = hold->state;
+
+    free(hold);
+    if (status == 0) {
+        talon_req_release(req, 0, NULL);
+        return;
+    }
+    if (handle_failure(st, talon_req_id(req), status))
+        talon_req_release(req, 503, UNAVAILABLE_DESCRIPTION);
+    else
+        talon_req_release(req, 0, NULL);
+}
+
+/* Mark req as failed so the middleware answers 503. After the middleware's
+ * response pass, a hold released with 503 does the same. */
+static void fail_request(talon_req *req, audit_req_state *rs)
+{
+    if (rs == NULL || rs->response_pass_done) {
+        talon_req_hold(req);
+        talon_req_release(req, 503, UNAVAILABLE_DESCRIPTION);
+        return;
+    }
+    rs->failed = true;
+}
+
+static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
+                  const talon_audit_event *ev, talon_audit_mode mode)
+{
+    int rc;
+
+    atomic_fetch_add(&st->records, 1);
+    if (mode == TALON_AUDIT_SYNC) {
+        audit_hold *hold = malloc(sizeof(*hold));
+        if (hold == NULL)
+            return -ENOMEM;
+        hold->state = st;
+        hold->req = req;
+        /* The hold comes first: the writer may finish before submit returns. */
+        talon_req_hold(req);
+        atomic_fetch_add(&st->held, 1);
+        rc = talon_audit_submit(st->trail, ev, TALON_AUDIT_SYNC, on_record_done, hold);
+        if (rc < 0) {
+            free(hold);
+            bool closed = handle_failure(st, ev->request_id, rc);
+            talon_req_release(req, closed ? 503 : 0, closed ? UNAVAILABLE_DESCRIPTION : NULL);
+            return closed ? rc : 0;
+        }
+        return 0;
+    }
+
+    rc = talon_audit_submit(st->trail, ev, TALON_AUDIT_ASYNC, NULL, NULL);
+    if (rc < 0) {
+        if (!handle_failure(st, ev->request_id, rc))
+            return 0;
+        fail_request(req, rs);
+    }
+    return rc;
+}
+
+static void fill_event_from_request(talon_audit_event *ev, talon_req *req)
+{
+    ev->actor_id = talon_req_user(req);
+    ev->actor_roles = talon_req_roles(req);
+    ev->source_ip = talon_req_client_ip(req);
+    ev->user_agent = talon_req_header(req, "User-Agent");
+    ev->request_id = talon_req_id(req);
+    ev->method = talon_req_method(req);
+    ev->route = talon_req_route(req);
+    ev->path = talon_req_path(req);
+}
+
+int talon_audit(talon_req *req, const talon_audit_args *args)
+{
+    audit_state *st = state_of(req);
+    if (st == NULL)
+        return -ENODEV;
+    if (args == NULL || args->type == NULL || args->type[0] == '\0')
+        return -EINVAL;
+
+    audit_req_state *rs = req_state(req);
+    talon_audit_event ev = { 0 };
+    fill_event_from_request(&ev, req);
+    ev.type = args->type;
+    ev.outcome = args->outcome;
+    if (args->actor_id != NULL) {
+        ev.actor_id = args->actor_id;
+        ev.actor_roles = args->actor_roles;
+    } else if (args->actor_roles != NULL) {
+        ev.actor_roles = args->actor_roles;
+    }
+    ev.target_type = args->target_type;
+    ev.target_id = args->target_id;
+    if (ev.target_type == NULL && ev.target_id == NULL) {
+        ev.target_type = rs && rs->resource_name ? rs->resource_name : "http";
+        ev.target_id = ev.path;
+    }
+    ev.reason = args->reason;
+    ev.data = args->data;
+
+    talon_audit_mode mode;
+    switch (args->durability) {
+    case TALON_AUDIT_DURABILITY_SYNC:
+        mode = TALON_AUDIT_SYNC;
+        break;
+    case TALON_AUDIT_DURABILITY_ASYNC:
+        mode = TALON_AUDIT_ASYNC;
+        break;
+    default:
+        if (rs != NULL) {
+            match_policy(st, req, rs);
+            mode = rs->mode;
+        } else {
+            talon_audit_level level;
+            talon_audit_policy_match(st->policy, ev.method, ev.route, &level, &mode);
+        }
+        break;
+    }
+    if (rs != NULL && args->outcome == TALON_AUDIT_FAILURE)
+        rs->failure_recorded = true;
+    return submit(st, req, rs, &ev, mode);
+}
+
+bool talon_req_audit_failed(const talon_req *req)
+{
+    const audit_req_state *rs = talon_req_context_get(req, AUDIT_CONTEXT_KEY);
+    return rs != NULL && rs->failed;
+}
+
+/* ---- Bodies: redacted, bounded ---- */
+
+/* A JSON string from bytes of unknown encoding: as is when valid UTF-8,
+ * else with each byte that is not escaped as \xHH. */
+static json_t *string_from_bytes(const char *s, size_t len)
+{
+    json_t *v = json_stringn(s, len);
+    if (v != NULL)
+        return v;
+    size_t need = talon_escape_text(NULL, 0, s, len);
+    char *buf = malloc(need + 1);
+    if (buf == NULL)
+        return json_null();
+    talon_escape_text(buf, need, s, len);
+    buf[need] = '\0';
+    v = json_string(buf);
+    free(buf);
+    return v ? v : json_null();
+}
+
+static void redact(const talon_audit_trail *trail, json_t *value)
+{
+    const char *key;
+    json_t *child;
+    size_t i;
+
+    if (json_is_object(value)) {
+        json_object_foreach(value, key, child) {
+            if (talon_audit_is_secret_key(trail, key))
+                json_object_set_new(value, key, json_string("[REDACTED]"));
+            else
+                redact(trail, child);
+        }
+    } else if (json_is_array(value)) {
+        json_array_foreach(value, i, child)
+            redact(trail, child);
+    }
+}
+
+static int hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode application/x-www-form-urlencoded bytes in place; returns the length. */
+static size_t form_decode(char *s, size_t len)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '+') {
+            s[out++] = ' ';
+        } else if (s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 &&
+                   hex_value(s[i + 2]) >= 0) {
+            s[out++] = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+            i += 2;
+        } else {
+            s[out++] = s[i];
+        }
+    }
+    return out;
+}
+
+/* "a=1&b=2" as {"a":"1","b":"2"}; a repeated key keeps its first value. */
+static json_t *form_to_json(const char *s, size_t len)
+{
+    json_t *obj = json_object();
+    char *copy = malloc(len + 1);
+    if (obj == NULL || copy == NULL) {
+        free(copy);
+        return obj;
+    }
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+
+    char *p = copy, *end = copy + len;
+    while (p < end) {
+        char *amp = memchr(p, '&', (size_t)(end - p));
+        char *pair_end = amp ? amp : end;
+        char *eq = memchr(p, '=', (size_t)(pair_end - p));
+        char *key_end = eq ? eq : pair_end;
+        size_t klen = form_decode(p, (size_t)(key_end - p));
+        size_t vlen = 0;
+        char *value = NULL;
+        if (eq != NULL) {
+            value = eq + 1;
+            vlen = form_decode(value, (size_t)(pair_end - value));
+        }
+        if (klen > 0) {
+            json_t *key = string_from_bytes(p, klen);
+            const char *k = json_string_value(key);
+            if (k != NULL && json_object_get(obj, k) == NULL)
+                json_object_set_new(obj, k, value ? string_from_bytes(value, vlen) : json_null());
+            json_decref(key);
+        }
+        p = pair_end + 1;
+    }
+    free(copy);
+    return obj;
+}
+
+static bool content_type_is(const char *ct, const char *type)
+{
+    size_t n = strlen(type);
+    return ct != NULL && strncasecmp(ct, type, n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static void put_sha256(json_t *obj, const char *body, size_t len)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char hex[2 * SHA256_DIGEST_LENGTH + 1];
+
+    SHA256((const unsigned char *)body, len, md);
+    for (size_t i = 0; i < sizeof(md); i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    json_object_set_new(obj, "sha256", json_string(hex));
+}
+
+/* {"bytes":N, "body":...} for a JSON or form body within max bytes, after
+ * redaction; other bodies (free text may hold secrets that no key names)
+ * and larger ones get their size and SHA-256 only. */
+static json_t *body_to_json(const talon_audit_trail *trail, const char *content_type,
+                            const char *body, size_t len, size_t max)
+{
+    json_t *obj = json_object();
+    json_object_set_new(obj, "bytes", json_integer((json_int_t)len));
+    if (body == NULL || len == 0)
+        return obj;
+    if (content_type != NULL)
+        json_object_set_new(obj, "content_type", string_from_bytes(content_type, strlen(content_type)));
+    if (len > max) {
+        json_object_set_new(obj, "truncated", json_true());
+        put_sha256(obj, body, len);
+        return obj;
+    }
+
+    json_t *parsed = NULL;
+    if (content_type_is(content_type, "application/json"))
+        parsed = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+    else if (content_type_is(content_type, "application/x-www-form-urlencoded"))
+        parsed = form_to_json(body, len);
+    if (parsed == NULL) {
+        put_sha256(obj, body, len);
+        return obj;
+    }
+    redact(trail, parsed);
+    json_object_set_new(obj, "body", parsed);
+    return obj;
+}
+
+/* The query string of the raw target as a redacted object, or NULL. */
+static json_t *query_to_json(const talon_audit_trail *trail, const talon_req *req)
+{
+    const char *target = talon_req_target(req);
+    const char *q = target ? strchr(target, '?') : NULL;
+    if (q == NULL || q[1] == '\0')
+        return NULL;
+    q++;
+    const char *hash = strchr(q, '#');
+    json_t *obj = form_to_json(q, hash ? (size_t)(hash - q) : strlen(q));
+    redact(trail, obj);
+    return obj;
+}
+
+/* ---- Middleware ---- */
+
+static void audit_process_resource(talon_req *req, talon_resp *resp,
+                                   const talon_resource *resource, void *ctx)
+{
+    audit_state *st = ctx;
+    audit_req_state *rs = req_state(req);
+    if (rs == NULL)
+        return;
+    rs->resource_name = resource ? resource->name : NULL;
+    match_policy(st, req, rs);
+
+    /* Under fail_closed an audited request that cannot be recorded is not
+     * run at all, so no change happens without its record. */
+    if (rs->level != TALON_AUDIT_LEVEL_NONE &&
+        audit_policy_failure(st->policy) == TALON_AUDIT_FAIL_CLOSED &&
+        !talon_audit_healthy(st->trail)) {
+        handle_failure(st, talon_req_id(req), -EIO);
+        rs->failed = true;
+        talon_resp_error(resp, 503, NULL, UNAVAILABLE_DESCRIPTION);
+    }
+}
+
+static json_t *request_record_data(audit_state *st, talon_req *req, const talon_resp *resp,
+                                   talon_audit_level level, int status)
+{
+    json_t *data = json_object();
+    size_t max = audit_policy_max_body(st->policy);
+
+    json_object_set_new(data, "status", json_integer(status));
+    json_t *query = query_to_json(st->trail, req);
+    if (query != NULL)
+        json_object_set_new(data, "query", query);
+    if (level >= TALON_AUDIT_LEVEL_REQUEST) {
+        size_t len = 0;
+        const char *body = talon_req_body(req, &len);
+        json_object_set_new(data, "request",
+                            body_to_json(st->trail, talon_req_header(req, "Content-Type"),
+                                         body, body ? len : 0, max));
+    }
+    if (level >= TALON_AUDIT_LEVEL_REQUEST_RESPONSE) {
+        size_t len = 0;
+        const char *body = talon_resp_body(resp, &len);
+        json_object_set_new(data, "response",
+                            body_to_json(st->trail, talon_resp_header(resp, "Content-Type"),
+                                         body, body ? len : 0, max));
+    }
+    return data;
+}
+
+static void audit_process_response(talon_req *req, talon_resp *resp,
+                                   const talon_resource *resource, bool req_succeeded,
+                                   void *ctx)
+{
+    audit_state *st = ctx;
+    audit_req_state *rs = req_state(req);
+    if (rs == NULL)
+        return;
+    if (resource != NULL && rs->resource_name == NULL)
+        rs->resource_name = resource->name;
+    match_policy(st, req, rs);
+
+    if (rs->failed) {
+        /* A record of this request was rejected: nothing is acknowledged. */
+        talon_resp_error(resp, 503, NULL, UNAVAILABLE_DESCRIPTION);
+        talon_resp_set_header(resp, "Retry-After", "1");
+        return;
+    }
+
+    int status = talon_resp_status(resp);
+    bool denied = status == 401 || status == 403;
+    /* A 401/403 is an invalid access attempt: recorded as authz_fail even at
+     * level none, unless the application already wrote a failure record. */
+    bool authz_record = denied && !rs->failure_recorded;
+    if (rs->level == TALON_AUDIT_LEVEL_NONE && !authz_record)
+        return;
+
+    talon_audit_level level = rs->level == TALON_AUDIT_LEVEL_NONE ? TALON_AUDIT_LEVEL_METADATA
+                                                                  : rs->level;
+    json_t *data = request_record_data(st, req, resp, level, status);
+    char reason[96];
+    snprintf(reason, sizeof(reason), "HTTP %d %s", status, talon_status_reason(status));
+
+    talon_audit_event ev = { 0 };
+    fill_event_from_request(&ev, req);
+    ev.type = authz_record ? "authz_fail" : "http_request";
+    ev.outcome = status >= 400 ? TALON_AUDIT_FAILURE : TALON_AUDIT_SUCCESS;
+    ev.target_type = rs->resource_name ? rs->resource_name : "http";
+    ev.target_id = ev.path;
+    ev.reason = status >= 400 ? reason : NULL;
+    ev.data = data;
+
+    int rc = submit(st, req, rs, &ev, rs->mode);
+    rs->response_pass_done = true;
+    json_decref(data);
+    if (rc < 0 && rs->failed) {
+        talon_resp_error(resp, 503, NULL, UNAVAILABLE_DESCRIPTION);
+        talon_resp_set_header(resp, "Retry-After", "1");
+    }
+    (void)req_succeeded;
+}
+
+int talon_app_set_audit(talon_app *app, talon_audit_trail *trail, talon_audit_policy *policy)
+{
+    if (app == NULL || trail == NULL)
+        return -EINVAL;
+    if (talon_app_userdata(app, AUDIT_USERDATA_KEY) != NULL)
+        return -EEXIST;
+
+    audit_state *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return -ENOMEM;
+    st->trail = trail;
+    st->policy = policy;
+    if (policy == NULL) {
+        st->owned_policy = talon_audit_policy_new();
+        if (st->owned_policy == NULL) {
+            free(st);
+            return -ENOMEM;
+        }
+        st->policy = st->owned_policy;
+    }
+    st->log = talon_logger_get("talon");
+    atomic_init(&st->last_error_log, -1);
+
+    talon_middleware mw = {
+        .process_resource = audit_process_resource,
+        .process_response = audit_process_response,
+        .ctx = st,
+    };
+    int rc = talon_app_add_middleware(app, &mw);
+    if (rc < 0) {
+        talon_audit_policy_free(st->owned_policy);
+        free(st);
+        return rc;
+    }
+    talon_app_set_userdata(app, AUDIT_USERDATA_KEY, st);
+    return 0;
+}
+
+void talon_app_audit_detach(talon_app *app)
+{
+    audit_state *st = talon_app_userdata(app, AUDIT_USERDATA_KEY);
+    if (st == NULL)
+        return;
+    talon_app_set_userdata(app, AUDIT_USERDATA_KEY, NULL);
+    talon_audit_policy_free(st->owned_policy);
+    /* NOTE: the middleware stays registered with a freed ctx, so detach
+     * only once the app will serve no more requests. */
+    free(st);
+}
+
+talon_audit_trail *talon_req_audit_trail(const talon_req *req)
+{
+    audit_state *st = state_of(req);
+    return st ? st->trail : NULL;
+}
+
+void talon_app_audit_stats(const talon_app *app, talon_audit_http_stats *out)
+{
+    audit_state *st = talon_app_userdata(app, AUDIT_USERDATA_KEY);
+    memset(out, 0, sizeof(*out));
+    if (st == NULL)
+        return;
+    out->records = atomic_load(&st->records);
+    out->held = atomic_load(&st->held);
+    out->rejected = atomic_load(&st->rejected);
+    out->lost = atomic_load(&st->lost);
+}
