@@ -1,0 +1,379 @@
+/* Access log: a completion callback that turns each finished request into one
+ * record of the "access" logger, with Elastic Common Schema field names.
+ *
+ * The callback runs on an engine thread once the response is sent or the
+ * client went away, so the record has the real bytes sent and duration, and
+ * covers requests that never reached a responder (404, 405, 413, 400). It
+ * formats nothing itself: the logger's sinks format the record and a writer
+ * thread writes it, so the request path only copies pointers here.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log/fields.h"
+#include "talon/access_log.h"
+
+/* nginx's status for a request whose client closed the connection before
+ * the response was sent. */
+#define STATUS_CLIENT_CLOSED 499
+
+#define MAX_SKIP_PATHS 32
+#define MAX_SKIP_STATUS 16
+
+typedef struct skip_path {
+    char *path;
+    size_t len;
+    bool prefix;
+} skip_path;
+
+typedef struct status_range {
+    int lo, hi;
+} status_range;
+
+struct talon_access_log {
+    talon_logger *logger;
+    talon_log_level level;
+    skip_path paths[MAX_SKIP_PATHS];
+    size_t npaths;
+    status_range statuses[MAX_SKIP_STATUS];
+    size_t nstatuses;
+    atomic_ullong records;
+    atomic_ullong skipped;
+};
+
+void talon_access_log_options_init(talon_access_log_options *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->enabled = true;
+    snprintf(opts->logger, sizeof(opts->logger), "access");
+    opts->level = TALON_LOG_INFO;
+}
+
+static int copy_value(char *dst, size_t size, const char *key, const char *value,
+                      char *err, size_t errlen)
+{
+    if (strlen(value) >= size) {
+        snprintf(err, errlen, "%s: value is %zu bytes long; the maximum is %zu",
+                 key, strlen(value), size - 1);
+        return -EINVAL;
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 0;
+}
+
+int talon_access_log_config_set(talon_access_log_options *opts, const char *key,
+                                const char *value, char *err, size_t errlen)
+{
+    if (strcmp(key, "enabled") == 0) {
+        if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1") ||
+            !strcasecmp(value, "on")) {
+            opts->enabled = true;
+        } else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
+                   !strcmp(value, "0") || !strcasecmp(value, "off")) {
+            opts->enabled = false;
+        } else {
+            snprintf(err, errlen, "enabled: invalid value \"%s\"; accepted values are true "
+                     "and false", value);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (strcmp(key, "logger") == 0) {
+        if (!value[0]) {
+            snprintf(err, errlen, "logger: the logger name is empty");
+            return -EINVAL;
+        }
+        return copy_value(opts->logger, sizeof(opts->logger), key, value, err, errlen);
+    }
+    if (strcmp(key, "skip_paths") == 0)
+        return copy_value(opts->skip_paths, sizeof(opts->skip_paths), key, value, err, errlen);
+    if (strcmp(key, "skip_status") == 0)
+        return copy_value(opts->skip_status, sizeof(opts->skip_status), key, value, err, errlen);
+
+    /* format, file, level, rotation...: settings of the access logger's sink. */
+    char section[80];
+
+    snprintf(section, sizeof(section), "log.%s", opts->logger);
+    return talon_log_config_set(section, key, value, err, errlen);
+}
+
+/* ---- Skip lists ---- */
+
+static char *trim(char *s)
+{
+    char *end;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+        *--end = '\0';
+    return s;
+}
+
+static int parse_skip_paths(talon_access_log *log, const char *spec, char *err, size_t errlen)
+{
+    char *copy = strdup(spec), *save = NULL, *tok;
+    int rc = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *p = trim(tok);
+        size_t len = strlen(p);
+        skip_path *sp;
+
+        if (!len)
+            continue;
+        if (p[0] != '/') {
+            snprintf(err, errlen, "skip_paths: \"%s\" does not start with '/'; write paths "
+                     "such as /health or /static/*", p);
+            rc = -EINVAL;
+            break;
+        }
+        if (log->npaths == MAX_SKIP_PATHS) {
+            snprintf(err, errlen, "skip_paths: more than %d paths; use a prefix such as "
+                     "/static/*", MAX_SKIP_PATHS);
+            rc = -EINVAL;
+            break;
+        }
+        sp = &log->paths[log->npaths];
+        sp->prefix = p[len - 1] == '*';
+        if (sp->prefix)
+            p[--len] = '\0';
+        sp->path = strdup(p);
+        if (!sp->path) {
+            rc = -ENOMEM;
+            break;
+        }
+        sp->len = len;
+        log->npaths++;
+    }
+    free(copy);
+    return rc;
+}
+
+static int parse_status(const char *s, const char *entry, int *out, char *err, size_t errlen)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (end == s || *end || v < 100 || v > 999) {
+        snprintf(err, errlen, "skip_status: invalid status \"%s\"; write codes such as 204, "
+                 "classes such as 2xx, or ranges such as 300-399", entry);
+        return -EINVAL;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_skip_status(talon_access_log *log, const char *spec, char *err, size_t errlen)
+{
+    char *copy = strdup(spec), *save = NULL, *tok;
+    int rc = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *p = trim(tok), *dash;
+        status_range r;
+
+        if (!*p)
+            continue;
+        if (log->nstatuses == MAX_SKIP_STATUS) {
+            snprintf(err, errlen, "skip_status: more than %d entries; use classes such as 2xx "
+                     "or ranges such as 300-399", MAX_SKIP_STATUS);
+            rc = -EINVAL;
+            break;
+        }
+        if (strlen(p) == 3 && p[0] >= '1' && p[0] <= '5' && (p[1] == 'x' || p[1] == 'X') &&
+            (p[2] == 'x' || p[2] == 'X')) {
+            r.lo = (p[0] - '0') * 100;
+            r.hi = r.lo + 99;
+        } else if ((dash = strchr(p, '-'))) {
+            char entry[64];
+
+            snprintf(entry, sizeof(entry), "%s", p);
+            *dash = '\0';
+            rc = parse_status(p, entry, &r.lo, err, errlen);
+            if (rc == 0)
+                rc = parse_status(dash + 1, entry, &r.hi, err, errlen);
+            if (rc == 0 && r.lo > r.hi) {
+                snprintf(err, errlen, "skip_status: range \"%s\" ends before it starts", entry);
+                rc = -EINVAL;
+            }
+            if (rc < 0)
+                break;
+        } else {
+            rc = parse_status(p, p, &r.lo, err, errlen);
+            if (rc < 0)
+                break;
+            r.hi = r.lo;
+        }
+        log->statuses[log->nstatuses++] = r;
+    }
+    free(copy);
+    return rc;
+}
+
+static bool skip_request(const talon_access_log *log, const char *path, int status)
+{
+    for (size_t i = 0; i < log->nstatuses; i++)
+        if (status >= log->statuses[i].lo && status <= log->statuses[i].hi)
+            return true;
+    if (!path)
+        return false;
+    for (size_t i = 0; i < log->npaths; i++) {
+        const skip_path *sp = &log->paths[i];
+
+        if (sp->prefix ? strncmp(path, sp->path, sp->len) == 0 : strcmp(path, sp->path) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---- The completion callback ---- */
+
+static int64_t now_realtime_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Add a string field when the value is present. */
+static void add_str(talon_field *fields, size_t *n, const char *key, const char *value)
+{
+    if (value)
+        fields[(*n)++] = TALON_F_STR(key, value);
+}
+
+static void on_complete(const talon_req *req, const talon_resp *resp,
+                        const talon_completion *done, void *ctx)
+{
+    talon_access_log *log = ctx;
+    const char *method, *target, *protocol, *version, *path;
+    talon_field fields[20];
+    size_t n = 0;
+    int status;
+
+    if (!talon_logger_enabled(log->logger, log->level))
+        return;
+
+    status = talon_resp_status(resp);
+    if (done->client_aborted)
+        status = STATUS_CLIENT_CLOSED;
+    path = talon_req_path(req);
+    if (skip_request(log, path, status)) {
+        atomic_fetch_add_explicit(&log->skipped, 1, memory_order_relaxed);
+        return;
+    }
+
+    method = talon_req_method(req);
+    target = talon_req_target(req);
+    protocol = talon_req_protocol(req);
+    version = protocol;
+    if (version && strncmp(version, "HTTP/", 5) == 0)
+        version += 5;
+
+    add_str(fields, &n, TALON_KEY_CLIENT_IP, talon_req_client_ip(req));
+    add_str(fields, &n, TALON_KEY_USER_ID, talon_req_user(req));
+    add_str(fields, &n, TALON_KEY_METHOD, method);
+    add_str(fields, &n, TALON_KEY_URL_ORIGINAL, target);
+    add_str(fields, &n, TALON_KEY_URL_PATH, path);
+    add_str(fields, &n, TALON_KEY_HTTP_VERSION, version);
+    fields[n++] = TALON_F_INT(TALON_KEY_STATUS, status);
+    fields[n++] = TALON_F_UINT(TALON_KEY_BODY_BYTES, done->bytes_sent);
+    fields[n++] = TALON_F_INT(TALON_KEY_DURATION, done->duration_ns);
+    add_str(fields, &n, TALON_KEY_REFERRER, talon_req_header(req, "Referer"));
+    add_str(fields, &n, TALON_KEY_USER_AGENT, talon_req_header(req, "User-Agent"));
+    add_str(fields, &n, TALON_KEY_REQUEST_ID, talon_req_id(req));
+    add_str(fields, &n, TALON_KEY_TRACE_ID, talon_req_trace_id(req));
+    add_str(fields, &n, TALON_KEY_ROUTE, talon_req_route(req));
+    add_str(fields, &n, TALON_KEY_OUTCOME,
+            done->client_aborted || status >= 400 ? "failure" : "success");
+
+    /* The message is the request line as sent, for the text formats.
+     * NOTE: it is cut at 2 KiB; url.original always has the whole target. */
+    char line[2048];
+    int len = snprintf(line, sizeof(line), "%s %s %s", method ? method : "-",
+                       target ? target : "-", protocol ? protocol : "-");
+    talon_log_record rec = {
+        .time_ns = now_realtime_ns(),
+        .level = log->level,
+        .logger = talon_logger_name(log->logger),
+        .message = line,
+        .message_len = len < 0 ? 0 : (size_t)len >= sizeof(line) ? sizeof(line) - 1 : (size_t)len,
+        .fields = fields,
+        .nfields = n,
+    };
+
+    talon_log_write(log->logger, &rec);
+    atomic_fetch_add_explicit(&log->records, 1, memory_order_relaxed);
+}
+
+int talon_access_log_attach(talon_app *app, const talon_access_log_options *opts,
+                            talon_access_log **out, char *err, size_t errlen)
+{
+    talon_access_log_options defaults;
+    talon_access_log *log;
+    int rc;
+
+    *out = NULL;
+    if (!opts) {
+        talon_access_log_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (!opts->enabled)
+        return 0;
+
+    log = calloc(1, sizeof(*log));
+    if (!log)
+        return -ENOMEM;
+    log->logger = talon_logger_get(opts->logger[0] ? opts->logger : "access");
+    log->level = opts->level;
+    if (!log->logger) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    rc = parse_skip_paths(log, opts->skip_paths, err, errlen);
+    if (rc == 0)
+        rc = parse_skip_status(log, opts->skip_status, err, errlen);
+    if (rc == 0)
+        rc = talon_app_on_complete(app, on_complete, log);
+    if (rc < 0)
+        goto err;
+    *out = log;
+    return 0;
+
+err:
+    if (rc == -ENOMEM)
+        snprintf(err, errlen, "access log: out of memory");
+    talon_access_log_free(log);
+    return rc;
+}
+
+void talon_access_log_free(talon_access_log *log)
+{
+    if (!log)
+        return;
+    for (size_t i = 0; i < log->npaths; i++)
+        free(log->paths[i].path);
+    free(log);
+}
+
+unsigned long long talon_access_log_written(const talon_access_log *log)
+{
+    return log ? atomic_load_explicit(&log->records, memory_order_relaxed) : 0;
+}
+
+unsigned long long talon_access_log_skipped(const talon_access_log *log)
+{
+    return log ? atomic_load_explicit(&log->skipped, memory_order_relaxed) : 0;
+}
