@@ -1,0 +1,107 @@
+/* Internals shared by the logger registry, the sinks, the writer thread and
+ * rotation. Nothing here is part of the public API.
+ *
+ * Threads: callers append whole lines to a sink under its lock; one writer
+ * thread per process takes the buffered chunks, writes each batch with one
+ * writev(), rotates and reopens files between batches; one compressor thread
+ * gzips rotated files.
+ */
+#ifndef TALON_LOG_INTERNAL_H
+#define TALON_LOG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "talon/log.h"
+
+/* A formatted line longer than this is dropped and counted: a line of 1 MiB
+ * already holds a 64 KiB header escaped as \u00XX several times over. */
+#define LOG_MAX_LINE (1u << 20)
+
+/* A block of whole lines waiting for the writer. */
+typedef struct log_chunk {
+    struct log_chunk *next;
+    size_t len;
+    size_t cap;
+    uint64_t lines;
+    char data[];
+} log_chunk;
+
+typedef enum { SINK_FILE, SINK_STDOUT, SINK_STDERR } log_sink_kind;
+
+struct talon_sink {
+    struct talon_sink *next; /* registry list; immutable once published */
+    log_sink_kind kind;
+    char *path;              /* file path, or "stdout" / "stderr" */
+    talon_sink_options opts;
+
+    /* Guarded by lock: the buffers and their accounting. */
+    pthread_mutex_t lock;
+    pthread_cond_t space;    /* broadcast when the writer frees buffer memory */
+    pthread_cond_t written;  /* broadcast after each batch */
+    log_chunk *cur;          /* chunk being filled by callers */
+    log_chunk *full_head;    /* chunks ready for the writer, oldest first */
+    log_chunk *full_tail;
+    log_chunk *spare;        /* one free chunk kept to avoid malloc churn */
+    size_t mem;              /* bytes of chunks in cur, the full list and the batch */
+    uint64_t appended;       /* bytes appended since open */
+    uint64_t settled;        /* bytes written, or given up at shutdown */
+    bool flush_requested;
+    bool failing;            /* the last write failed and the batch is held */
+
+    atomic_uint_fast64_t dropped; /* records lost to overflow or given up */
+    atomic_int gzip_pending;      /* rotated files of this sink being compressed */
+
+    /* Writer thread only (and the opener before the sink is published). */
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    uint64_t file_size;
+    log_chunk *held;         /* batch whose write failed, retried later */
+    size_t held_off;         /* bytes of held already written */
+    int64_t last_flush_ns;
+    int64_t retry_at_ns;
+    int64_t next_rotate_s;
+    int last_errno;
+    unsigned failed_writes;
+    int64_t last_error_report_ns;
+    int64_t last_drop_report_ns;
+    uint64_t dropped_reported;
+};
+
+/* Clock helpers. */
+int64_t log_now_realtime_ns(void);
+int64_t log_now_monotonic_ns(void);
+
+/* Sinks (sink.c). */
+talon_sink *log_sink_list(void);
+void log_sink_append(talon_sink *sink, const char *line, size_t len);
+void log_sink_count_drop(talon_sink *sink);
+int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, ino_t *ino,
+                     uint64_t *size, char *err, size_t errlen);
+void log_sink_free_all(void);
+
+/* Writer thread (writer.c). */
+int log_writer_start(void);
+void log_writer_wake(void);
+void log_writer_stop(void);
+bool log_in_writer_thread(void);
+void log_writer_mark_thread(void);
+/* Log a line about the logging system itself to the "app" logger and, for
+ * errors, to stderr. Never blocks on a full sink. */
+void log_report(talon_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Rotation (rotate.c). Writer thread only. */
+bool log_rotate_due(talon_sink *sink, size_t incoming, int64_t now_ns);
+void log_rotate(talon_sink *sink, int64_t now_ns);
+void log_rotate_schedule(talon_sink *sink, int64_t now_ns);
+void log_reopen_sink(talon_sink *sink);
+void log_gzip_stop(void);
+
+/* Configuration (log_config.c). */
+void log_config_free(void);
+
+#endif

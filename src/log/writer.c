@@ -1,0 +1,404 @@
+/* The writer thread: drains every sink's buffer to its file.
+ *
+ * It sleeps in poll() on an eventfd until a caller fills a chunk, a flush or
+ * reopen is requested, or the shortest flush interval passes. Each sink's
+ * pending chunks are written as one batch with one writev(); rotation and
+ * reopening happen between batches, so a batch (whole lines only) never
+ * straddles two files. A failed batch is kept and retried once a second,
+ * and the failure and the drops are reported at most once a second.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log/log_internal.h"
+
+#define NS_PER_MS 1000000LL
+#define NS_PER_S 1000000000LL
+#define REPORT_INTERVAL_NS NS_PER_S
+#define RETRY_INTERVAL_NS NS_PER_S
+
+static pthread_mutex_t writer_lock = PTHREAD_MUTEX_INITIALIZER; /* start and stop */
+static pthread_t writer_thread;
+static bool writer_running;
+static atomic_int wake_fd = -1;     /* read from signal handlers: lock-free */
+static atomic_bool wake_pending;
+static atomic_bool reopen_requested;
+static atomic_bool stop_requested;
+static __thread bool in_writer;
+
+bool log_in_writer_thread(void)
+{
+    return in_writer;
+}
+
+void log_writer_mark_thread(void)
+{
+    in_writer = true;
+}
+
+void log_writer_wake(void)
+{
+    if (atomic_exchange(&wake_pending, true))
+        return;
+    int fd = atomic_load(&wake_fd);
+    uint64_t one = 1;
+    if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is already non-zero, so the writer wakes. */
+    }
+}
+
+/* Async-signal-safe: one atomic store and one write(). */
+void talon_log_reopen(void)
+{
+    int saved = errno;
+    atomic_store(&reopen_requested, true);
+    int fd = atomic_load(&wake_fd);
+    uint64_t one = 1;
+    if (fd >= 0 && write(fd, &one, sizeof(one)) < 0) {
+        /* see log_writer_wake() */
+    }
+    errno = saved;
+}
+
+void log_report(talon_log_level level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    if (level >= TALON_LOG_ERROR) {
+        char line[600];
+        int n = snprintf(line, sizeof(line), "talon: %s\n", msg);
+        if (n > 0 && write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0) {
+            /* stderr is gone too: the app log below is all that is left */
+        }
+    }
+    /* From the writer thread this never blocks: a full sink drops instead. */
+    talon_log(talon_logger_get("app"), level, "%s", msg);
+}
+
+/* Give chunks back to the sink's memory budget and wake blocked callers. */
+static void batch_release(talon_sink *s, log_chunk *batch, bool written)
+{
+    pthread_mutex_lock(&s->lock);
+    while (batch) {
+        log_chunk *c = batch;
+        batch = c->next;
+        s->mem -= c->cap;
+        s->settled += c->len;
+        if (!written)
+            atomic_fetch_add(&s->dropped, c->lines);
+        if (!s->spare && c->cap == s->opts.buffer_size)
+            s->spare = c;
+        else
+            free(c);
+    }
+    s->failing = false;
+    pthread_cond_broadcast(&s->space);
+    pthread_cond_broadcast(&s->written);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static size_t batch_length(const log_chunk *batch)
+{
+    size_t n = 0;
+    for (; batch; batch = batch->next)
+        n += batch->len;
+    return n;
+}
+
+/* Write batch from byte offset *off with as few writev() calls as the
+ * kernel allows. Returns 0, or a negative errno with *off at the first byte
+ * not written. */
+static int batch_write(talon_sink *s, log_chunk *batch, size_t *off)
+{
+    for (;;) {
+        struct iovec iov[64];
+        int n = 0;
+        size_t skip = *off;
+        for (log_chunk *c = batch; c && n < 64; c = c->next) {
+            if (skip >= c->len) {
+                skip -= c->len;
+                continue;
+            }
+            iov[n].iov_base = c->data + skip;
+            iov[n].iov_len = c->len - skip;
+            skip = 0;
+            n++;
+        }
+        if (n == 0)
+            return 0;
+        ssize_t w = writev(s->fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (w == 0)
+            return -EIO;
+        *off += (size_t)w;
+        s->file_size += (uint64_t)w;
+    }
+}
+
+/* Report a write failure at most once a second. */
+static void report_failure(talon_sink *s, int64_t now)
+{
+    if (now - s->last_error_report_ns < REPORT_INTERVAL_NS)
+        return;
+    s->last_error_report_ns = now;
+    size_t pending;
+    pthread_mutex_lock(&s->lock);
+    pending = s->mem;
+    pthread_mutex_unlock(&s->lock);
+    log_report(TALON_LOG_ERROR,
+               "log sink %s: write failed: %s; %u attempts so far, %llu records dropped in total, "
+               "%zu bytes kept in memory, retrying every second",
+               s->path, strerror(s->last_errno), s->failed_writes,
+               (unsigned long long)atomic_load(&s->dropped), pending);
+}
+
+/* Write the held batch, if any. Returns true when the sink may go on. */
+static bool retry_held(talon_sink *s, int64_t now, bool stopping)
+{
+    if (!s->held)
+        return true;
+    if (now < s->retry_at_ns && !stopping)
+        return false;
+    if (s->kind == SINK_FILE && (s->last_errno == EBADF || s->last_errno == ESTALE))
+        log_reopen_sink(s);
+    int rc = batch_write(s, s->held, &s->held_off);
+    if (rc < 0) {
+        s->last_errno = -rc;
+        s->failed_writes++;
+        s->retry_at_ns = now + RETRY_INTERVAL_NS;
+        report_failure(s, now);
+        return false;
+    }
+    log_report(TALON_LOG_WARN, "log sink %s: writing resumed after %u failed attempts", s->path,
+               s->failed_writes);
+    batch_release(s, s->held, true);
+    s->held = NULL;
+    s->held_off = 0;
+    s->failed_writes = 0;
+    return true;
+}
+
+/* Write what the sink has buffered if a chunk is full, the interval passed,
+ * a flush was requested or the process is stopping. */
+static void sink_service(talon_sink *s, int64_t now, bool stopping)
+{
+    if (!retry_held(s, now, stopping))
+        return;
+
+    pthread_mutex_lock(&s->lock);
+    bool interval_passed = now - s->last_flush_ns >= (int64_t)s->opts.flush_interval_ms * NS_PER_MS;
+    bool due = s->full_head || (s->cur && s->cur->len > 0 &&
+                                (interval_passed || s->flush_requested || stopping));
+    if (!due) {
+        s->flush_requested = false;
+        if (interval_passed)
+            s->last_flush_ns = now;
+        pthread_mutex_unlock(&s->lock);
+        if (s->kind == SINK_FILE && log_rotate_due(s, 0, now))
+            log_rotate(s, now);
+        return;
+    }
+    if (s->cur && s->cur->len > 0) {
+        if (s->full_tail)
+            s->full_tail->next = s->cur;
+        else
+            s->full_head = s->cur;
+        s->full_tail = s->cur;
+        s->cur = NULL;
+    }
+    log_chunk *batch = s->full_head;
+    s->full_head = s->full_tail = NULL;
+    s->flush_requested = false;
+    s->last_flush_ns = now;
+    pthread_mutex_unlock(&s->lock);
+
+    if (s->kind == SINK_FILE && log_rotate_due(s, batch_length(batch), now))
+        log_rotate(s, now);
+
+    size_t off = 0;
+    int rc = batch_write(s, batch, &off);
+    if (rc == 0) {
+        batch_release(s, batch, true);
+        return;
+    }
+    s->held = batch;
+    s->held_off = off;
+    s->last_errno = -rc;
+    s->failed_writes = 1;
+    s->retry_at_ns = now + RETRY_INTERVAL_NS;
+    pthread_mutex_lock(&s->lock);
+    s->failing = true;
+    pthread_cond_broadcast(&s->space);   /* blocked callers now drop */
+    pthread_cond_broadcast(&s->written); /* talon_sink_flush() returns -EIO */
+    pthread_mutex_unlock(&s->lock);
+    report_failure(s, now);
+}
+
+/* Report new overflow drops of each sink at most once a second. */
+static void report_drops(talon_sink *s, int64_t now)
+{
+    if (now - s->last_drop_report_ns < REPORT_INTERVAL_NS)
+        return;
+    uint64_t dropped = atomic_load(&s->dropped);
+    if (dropped == s->dropped_reported)
+        return;
+    s->last_drop_report_ns = now;
+    uint64_t fresh = dropped - s->dropped_reported;
+    s->dropped_reported = dropped;
+    log_report(TALON_LOG_WARN,
+               "log sink %s: dropped %llu records since the last report (%llu in total); "
+               "overflow=%s, max_buffered=%zu bytes",
+               s->path, (unsigned long long)fresh, (unsigned long long)dropped,
+               s->opts.overflow == TALON_OVERFLOW_DROP ? "drop" : "block", s->opts.max_buffered);
+}
+
+/* Milliseconds until the next sink may be due. */
+static int poll_timeout_ms(void)
+{
+    unsigned ms = 1000;
+    for (talon_sink *s = log_sink_list(); s; s = s->next) {
+        if (s->opts.flush_interval_ms < ms)
+            ms = s->opts.flush_interval_ms;
+    }
+    return (int)ms;
+}
+
+static bool all_settled(void)
+{
+    for (talon_sink *s = log_sink_list(); s; s = s->next) {
+        pthread_mutex_lock(&s->lock);
+        bool empty = s->settled == s->appended && !s->held;
+        pthread_mutex_unlock(&s->lock);
+        if (!empty)
+            return false;
+    }
+    return true;
+}
+
+/* At shutdown, a batch that still cannot be written is given up and its
+ * records are counted as dropped, so the process can exit. */
+static void give_up_held(void)
+{
+    for (talon_sink *s = log_sink_list(); s; s = s->next) {
+        if (!s->held)
+            continue;
+        log_chunk *batch = s->held;
+        s->held = NULL;
+        s->held_off = 0;
+        batch_release(s, batch, false);
+        char line[512];
+        int n = snprintf(line, sizeof(line),
+                         "talon: log sink %s: giving up at shutdown after write errors (%s); "
+                         "%llu records dropped in total\n",
+                         s->path, strerror(s->last_errno),
+                         (unsigned long long)atomic_load(&s->dropped));
+        if (n > 0 && write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1) < 0) {
+            /* nothing left to report to */
+        }
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    int efd = *(int *)arg;
+    log_writer_mark_thread();
+    for (;;) {
+        struct pollfd pfd = { .fd = efd, .events = POLLIN };
+        bool stopping = atomic_load(&stop_requested);
+        if (!stopping && poll(&pfd, 1, poll_timeout_ms()) > 0) {
+            uint64_t n;
+            if (read(efd, &n, sizeof(n)) < 0) {
+                /* EAGAIN: another wakeup consumed it */
+            }
+        }
+        atomic_store(&wake_pending, false);
+        stopping = atomic_load(&stop_requested);
+
+        int64_t now = log_now_monotonic_ns();
+        if (atomic_exchange(&reopen_requested, false)) {
+            for (talon_sink *s = log_sink_list(); s; s = s->next) {
+                if (s->kind == SINK_FILE)
+                    log_reopen_sink(s);
+            }
+        }
+        for (talon_sink *s = log_sink_list(); s; s = s->next)
+            sink_service(s, now, stopping);
+        for (talon_sink *s = log_sink_list(); s; s = s->next)
+            report_drops(s, now);
+
+        if (stopping) {
+            /* The reports above may have appended lines: drain them too.
+             * Bounded, because a sink that keeps failing is given up. */
+            for (int round = 0; round < 3 && !all_settled(); round++) {
+                for (talon_sink *s = log_sink_list(); s; s = s->next)
+                    sink_service(s, log_now_monotonic_ns(), true);
+            }
+            give_up_held();
+            break;
+        }
+    }
+    return NULL;
+}
+
+int log_writer_start(void)
+{
+    static int thread_fd;
+    int rc = 0;
+    pthread_mutex_lock(&writer_lock);
+    if (writer_running)
+        goto out;
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    thread_fd = efd;
+    atomic_store(&stop_requested, false);
+    atomic_store(&wake_pending, false);
+    atomic_store(&wake_fd, efd);
+    rc = -pthread_create(&writer_thread, NULL, writer_main, &thread_fd);
+    if (rc < 0) {
+        atomic_store(&wake_fd, -1);
+        close(efd);
+        goto out;
+    }
+    writer_running = true;
+out:
+    pthread_mutex_unlock(&writer_lock);
+    return rc;
+}
+
+void log_writer_stop(void)
+{
+    pthread_mutex_lock(&writer_lock);
+    if (!writer_running)
+        goto out;
+    atomic_store(&stop_requested, true);
+    int efd = atomic_load(&wake_fd);
+    uint64_t one = 1;
+    if (write(efd, &one, sizeof(one)) < 0) {
+        /* the counter is already non-zero */
+    }
+    pthread_join(writer_thread, NULL);
+    atomic_store(&wake_fd, -1);
+    close(efd);
+    writer_running = false;
+out:
+    pthread_mutex_unlock(&writer_lock);
+}
