@@ -153,7 +153,7 @@ static void *write_port_file(void *arg)
     snprintf(tmp, sizeof(tmp), "%s.tmp", pw->path);
     FILE *f = fopen(tmp, "w");
     if (!f || fprintf(f, "%u\n", port) < 0 || fclose(f) != 0 || rename(tmp, pw->path) != 0)
-        talon_log_error(app_log, "cannot write port file %s: %s", pw->path, strerror(errno));
+        talon_log_error(app_log, "failed to write port file %s: %s", pw->path, strerror(errno));
     return NULL;
 }
 
@@ -203,7 +203,7 @@ int main(int argc, char **argv)
     if (!app || talon_app_add_middleware(app, &logging_mw) < 0 ||
         talon_app_add_route(app, "/things", &things, err, sizeof(err)) < 0 ||
         talon_app_add_route(app, "/login", &login, err, sizeof(err)) < 0) {
-        fprintf(stderr, "falcon-recipe: cannot set up the app: %s\n", err);
+        fprintf(stderr, "falcon-recipe: failed to set up the app: %s\n", err);
         return 1;
     }
 
@@ -219,7 +219,7 @@ int main(int argc, char **argv)
     rc = talon_app_serve(app, &server, err, sizeof(err));
     atomic_store(&pw.serve_returned, true);
     if (rc < 0) {
-        talon_log_error(app_log, "cannot serve: %s", err);
+        talon_log_error(app_log, "failed to serve: %s", err);
         fprintf(stderr, "falcon-recipe: %s\n", err);
     } else {
         talon_log_info(app_log, "falcon-recipe stopped");

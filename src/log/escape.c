@@ -64,6 +64,32 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
     return need;
 }
 
+/* Length of the run of SAFE bytes at s[0..len). Tests eight bytes at a time
+ * with word arithmetic (a byte below 0x20, '"', '\\', 0x7f or one with the
+ * high bit set stops the fast loop), then finishes byte by byte. */
+static inline size_t safe_run(const unsigned char *s, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w, quote, backslash, del;
+
+        memcpy(&w, s + i, 8);
+        quote = w ^ (ones * '"');
+        backslash = w ^ (ones * '\\');
+        del = w ^ (ones * 0x7f);
+        /* When no byte of w has its high bit set, x - ones sets a high bit
+         * exactly when some byte of x is zero. Likewise w - 0x20 per byte
+         * does when some byte is below 0x20, so no unsafe byte slips by. */
+        if (((w - ones * 0x20) | (quote - ones) | (backslash - ones) | (del - ones) | w) & highs)
+            break;
+    }
+    while (i < len && byte_class[s[i]] == SAFE)
+        i++;
+    return i;
+}
+
 /* Copy n bytes to dst at *pos when they fit in cap; always advance *pos so the
  * caller learns the full length. Nothing is written past cap. */
 static inline void emit(char *dst, size_t cap, size_t *pos, const void *src, size_t n)
@@ -79,10 +105,7 @@ size_t talon_escape_text(char *dst, size_t cap, const char *src, size_t len)
     size_t pos = 0, i = 0;
 
     while (i < len) {
-        size_t run = i;
-
-        while (run < len && byte_class[s[run]] == SAFE)
-            run++;
+        size_t run = i + safe_run(s + i, len - i);
         if (run > i) {
             emit(dst, cap, &pos, s + i, run - i);
             i = run;
@@ -110,10 +133,7 @@ size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len)
     size_t pos = 0, i = 0;
 
     while (i < len) {
-        size_t run = i;
-
-        while (run < len && byte_class[s[run]] == SAFE)
-            run++;
+        size_t run = i + safe_run(s + i, len - i);
         if (run > i) {
             emit(dst, cap, &pos, s + i, run - i);
             i = run;
