@@ -35,7 +35,8 @@ class Demo:
 
     The demo binds port 0 and writes the bound port to --port-file."""
 
-    def __init__(self, args=(), config=None, workdir=None, env=None):
+    def __init__(self, args=(), config=None, workdir=None, env=None, binary=None):
+        self.binary = binary or DEMO
         self.workdir = workdir or tempfile.mkdtemp(prefix="talon-e2e-")
         self.args = list(args)
         self.config = config
@@ -47,7 +48,7 @@ class Demo:
         port_file = os.path.join(self.workdir, "port")
         if os.path.exists(port_file):
             os.unlink(port_file)
-        cmd = [DEMO, "--listen", "127.0.0.1:0", "--port-file", port_file]
+        cmd = [self.binary, "--listen", "127.0.0.1:0", "--port-file", port_file]
         if self.config is not None:
             path = os.path.join(self.workdir, "talon.ini")
             with open(path, "w") as f:
