@@ -35,9 +35,15 @@ typedef struct talon_resource {
 } talon_resource;
 
 /* Middleware with optional hooks, as in Falcon. process_request runs before
- * routing and may short-circuit by setting a status on resp.
- * process_resource runs after routing, only when a route matched.
- * process_response always runs, in reverse registration order. */
+ * routing and may short-circuit by setting a status on resp: the remaining
+ * process_request hooks, routing, process_resource and the responder are
+ * skipped. process_resource runs after routing, only when a route matched
+ * (405 and OPTIONS included); setting a status there skips the responder.
+ * process_response always runs, for every middleware, in reverse
+ * registration order, even after a short-circuit, 404 or 405.
+ * req_succeeded is false when the response came from talon_resp_error() --
+ * called by the framework (400, 404, 405, 413, 415, 431) or by a hook or
+ * responder, as raising falcon.HTTPError does -- or its status is >= 500. */
 typedef struct talon_middleware {
     void (*process_request)(talon_req *req, talon_resp *resp, void *ctx);
     void (*process_resource)(talon_req *req, talon_resp *resp,
@@ -67,6 +73,7 @@ typedef struct talon_server_options {
     size_t max_header_size;      /* whole request head; default 16 KiB */
     size_t max_body_size;        /* default 1 MiB; larger gives 413 */
     const char *trusted_proxies; /* comma-separated addresses/CIDRs trusted for X-Forwarded-For */
+    unsigned drain_timeout_s;    /* wait for in-flight requests on stop; default 30 */
 } talon_server_options;
 
 void talon_server_options_init(talon_server_options *opts);
@@ -91,6 +98,12 @@ int talon_app_on_complete(talon_app *app, talon_completion_fn fn, void *ctx);
 int talon_app_serve(talon_app *app, const talon_server_options *opts, char *err, size_t errlen);
 /* Ask a running talon_app_serve() to stop, as SIGTERM does. Thread-safe. */
 void talon_app_stop(talon_app *app);
+/* True once a stop was requested: the server drains. Middleware that starts
+ * long work (a held response) may answer 503 instead. */
+bool talon_app_stopping(const talon_app *app);
+/* A request for "/notes/" matches the route "/notes" when strip is true.
+ * Default false, as Falcon's strip_url_path_trailing_slash. */
+void talon_app_set_strip_trailing_slash(talon_app *app, bool strip);
 /* The port actually bound (useful with port 0). 0 before serving. */
 unsigned talon_app_port(const talon_app *app);
 
@@ -110,6 +123,9 @@ const char *talon_req_query(const talon_req *req, const char *key);
 const char *talon_req_query_at(const talon_req *req, const char *key, size_t i);
 /* Header value (case-insensitive name), or NULL. */
 const char *talon_req_header(const talon_req *req, const char *name);
+/* Every header in arrival order, repeated names included. */
+size_t talon_req_header_count(const talon_req *req);
+bool talon_req_header_at(const talon_req *req, size_t i, const char **name, const char **value);
 /* Client address after trusted-proxy processing, and the peer address. */
 const char *talon_req_client_ip(const talon_req *req);
 const char *talon_req_peer_ip(const talon_req *req);
@@ -124,6 +140,8 @@ json_t *talon_req_json(talon_req *req, talon_resp *resp);
 const char *talon_req_id(const talon_req *req);
 /* W3C trace id from a valid traceparent header, or NULL. */
 const char *talon_req_trace_id(const talon_req *req);
+/* The parent (span) id of that traceparent, 16 hex digits, or NULL. */
+const char *talon_req_parent_span_id(const talon_req *req);
 
 /* Per-request context (Falcon's req.context). free_fn may be NULL. */
 int talon_req_context_set(talon_req *req, const char *key, void *value, void (*free_fn)(void *));
@@ -152,11 +170,19 @@ void *talon_app_userdata(const talon_app *app, const char *key);
 
 /* ---- Response ---- */
 void talon_resp_set_status(talon_resp *resp, int status);
+/* The status; 0 until one is set. A responder that sets none answers 200.
+ * In a completion callback, 0 means the request ended before a response. */
 int talon_resp_status(const talon_resp *resp);
-/* Set (replace) a header. Values with CR or LF are rejected with -EINVAL. */
+/* Set (replace) a header. Returns -EINVAL for a value with CR or LF, a name
+ * that is not an HTTP token, and Content-Length or Transfer-Encoding (the
+ * engine frames the body itself). */
 int talon_resp_set_header(talon_resp *resp, const char *name, const char *value);
 int talon_resp_add_header(talon_resp *resp, const char *name, const char *value);
 const char *talon_resp_header(const talon_resp *resp, const char *name);
+/* Every response header in the order set. */
+size_t talon_resp_header_count(const talon_resp *resp);
+bool talon_resp_header_at(const talon_resp *resp, size_t i, const char **name,
+                          const char **value);
 /* Set the body (copied). */
 void talon_resp_set_body(talon_resp *resp, const void *data, size_t len);
 const char *talon_resp_body(const talon_resp *resp, size_t *len);

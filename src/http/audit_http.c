@@ -557,7 +557,7 @@ int talon_app_set_audit(talon_app *app, talon_audit_trail *trail, talon_audit_po
         }
         st->policy = st->owned_policy;
     }
-    st->log = talon_logger_get("talon");
+    st->log = talon_logger_get("app");
     atomic_init(&st->last_error_log, -1);
 
     talon_middleware mw = {

@@ -1,0 +1,592 @@
+/* The HTTP engine: GNU libmicrohttpd behind talon's pipeline. This is the
+ * only file that includes <microhttpd.h>.
+ *
+ * Facts about libmicrohttpd 0.9.75 this file depends on:
+ * - a response queued on the first access-handler call is sent with
+ *   "Connection: close", so normal responses are queued on a later call;
+ * - MHD_suspend_connection() works only from the access handler, and
+ *   MHD_resume_connection() from any thread; a resume before the suspend is
+ *   silently lost, hence the suspend under the request lock (hold.c);
+ * - MHD_stop_daemon() aborts the process while a connection is suspended,
+ *   so the drain waits for every held request before stopping;
+ * - a client that disconnects while suspended never re-enters the handler:
+ *   the completed callback comes instead, and it frees the request;
+ * - the completed callback may run with MHD's internal lock held, so it
+ *   must not call back into MHD. */
+#include "http/pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+enum engine_state {
+    STATE_HEAD = 0, /* created by the URI callback; the first handler call comes next */
+    STATE_BODY,     /* head read; body chunks arrive */
+    STATE_HELD,     /* pipeline done, suspended until the last hold is released */
+    STATE_QUEUED    /* response queued */
+};
+
+typedef struct talon_engine {
+    talon_app *app;
+    struct MHD_Daemon *daemon;
+    size_t max_header_size;
+    atomic_long in_flight;        /* requests created and not yet completed */
+    pthread_mutex_t held_lock;    /* guards the list of suspended requests */
+    talon_req *held;
+    size_t nheld;
+    /* Rate limit for libmicrohttpd's own messages. */
+    pthread_mutex_t log_lock;
+    time_t log_second;
+    unsigned log_count;
+    unsigned log_suppressed;
+} talon_engine;
+
+#define MHD_LOG_PER_SECOND 20
+
+/* ---- libmicrohttpd callbacks ---- */
+
+/* Route libmicrohttpd's messages to the "app" logger, at most
+ * MHD_LOG_PER_SECOND a second, so a flood of bad clients cannot flood the log. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    talon_engine *e = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+        msg[--len] = '\0';
+
+    time_t now = time(NULL);
+    unsigned suppressed = 0;
+    bool emit;
+    pthread_mutex_lock(&e->log_lock);
+    if (now != e->log_second) {
+        suppressed = e->log_suppressed;
+        e->log_second = now;
+        e->log_count = 0;
+        e->log_suppressed = 0;
+    }
+    emit = e->log_count++ < MHD_LOG_PER_SECOND;
+    if (!emit)
+        e->log_suppressed++;
+    pthread_mutex_unlock(&e->log_lock);
+
+    if (suppressed > 0)
+        talon_log_warn(e->app->log, "libmicrohttpd: %u messages suppressed in the last second",
+                       suppressed);
+    if (emit)
+        talon_log_warn(e->app->log, "libmicrohttpd: %s", msg);
+}
+
+/* Paths and query strings are decoded by talon (uri.c) from the raw target,
+ * so libmicrohttpd's own unescaping is turned off. */
+static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    return strlen(s);
+}
+
+/* Called once the request line is parsed: the request starts here, with the
+ * raw target as the client sent it. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    talon_engine *e = cls;
+    talon_req *req = talon_req_create(e->app);
+    if (req == NULL)
+        return NULL;
+    req->target = talon_arena_strdup(&req->arena, uri);
+    if (req->target == NULL) {
+        talon_req_unref(req);
+        return NULL;
+    }
+    atomic_fetch_add(&e->in_flight, 1);
+    return req;
+}
+
+typedef struct head_copy {
+    talon_req *req;
+    size_t bytes;
+    int rc;
+} head_copy;
+
+static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *name,
+                                   const char *value)
+{
+    head_copy *h = cls;
+    if (value == NULL)
+        value = "";
+    h->bytes += strlen(name) + strlen(value) + 4; /* ": " and CRLF */
+    if (h->rc == 0)
+        h->rc = talon_req_add_header(h->req, name, value);
+    return MHD_YES;
+}
+
+static void held_list_add(talon_engine *e, talon_req *req)
+{
+    pthread_mutex_lock(&e->held_lock);
+    req->held_prev = NULL;
+    req->held_next = e->held;
+    if (e->held != NULL)
+        e->held->held_prev = req;
+    e->held = req;
+    e->nheld++;
+    pthread_mutex_unlock(&e->held_lock);
+}
+
+static void held_list_remove(talon_engine *e, talon_req *req)
+{
+    pthread_mutex_lock(&e->held_lock);
+    if (req->held_prev != NULL)
+        req->held_prev->held_next = req->held_next;
+    else
+        e->held = req->held_next;
+    if (req->held_next != NULL)
+        req->held_next->held_prev = req->held_prev;
+    req->held_prev = req->held_next = NULL;
+    e->nheld--;
+    pthread_mutex_unlock(&e->held_lock);
+}
+
+static void suspend_connection(void *conn)
+{
+    MHD_suspend_connection(conn);
+}
+
+static void resume_connection(void *conn)
+{
+    MHD_resume_connection(conn);
+}
+
+static enum MHD_Result queue_response(talon_engine *e, struct MHD_Connection *c, talon_req *req)
+{
+    talon_resp *resp = &req->resp;
+    if (resp->status == 0)
+        resp->status = 200;
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        resp->body_len, resp->body ? resp->body : (char *)"", MHD_RESPMEM_PERSISTENT);
+    if (r == NULL) {
+        talon_log_error(e->app->log, "cannot create a response for request %s: out of memory",
+                        req->id);
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < resp->headers.n; i++) {
+        const talon_kv *h = &resp->headers.items[i];
+        if (MHD_add_response_header(r, h->name, h->value) != MHD_YES)
+            talon_log_warn(e->app->log, "request %s: libmicrohttpd rejected the response "
+                           "header %s; it was not sent", req->id, h->name);
+    }
+    if (talon_resp_header(resp, "X-Request-ID") == NULL)
+        MHD_add_response_header(r, "X-Request-ID", req->id);
+    /* While draining, every response closes its connection, so keep-alive
+     * clients move to another server instead of holding the drain open. */
+    if (atomic_load(&e->app->stopping))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    req->engine_state = STATE_QUEUED;
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    if (ret != MHD_YES)
+        talon_log_error(e->app->log, "request %s: libmicrohttpd did not accept the %d "
+                        "response; the connection is closed", req->id, resp->status);
+    return ret;
+}
+
+/* First handler call: copy the head and check the limits that can be
+ * checked before the body. Returns MHD_YES without a response in the
+ * normal case (see the keep-alive note at the top). */
+static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, talon_req *req,
+                                   const char *method, const char *version)
+{
+    const char *target = req->target;
+    if (talon_req_set_line(req, method, target, version) < 0)
+        return MHD_NO;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci != NULL)
+        talon_req_set_peer(req, ci->client_addr);
+    head_copy h = { req, strlen(method) + strlen(target) + strlen(version) + 4, 0 };
+    MHD_get_connection_values(c, MHD_HEADER_KIND, copy_header, &h);
+    if (h.rc < 0)
+        return MHD_NO;
+    talon_req_prepare(req);
+    req->engine_state = STATE_BODY;
+
+    /* These responses close the connection (first call), which is what a
+     * client that sent too much should get. */
+    if (h.bytes > e->max_header_size) {
+        char desc[160];
+        snprintf(desc, sizeof(desc), "The request head is %zu bytes; the limit is %zu bytes.",
+                 h.bytes, e->max_header_size);
+        talon_pipeline_run_error(req, 431, desc);
+        return queue_response(e, c, req);
+    }
+    const char *cl = talon_req_header(req, "Content-Length");
+    if (cl != NULL) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno == 0 && *end == '\0' && n > e->app->max_body_size) {
+            char desc[160];
+            snprintf(desc, sizeof(desc), "The request body is %llu bytes; the limit is %zu "
+                     "bytes.", n, e->app->max_body_size);
+            talon_pipeline_run_error(req, 413, desc);
+            return queue_response(e, c, req);
+        }
+    }
+    return MHD_YES;
+}
+
+/* Body bytes beyond the limit are read and dropped so that the 413 can be
+ * sent at the end of the request; past this many, the connection is cut. */
+static uint64_t discard_limit(const talon_app *app)
+{
+    return (uint64_t)app->max_body_size * 4 + 1024 * 1024;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_data_size,
+                                 void **req_cls)
+{
+    talon_engine *e = cls;
+    talon_req *req = *req_cls;
+    if (req == NULL) {
+        /* The URI callback ran out of memory. */
+        return MHD_NO;
+    }
+
+    switch (req->engine_state) {
+    case STATE_HEAD:
+        return handle_head(e, c, req, method, version);
+
+    case STATE_BODY:
+        if (*upload_data_size > 0) {
+            if (!req->body_too_large &&
+                talon_req_append_body(req, upload_data, *upload_data_size) == -EFBIG)
+                req->body_too_large = true;
+            if (req->body_too_large) {
+                req->body_discarded += *upload_data_size;
+                if (req->body_discarded > discard_limit(e->app)) {
+                    talon_log_warn(e->app->log, "request %s from %s: body far beyond the "
+                                   "%zu-byte limit; connection closed", req->id,
+                                   req->peer_ip, e->app->max_body_size);
+                    return MHD_NO;
+                }
+            }
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        if (req->body_too_large) {
+            char desc[128];
+            snprintf(desc, sizeof(desc), "The request body is larger than the limit of %zu "
+                     "bytes.", e->app->max_body_size);
+            talon_pipeline_run_error(req, 413, desc);
+            return queue_response(e, c, req);
+        }
+        talon_pipeline_run(req);
+        if (talon_hold_pipeline_done(req, c, suspend_connection, resume_connection)) {
+            req->engine_state = STATE_HELD;
+            held_list_add(e, req);
+            return MHD_YES;
+        }
+        talon_hold_apply_result(req);
+        return queue_response(e, c, req);
+
+    case STATE_HELD:
+        /* Re-entered after the last release resumed the connection. */
+        held_list_remove(e, req);
+        talon_hold_apply_result(req);
+        return queue_response(e, c, req);
+
+    default:
+        return MHD_YES;
+    }
+}
+
+static bool has_body(const talon_req *req)
+{
+    int s = req->resp.status;
+    return strcmp(req->method, "HEAD") != 0 && s >= 200 && s != 204 && s != 304;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    talon_engine *e = cls;
+    talon_req *req = *req_cls;
+    if (req == NULL)
+        return;
+    *req_cls = NULL;
+
+    if (req->engine_state == STATE_HELD) {
+        /* The client left while held: no re-entry will come. */
+        held_list_remove(e, req);
+        talon_hold_apply_result(req);
+    }
+    bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && req->engine_state == STATE_QUEUED;
+    talon_completion done = {
+        .bytes_sent = ok && has_body(req) ? req->resp.body_len : 0,
+        .duration_ns = talon_now_ns() - req->start_ns,
+        .client_aborted = !ok,
+    };
+    /* NOTE: a request that libmicrohttpd rejects itself after the request
+     * line (431 from its memory limit, a broken chunked body) arrives here
+     * with no response of ours: status 0 and client_aborted set. */
+    talon_app_run_completions(e->app, req, &done);
+    talon_req_unref(req);
+    atomic_fetch_sub(&e->in_flight, 1);
+}
+
+/* ---- Serving, signals and the drain ---- */
+
+static int signal_fd = -1; /* the serving app's stop pipe, for the signal handler */
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    if (signal_fd >= 0) {
+        char c = (char)sig;
+        ssize_t n = write(signal_fd, &c, 1);
+        (void)n;
+    }
+    errno = saved;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Wait until no request is in flight, up to timeout_ms. */
+static bool wait_idle(talon_engine *e, long timeout_ms)
+{
+    for (long waited = 0; atomic_load(&e->in_flight) > 0; waited += 10) {
+        if (waited >= timeout_ms)
+            return false;
+        sleep_ms(10);
+    }
+    return true;
+}
+
+/* Stop accepting, let in-flight requests finish (held ones included), and
+ * stop the daemon. Returns false when a held request could not be ended, in
+ * which case the daemon is left running: stopping it would abort the process. */
+static bool drain(talon_engine *e, unsigned timeout_s)
+{
+    talon_app *app = e->app;
+    MHD_socket lfd = MHD_quiesce_daemon(e->daemon);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    talon_log_info(app->log, "stopping: no longer accepting connections; waiting up to %us "
+                   "for %ld in-flight requests", timeout_s, atomic_load(&e->in_flight));
+
+    if (!wait_idle(e, (long)timeout_s * 1000)) {
+        pthread_mutex_lock(&e->held_lock);
+        size_t aborted = 0;
+        for (talon_req *r = e->held; r != NULL; r = r->held_next)
+            aborted += talon_hold_abort(r);
+        pthread_mutex_unlock(&e->held_lock);
+        talon_log_error(app->log, "stopping: %ld requests still in flight after %us; %zu "
+                        "held requests answered 503", atomic_load(&e->in_flight), timeout_s,
+                        aborted);
+        wait_idle(e, 5000);
+    }
+    pthread_mutex_lock(&e->held_lock);
+    size_t held = e->nheld;
+    pthread_mutex_unlock(&e->held_lock);
+    if (held > 0) {
+        talon_log_error(app->log, "stopping: %zu requests are still suspended; the HTTP engine "
+                        "cannot be stopped safely and is left running", held);
+        return false;
+    }
+    MHD_stop_daemon(e->daemon);
+    e->daemon = NULL;
+    return true;
+}
+
+static unsigned default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static int start_daemon(talon_engine *e, const talon_server_options *opts, int listen_fd,
+                        unsigned threads, char *err, size_t errlen)
+{
+    /* libmicrohttpd keeps the request head in a per-connection memory pool;
+     * leave room beyond max_header_size so that talon's own check (with its
+     * JSON 431) fires first. */
+    size_t pool = opts->max_header_size * 2 + 16 * 1024;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
+    struct MHD_OptionItem ops[16];
+    size_t n = 0;
+    /* The logger must come first, or libmicrohttpd warns about earlier options. */
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, e };
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL };
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, e };
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, e };
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)on_unescape, e };
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL };
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+                                        (intptr_t)opts->connection_limit, NULL };
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
+                                        (intptr_t)opts->connection_timeout_s, NULL };
+    /* Reject requests that RFC 9112 says a server must reject (space
+     * before a header colon, bare CR), which closes request smuggling gaps. */
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL };
+    if (threads > 1)
+        ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL };
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+
+    e->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, e, MHD_OPTION_ARRAY, ops,
+                                 MHD_OPTION_END);
+    if (e->daemon == NULL) {
+        snprintf(err, errlen, "cannot start the HTTP engine on %s; see the messages of "
+                 "libmicrohttpd in the app log", opts->listen);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int check_options(const talon_server_options *o, char *err, size_t errlen)
+{
+    if (o->max_header_size < 1024) {
+        snprintf(err, errlen, "invalid max_header_size %zu: it must be at least 1024 bytes",
+                 o->max_header_size);
+        return -EINVAL;
+    }
+    if (o->connection_limit == 0) {
+        snprintf(err, errlen, "invalid connection_limit 0: it must be at least 1");
+        return -EINVAL;
+    }
+    if (o->threads > 1024) {
+        snprintf(err, errlen, "invalid threads %u: it must be between 0 (one per core) and "
+                 "1024", o->threads);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static unsigned bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+/* Block until a stop signal or talon_app_stop() writes to the stop pipe. */
+static void wait_for_stop(talon_app *app)
+{
+    struct pollfd p = { .fd = app->stop_pipe[0], .events = POLLIN };
+    while (!atomic_load(&app->stopping)) {
+        int rc = poll(&p, 1, 1000);
+        if (rc > 0) {
+            char buf[16];
+            ssize_t n = read(app->stop_pipe[0], buf, sizeof(buf));
+            if (n > 0 && buf[0] != 's')
+                talon_log_info(app->log, "received %s", strsignal(buf[0]));
+            atomic_store(&app->stopping, true);
+        }
+    }
+}
+
+int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *err,
+                    size_t errlen)
+{
+    talon_server_options defaults;
+    talon_server_options_init(&defaults);
+    const talon_server_options *opts = opts_in ? opts_in : &defaults;
+    int rc = check_options(opts, err, errlen);
+    if (rc < 0)
+        return rc;
+    talon_proxies_free(app->proxies);
+    app->proxies = NULL;
+    rc = talon_proxies_parse(opts->trusted_proxies, &app->proxies, err, errlen);
+    if (rc < 0)
+        return rc;
+    app->max_body_size = opts->max_body_size;
+    unsigned threads = opts->threads ? opts->threads : default_threads();
+    unsigned drain_s = opts->drain_timeout_s ? opts->drain_timeout_s : 30;
+
+    int fd = talon_listen_open(opts->listen, err, errlen);
+    if (fd < 0)
+        return fd;
+    if (pipe2(app->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create the stop pipe: %s", strerror(errno));
+        close(fd);
+        return rc;
+    }
+
+    talon_engine *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        snprintf(err, errlen, "cannot start serving %s: out of memory", opts->listen);
+        rc = -ENOMEM;
+        goto err_pipe;
+    }
+    e->app = app;
+    e->max_header_size = opts->max_header_size;
+    atomic_init(&e->in_flight, 0);
+    pthread_mutex_init(&e->held_lock, NULL);
+    pthread_mutex_init(&e->log_lock, NULL);
+
+    struct sigaction sa = { .sa_handler = on_stop_signal }, old_int, old_term, old_pipe;
+    sigemptyset(&sa.sa_mask);
+    signal_fd = app->stop_pipe[1];
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    struct sigaction ign = { .sa_handler = SIG_IGN };
+    sigaction(SIGPIPE, &ign, &old_pipe);
+
+    atomic_store(&app->stopping, false);
+    rc = start_daemon(e, opts, fd, threads, err, errlen);
+    if (rc < 0) {
+        close(fd);
+        goto err_signals;
+    }
+    app->engine = e;
+    atomic_store(&app->port, bound_port(fd));
+    talon_log_info(app->log, "listening on %s (port %u, %u threads, max body %zu bytes, "
+                   "max head %zu bytes)", opts->listen, talon_app_port(app), threads,
+                   opts->max_body_size, opts->max_header_size);
+
+    wait_for_stop(app);
+    bool stopped = drain(e, drain_s);
+    app->engine = NULL;
+    if (stopped)
+        talon_log_info(app->log, "stopped: every in-flight request finished");
+    rc = 0;
+
+err_signals:
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    signal_fd = -1;
+    if (e->daemon == NULL) {
+        pthread_mutex_destroy(&e->held_lock);
+        pthread_mutex_destroy(&e->log_lock);
+        free(e);
+    }
+    /* NOTE: when the drain gave up, the engine and its threads are leaked
+     * on purpose: they still reference the suspended requests. */
+err_pipe:
+    close(app->stop_pipe[0]);
+    close(app->stop_pipe[1]);
+    app->stop_pipe[0] = app->stop_pipe[1] = -1;
+    return rc;
+}

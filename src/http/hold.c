@@ -1,0 +1,106 @@
+/* Holding a response until work done elsewhere (an audit record made
+ * durable) is finished.
+ *
+ * Protocol, all under req->lock:
+ * - talon_req_hold() counts a hold and takes a reference, so the request
+ *   outlives a client that disconnects while held;
+ * - after the pipeline, the engine calls talon_hold_pipeline_done(): with
+ *   holds pending it suspends the connection before unlocking, so a release
+ *   can never resume a connection that is not yet suspended;
+ * - the last talon_req_release() resumes a suspended connection; the engine
+ *   then sends the response. When every hold was released before the
+ *   pipeline ended, the response goes out at once and nothing is suspended. */
+#include "http/request.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void talon_req_hold(talon_req *req)
+{
+    pthread_mutex_lock(&req->lock);
+    req->holds++;
+    talon_req_ref(req);
+    pthread_mutex_unlock(&req->lock);
+}
+
+void talon_req_release(talon_req *req, int status, const char *description)
+{
+    pthread_mutex_lock(&req->lock);
+    if (req->holds == 0) {
+        /* A release without a hold is a caller bug; ignoring it keeps the
+         * reference count right. */
+        pthread_mutex_unlock(&req->lock);
+        return;
+    }
+    if (status != 0 && req->release_status == 0) {
+        req->release_status = status;
+        req->release_description = description ? strdup(description) : NULL;
+    }
+    req->holds--;
+    if (req->holds == 0 && req->suspended) {
+        req->suspended = false;
+        if (!req->aborted)
+            req->resume_fn(req->conn);
+    }
+    pthread_mutex_unlock(&req->lock);
+    talon_req_unref(req);
+}
+
+bool talon_hold_pipeline_done(talon_req *req, void *conn, talon_conn_fn suspend_fn,
+                              talon_conn_fn resume_fn)
+{
+    bool wait = false;
+    pthread_mutex_lock(&req->lock);
+    req->pipeline_done = true;
+    if (req->holds > 0) {
+        req->conn = conn;
+        req->suspend_fn = suspend_fn;
+        req->resume_fn = resume_fn;
+        suspend_fn(conn);
+        req->suspended = true;
+        wait = true;
+    }
+    pthread_mutex_unlock(&req->lock);
+    return wait;
+}
+
+bool talon_hold_abort(talon_req *req)
+{
+    bool was_suspended = false;
+    pthread_mutex_lock(&req->lock);
+    if (req->suspended && !req->aborted) {
+        req->aborted = true;
+        was_suspended = true;
+        req->resume_fn(req->conn);
+    }
+    pthread_mutex_unlock(&req->lock);
+    return was_suspended;
+}
+
+void talon_hold_apply_result(talon_req *req)
+{
+    pthread_mutex_lock(&req->lock);
+    int status = req->release_status;
+    char *description = req->release_description;
+    bool aborted = req->aborted;
+    req->release_description = NULL;
+    req->release_status = 0;
+    pthread_mutex_unlock(&req->lock);
+
+    if (aborted) {
+        talon_resp_error(&req->resp, 503, NULL, "The server is shutting down and the held "
+                         "work did not finish in time; retry the request.");
+    } else if (status != 0) {
+        talon_resp_error(&req->resp, status, NULL, description);
+    }
+    free(description);
+}
+
+unsigned talon_req_holds(const talon_req *req)
+{
+    talon_req *r = (talon_req *)req;
+    pthread_mutex_lock(&r->lock);
+    unsigned n = r->holds;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
