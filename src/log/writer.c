@@ -202,7 +202,10 @@ static void sink_service(talon_sink *s, int64_t now, bool stopping)
         return;
 
     pthread_mutex_lock(&s->lock);
-    bool interval_passed = now - s->last_flush_ns >= (int64_t)s->opts.flush_interval_ms * NS_PER_MS;
+    /* poll() may return a little early: an eighth of the interval early
+     * counts as on time, so data does not wait a whole extra interval. */
+    int64_t interval = (int64_t)s->opts.flush_interval_ms * NS_PER_MS;
+    bool interval_passed = now - s->last_flush_ns >= interval - interval / 8;
     bool due = s->full_head || (s->cur && s->cur->len > 0 &&
                                 (interval_passed || s->flush_requested || stopping));
     if (!due) {
@@ -250,10 +253,11 @@ static void sink_service(talon_sink *s, int64_t now, bool stopping)
     report_failure(s, now);
 }
 
-/* Report new overflow drops of each sink at most once a second. */
-static void report_drops(talon_sink *s, int64_t now)
+/* Report new overflow drops of each sink at most once a second, and at
+ * shutdown whatever the last report. */
+static void report_drops(talon_sink *s, int64_t now, bool stopping)
 {
-    if (now - s->last_drop_report_ns < REPORT_INTERVAL_NS)
+    if (!stopping && now - s->last_drop_report_ns < REPORT_INTERVAL_NS)
         return;
     uint64_t dropped = atomic_load(&s->dropped);
     if (dropped == s->dropped_reported)
@@ -340,7 +344,7 @@ static void *writer_main(void *arg)
         for (talon_sink *s = log_sink_list(); s; s = s->next)
             sink_service(s, now, stopping);
         for (talon_sink *s = log_sink_list(); s; s = s->next)
-            report_drops(s, now);
+            report_drops(s, now, stopping);
 
         if (stopping) {
             /* The reports above may have appended lines: drain them too.

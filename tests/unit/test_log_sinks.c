@@ -1,0 +1,388 @@
+/* Logging core: whole lines from many threads into several sinks, the block
+ * and drop overflow policies, write errors, file modes and level filters.
+ * Every test writes real files through the real writer thread and reads
+ * them back after talon_log_shutdown() or talon_sink_flush(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "log_test_lines.h"
+#include "talon/log.h"
+
+#define THREADS 4
+#define PER_THREAD 5000
+
+static char *dir;
+static rec_count counts;
+
+static int setup(void **state)
+{
+    dir = make_temp_dir();
+    memset(&counts, 0, sizeof(counts));
+    return dir ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    talon_log_shutdown();
+    remove_tree(dir);
+    free(dir);
+    return 0;
+}
+
+static void path_in_dir(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+}
+
+static talon_sink *open_sink(const char *name, const talon_sink_options *opts)
+{
+    char path[4096], err[512] = "";
+    talon_sink *sink = NULL;
+    path_in_dir(path, sizeof(path), name);
+    int rc = talon_sink_open_file(&sink, path, opts, err, sizeof(err));
+    if (rc < 0)
+        fail_msg("talon_sink_open_file(%s): %s", path, err);
+    return sink;
+}
+
+static talon_log_format *compile(const char *spec)
+{
+    char err[256];
+    talon_log_format *fmt = talon_log_format_compile(spec, err, sizeof(err));
+    if (!fmt)
+        fail_msg("format %s: %s", spec, err);
+    return fmt;
+}
+
+typedef struct writer_arg {
+    talon_logger *logger;
+    int thread;
+    int records;
+} writer_arg;
+
+static void *write_records(void *p)
+{
+    writer_arg *a = p;
+    for (int i = 0; i < a->records; i++)
+        talon_log_info(a->logger, "rec t=%d i=%d end", a->thread, i);
+    return NULL;
+}
+
+static void run_threads(talon_logger *logger, int threads, int per_thread)
+{
+    pthread_t tid[REC_MAX_THREADS];
+    writer_arg args[REC_MAX_THREADS];
+    for (int t = 0; t < threads; t++) {
+        args[t] = (writer_arg){ .logger = logger, .thread = t, .records = per_thread };
+        assert_int_equal(pthread_create(&tid[t], NULL, write_records, &args[t]), 0);
+    }
+    for (int t = 0; t < threads; t++)
+        pthread_join(tid[t], NULL);
+}
+
+static void assert_all_once(const char *what, int threads, int per_thread)
+{
+    size_t missing, duplicated;
+    size_t once = count_exactly_once(&counts, threads, per_thread, &missing, &duplicated);
+    if (counts.bad_lines)
+        fail_msg("%s: %zu malformed lines, first: %s", what, counts.bad_lines, counts.first_bad);
+    if (missing || duplicated)
+        fail_msg("%s: %zu records missing, %zu duplicated", what, missing, duplicated);
+    assert_int_equal(once, (size_t)threads * per_thread);
+    assert_int_equal(counts.lines, (size_t)threads * per_thread);
+}
+
+/* N threads x M records: exactly N x M whole lines in a text and a JSON file. */
+static void threads_exact_lines_in_every_sink(void **state)
+{
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 16 * 1024; /* many chunks and batches */
+    talon_sink *text = open_sink("multi.log", &opts);
+    talon_sink *json = open_sink("multi.json", &opts);
+    talon_log_format *json_fmt = compile("json");
+    talon_logger *lg = talon_logger_get("multi");
+    assert_int_equal(talon_logger_add_sink(lg, text, TALON_LOG_INFO, NULL), 0);
+    assert_int_equal(talon_logger_add_sink(lg, json, TALON_LOG_INFO, json_fmt), 0);
+
+    run_threads(lg, THREADS, PER_THREAD);
+    talon_log_shutdown();
+
+    char path[4096];
+    path_in_dir(path, sizeof(path), "multi.log");
+    count_file(&counts, path, 0);
+    assert_all_once("text sink", THREADS, PER_THREAD);
+
+    memset(&counts, 0, sizeof(counts));
+    path_in_dir(path, sizeof(path), "multi.json");
+    count_file(&counts, path, 1);
+    assert_all_once("json sink", THREADS, PER_THREAD);
+    talon_log_format_free(json_fmt);
+}
+
+/* With the smallest buffer, block makes callers wait and nothing is lost. */
+static void block_tiny_buffer_loses_nothing(void **state)
+{
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 4096;
+    opts.max_buffered = 4096;
+    opts.overflow = TALON_OVERFLOW_BLOCK;
+    talon_sink *sink = open_sink("block.log", &opts);
+    talon_logger *lg = talon_logger_get("block");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    run_threads(lg, THREADS, PER_THREAD);
+    assert_int_equal(talon_sink_flush(sink), 0);
+    assert_int_equal(talon_sink_dropped(sink), 0);
+    talon_log_shutdown();
+
+    char path[4096];
+    path_in_dir(path, sizeof(path), "block.log");
+    count_file(&counts, path, 0);
+    assert_all_once("block sink", THREADS, PER_THREAD);
+}
+
+typedef struct fifo_reader {
+    int fd;
+    char *buf;
+    size_t len;
+    size_t cap;
+} fifo_reader;
+
+static void *read_fifo(void *p)
+{
+    fifo_reader *r = p;
+    for (;;) {
+        if (r->cap - r->len < 65536) {
+            r->cap = r->cap * 2 + 65536;
+            r->buf = realloc(r->buf, r->cap + 1);
+        }
+        ssize_t n = read(r->fd, r->buf + r->len, r->cap - r->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        r->len += (size_t)n;
+    }
+    r->buf[r->len] = '\0';
+    return NULL;
+}
+
+/* Parse the total of the last drop report of sink_path in the app log. */
+static unsigned long long last_reported_total(const char *app_log, const char *sink_path)
+{
+    size_t len;
+    char *buf = read_file_all(app_log, &len);
+    char needle[4200];
+    snprintf(needle, sizeof(needle), "log sink %s: dropped ", sink_path);
+    unsigned long long total = 0;
+    for (char *p = buf ? strstr(buf, needle) : NULL; p; p = strstr(p + 1, needle)) {
+        unsigned long long fresh;
+        if (sscanf(p + strlen(needle), "%llu records since the last report (%llu in total)",
+                   &fresh, &total) != 2)
+            fail_msg("unexpected drop report: %.200s", p);
+    }
+    free(buf);
+    return total;
+}
+
+/* A FIFO that nobody reads until the records are written: the drop policy
+ * drops, counts, and reports the count in the app log. */
+static void drop_counts_and_reports(void **state)
+{
+    char fifo[4096], app_path[4096];
+    path_in_dir(fifo, sizeof(fifo), "slow.fifo");
+    path_in_dir(app_path, sizeof(app_path), "app.log");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    fifo_reader reader = { .fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC) };
+    assert_true(reader.fd >= 0);
+
+    talon_sink *app = open_sink("app.log", NULL);
+    assert_int_equal(talon_logger_add_sink(talon_logger_get("app"), app, TALON_LOG_INFO, NULL), 0);
+
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 4096;
+    opts.max_buffered = 8192;
+    opts.overflow = TALON_OVERFLOW_DROP;
+    talon_sink *slow = open_sink("slow.fifo", &opts);
+    talon_logger *lg = talon_logger_get("slow");
+    assert_int_equal(talon_logger_add_sink(lg, slow, TALON_LOG_INFO, NULL), 0);
+
+    /* The pipe holds 64 KiB and the sink 8 KiB: most of 4 x 5000 lines of
+     * about 60 bytes cannot fit until the reader starts. */
+    run_threads(lg, THREADS, PER_THREAD);
+    uint64_t dropped = talon_sink_dropped(slow);
+    assert_true(dropped > 0);
+
+    int flags = fcntl(reader.fd, F_GETFL);
+    fcntl(reader.fd, F_SETFL, flags & ~O_NONBLOCK);
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, read_fifo, &reader), 0);
+    talon_log_shutdown(); /* the writer drains into the reader, then closes the FIFO */
+    pthread_join(tid, NULL);
+    close(reader.fd);
+
+    count_text_lines(&counts, reader.buf, reader.len);
+    free(reader.buf);
+    if (counts.bad_lines)
+        fail_msg("%zu malformed lines, first: %s", counts.bad_lines, counts.first_bad);
+    size_t missing, duplicated;
+    size_t once = count_exactly_once(&counts, THREADS, PER_THREAD, &missing, &duplicated);
+    assert_int_equal(duplicated, 0);
+    unsigned long long reported = last_reported_total(app_path, fifo);
+    assert_int_equal(reported, missing);
+    assert_int_equal(once + reported, THREADS * PER_THREAD);
+    assert_true(reported >= dropped);
+}
+
+/* A write error (here EFBIG from RLIMIT_FSIZE) is reported, the batch is
+ * kept, and writing resumes with nothing lost once the limit is raised. */
+static void write_error_reported_then_resumes(void **state)
+{
+    talon_sink *app = open_sink("app.log", NULL);
+    assert_int_equal(talon_logger_add_sink(talon_logger_get("app"), app, TALON_LOG_INFO, NULL), 0);
+    talon_sink *sink = open_sink("limited.log", NULL);
+    talon_logger *lg = talon_logger_get("limited");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    struct rlimit saved, limit;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, SIG_IGN);
+    limit = saved;
+    limit.rlim_cur = 32 * 1024;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &limit), 0);
+
+    run_threads(lg, 2, 1000); /* about 120 KiB */
+    assert_int_equal(talon_sink_flush(sink), -EIO);
+
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    int rc = -EIO;
+    for (int i = 0; i < 100 && rc != 0; i++) { /* the writer retries once a second */
+        usleep(100 * 1000);
+        rc = talon_sink_flush(sink);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(talon_sink_dropped(sink), 0);
+    talon_log_shutdown();
+
+    char path[4096], app_path[4096];
+    path_in_dir(path, sizeof(path), "limited.log");
+    path_in_dir(app_path, sizeof(app_path), "app.log");
+    count_file(&counts, path, 0);
+    assert_all_once("sink after a write error", 2, 1000);
+    assert_true(file_contains(app_path, "limited.log: write failed: File too large"));
+    assert_true(file_contains(app_path, "limited.log: writing resumed after"));
+}
+
+/* Files are created 0640 (or the configured mode) whatever the umask, and
+ * an existing file loses bits beyond the configured mode. */
+static void file_modes_ignore_umask(void **state)
+{
+    mode_t old_umask = umask(0);
+    char path[4096];
+
+    open_sink("default.log", NULL);
+    path_in_dir(path, sizeof(path), "default.log");
+    assert_int_equal(file_mode(path), 0640);
+
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.mode = 0600;
+    open_sink("private.log", &opts);
+    path_in_dir(path, sizeof(path), "private.log");
+    assert_int_equal(file_mode(path), 0600);
+
+    path_in_dir(path, sizeof(path), "sub/dir/nested.log");
+    open_sink("sub/dir/nested.log", NULL);
+    assert_int_equal(file_mode(path), 0640);
+
+    path_in_dir(path, sizeof(path), "open.log");
+    int fd = open(path, O_CREAT | O_WRONLY, 0666);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(file_mode(path), 0666);
+    open_sink("open.log", NULL);
+    assert_int_equal(file_mode(path), 0640);
+    umask(old_umask);
+}
+
+/* Each attachment filters by its own level; talon_logger_enabled() follows
+ * the lowest one. */
+static void levels_filter_per_sink(void **state)
+{
+    talon_sink *warn_sink = open_sink("warn.log", NULL);
+    talon_sink *debug_sink = open_sink("debug.log", NULL);
+    talon_logger *lg = talon_logger_get("levels");
+    assert_false(talon_logger_enabled(lg, TALON_LOG_FATAL));
+    assert_int_equal(talon_logger_add_sink(lg, warn_sink, TALON_LOG_WARN, NULL), 0);
+    assert_false(talon_logger_enabled(lg, TALON_LOG_INFO));
+    assert_true(talon_logger_enabled(lg, TALON_LOG_WARN));
+    assert_int_equal(talon_logger_add_sink(lg, debug_sink, TALON_LOG_DEBUG, NULL), 0);
+    assert_true(talon_logger_enabled(lg, TALON_LOG_DEBUG));
+    assert_false(talon_logger_enabled(lg, TALON_LOG_TRACE));
+
+    talon_log_trace(lg, "rec t=0 i=0 end");
+    talon_log_debug(lg, "rec t=0 i=1 end");
+    talon_log_info(lg, "rec t=0 i=2 end");
+    talon_log_warn(lg, "rec t=0 i=3 end");
+    talon_log_error(lg, "rec t=0 i=4 end");
+    talon_log_fatal(lg, "rec t=0 i=5 end"); /* flushes synchronously */
+
+    char path[4096];
+    path_in_dir(path, sizeof(path), "warn.log");
+    count_file(&counts, path, 0);
+    assert_int_equal(counts.lines, 3);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(counts.seen[0][i], i >= 3);
+
+    memset(&counts, 0, sizeof(counts));
+    path_in_dir(path, sizeof(path), "debug.log");
+    count_file(&counts, path, 0);
+    assert_int_equal(counts.lines, 5);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(counts.seen[0][i], i >= 1);
+
+    talon_logger_clear_sinks(lg);
+    assert_false(talon_logger_enabled(lg, TALON_LOG_FATAL));
+    assert_true(file_contains(path, " FATAL levels rec t=0 i=5 end"));
+}
+
+/* Level names parse both ways. */
+static void level_names_round_trip(void **state)
+{
+    for (int l = TALON_LOG_TRACE; l <= TALON_LOG_OFF; l++) {
+        talon_log_level parsed;
+        assert_int_equal(talon_log_level_parse(talon_log_level_name((talon_log_level)l), &parsed), 0);
+        assert_int_equal(parsed, l);
+    }
+    talon_log_level parsed;
+    assert_int_equal(talon_log_level_parse("WARNING", &parsed), 0);
+    assert_int_equal(parsed, TALON_LOG_WARN);
+    assert_int_equal(talon_log_level_parse("verbose", &parsed), -EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(threads_exact_lines_in_every_sink, setup, teardown),
+        cmocka_unit_test_setup_teardown(block_tiny_buffer_loses_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(drop_counts_and_reports, setup, teardown),
+        cmocka_unit_test_setup_teardown(write_error_reported_then_resumes, setup, teardown),
+        cmocka_unit_test_setup_teardown(file_modes_ignore_umask, setup, teardown),
+        cmocka_unit_test_setup_teardown(levels_filter_per_sink, setup, teardown),
+        cmocka_unit_test(level_names_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
