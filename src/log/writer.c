@@ -194,6 +194,48 @@ static bool retry_held(talon_sink *s, int64_t now, bool stopping)
     return true;
 }
 
+/* Cut the batch after the chunks that still fit in the current file when
+ * size rotation is on (at least one chunk), so rotation can happen between
+ * chunks of a large batch. Returns the chunks after the cut. */
+static log_chunk *segment_cut(talon_sink *s, log_chunk *batch)
+{
+    if (s->kind != SINK_FILE || s->opts.rotate_size == 0)
+        return NULL;
+    log_chunk *last = batch;
+    uint64_t len = batch->len;
+    while (last->next && s->file_size + len + last->next->len <= s->opts.rotate_size) {
+        last = last->next;
+        len += last->len;
+    }
+    log_chunk *after = last->next;
+    last->next = NULL;
+    return after;
+}
+
+static void segment_join(log_chunk *segment, log_chunk *after)
+{
+    while (segment->next)
+        segment = segment->next;
+    segment->next = after;
+}
+
+/* Keep a batch whose write failed for a retry in a second, and make
+ * callers drop instead of waiting for it. */
+static void hold_failed(talon_sink *s, log_chunk *batch, size_t off, int err, int64_t now)
+{
+    s->held = batch;
+    s->held_off = off;
+    s->last_errno = err;
+    s->failed_writes = 1;
+    s->retry_at_ns = now + RETRY_INTERVAL_NS;
+    pthread_mutex_lock(&s->lock);
+    s->failing = true;
+    pthread_cond_broadcast(&s->space);   /* blocked callers now drop */
+    pthread_cond_broadcast(&s->written); /* talon_sink_flush() returns -EIO */
+    pthread_mutex_unlock(&s->lock);
+    report_failure(s, now);
+}
+
 /* Write what the sink has buffered if a chunk is full, the interval passed,
  * a flush was requested or the process is stopping. */
 static void sink_service(talon_sink *s, int64_t now, bool stopping)
@@ -231,26 +273,22 @@ static void sink_service(talon_sink *s, int64_t now, bool stopping)
     s->last_flush_ns = now;
     pthread_mutex_unlock(&s->lock);
 
-    if (s->kind == SINK_FILE && log_rotate_due(s, batch_length(batch), now))
-        log_rotate(s, now);
-
-    size_t off = 0;
-    int rc = batch_write(s, batch, &off);
-    if (rc == 0) {
-        batch_release(s, batch, true);
-        return;
+    int rc = 0;
+    log_chunk *rest = batch;
+    while (rest && rc == 0) {
+        log_chunk *after = segment_cut(s, rest);
+        if (s->kind == SINK_FILE && log_rotate_due(s, batch_length(rest), now))
+            log_rotate(s, now);
+        size_t off = 0;
+        rc = batch_write(s, rest, &off);
+        if (rc < 0) {
+            segment_join(rest, after);
+            hold_failed(s, rest, off, -rc, now);
+            break;
+        }
+        batch_release(s, rest, true);
+        rest = after;
     }
-    s->held = batch;
-    s->held_off = off;
-    s->last_errno = -rc;
-    s->failed_writes = 1;
-    s->retry_at_ns = now + RETRY_INTERVAL_NS;
-    pthread_mutex_lock(&s->lock);
-    s->failing = true;
-    pthread_cond_broadcast(&s->space);   /* blocked callers now drop */
-    pthread_cond_broadcast(&s->written); /* talon_sink_flush() returns -EIO */
-    pthread_mutex_unlock(&s->lock);
-    report_failure(s, now);
 }
 
 /* Report new overflow drops of each sink at most once a second, and at

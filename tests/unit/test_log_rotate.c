@@ -1,0 +1,308 @@
+/* Rotation and reopening: by size while threads write, by time, after an
+ * external rename (logrotate with a SIGHUP), after the directory vanished.
+ * Every line must land whole in exactly one file; gzip files are read back
+ * with zlib. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "log_test_lines.h"
+#include "talon/log.h"
+
+#define THREADS 4
+#define PER_THREAD 5000
+
+static char *dir;
+static rec_count counts;
+
+static int setup(void **state)
+{
+    dir = make_temp_dir();
+    memset(&counts, 0, sizeof(counts));
+    return dir ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    talon_log_shutdown();
+    remove_tree(dir);
+    free(dir);
+    return 0;
+}
+
+static void path_in_dir(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+}
+
+static talon_sink *open_sink(const char *name, const talon_sink_options *opts)
+{
+    char path[4096], err[512] = "";
+    talon_sink *sink = NULL;
+    path_in_dir(path, sizeof(path), name);
+    if (talon_sink_open_file(&sink, path, opts, err, sizeof(err)) < 0)
+        fail_msg("talon_sink_open_file(%s): %s", path, err);
+    return sink;
+}
+
+typedef struct writer_arg {
+    talon_logger *logger;
+    int thread;
+    int first;
+    int records;
+} writer_arg;
+
+static void *write_records(void *p)
+{
+    writer_arg *a = p;
+    for (int i = a->first; i < a->first + a->records; i++)
+        talon_log_info(a->logger, "rec t=%d i=%d end", a->thread, i);
+    return NULL;
+}
+
+static void start_threads(pthread_t *tid, writer_arg *args, talon_logger *lg, int threads,
+                          int first, int records)
+{
+    for (int t = 0; t < threads; t++) {
+        args[t] = (writer_arg){ .logger = lg, .thread = t, .first = first, .records = records };
+        assert_int_equal(pthread_create(&tid[t], NULL, write_records, &args[t]), 0);
+    }
+}
+
+static void join_threads(pthread_t *tid, int threads)
+{
+    for (int t = 0; t < threads; t++)
+        pthread_join(tid[t], NULL);
+}
+
+static void assert_all_once(const char *what, int threads, int per_thread)
+{
+    size_t missing, duplicated;
+    size_t once = count_exactly_once(&counts, threads, per_thread, &missing, &duplicated);
+    if (counts.bad_lines)
+        fail_msg("%s: %zu malformed lines, first: %s", what, counts.bad_lines, counts.first_bad);
+    if (missing || duplicated)
+        fail_msg("%s: %zu records missing, %zu duplicated", what, missing, duplicated);
+    assert_int_equal(once, (size_t)threads * per_thread);
+    assert_int_equal(counts.lines, (size_t)threads * per_thread);
+}
+
+/* Count the records of name, name.1, name.2(.gz) ... and return how many
+ * rotated files there were. */
+static int count_rotated(const char *name, int *gz_files)
+{
+    char path[4096];
+    path_in_dir(path, sizeof(path), name);
+    count_file(&counts, path, 0);
+    int files = 0;
+    *gz_files = 0;
+    for (int n = 1; n < 1000; n++) {
+        char plain[4200], gz[4200];
+        snprintf(plain, sizeof(plain), "%s.%d", path, n);
+        snprintf(gz, sizeof(gz), "%s.%d.gz", path, n);
+        int has_plain = access(plain, F_OK) == 0, has_gz = access(gz, F_OK) == 0;
+        if (!has_plain && !has_gz)
+            break;
+        assert_false(has_plain && has_gz);
+        if (has_gz) {
+            assert_int_equal(file_mode(gz), 0640);
+            count_file(&counts, gz, 0);
+            (*gz_files)++;
+        } else {
+            assert_int_equal(file_mode(plain), 0640);
+            count_file(&counts, plain, 0);
+        }
+        files++;
+    }
+    return files;
+}
+
+/* Size rotation with gzip while 4 threads write: no line lost or split. */
+static void size_rotation_under_load(void **state)
+{
+    mode_t old_umask = umask(0);
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 8 * 1024;
+    opts.rotate_size = 64 * 1024;
+    opts.rotate_keep = 999;
+    opts.rotate_gzip = true;
+    talon_sink *sink = open_sink("rot.log", &opts);
+    talon_logger *lg = talon_logger_get("rot");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    pthread_t tid[THREADS];
+    writer_arg args[THREADS];
+    start_threads(tid, args, lg, THREADS, 0, PER_THREAD);
+    join_threads(tid, THREADS);
+    talon_log_shutdown(); /* also waits for the compressor */
+    umask(old_umask);
+
+    int gz_files;
+    int files = count_rotated("rot.log", &gz_files);
+    /* About 1.2 MB in 64 KiB files. The first two rotations always happen;
+     * later ones wait while the previous file is being compressed, so their
+     * number depends on the compressor's speed. */
+    assert_true(files >= 2);
+    assert_true(gz_files >= 1);
+    char first[4096];
+    path_in_dir(first, sizeof(first), "rot.log.1");
+    assert_int_equal(access(first, F_OK), 0); /* delaycompress: .1 stays plain */
+    assert_all_once("rotated files", THREADS, PER_THREAD);
+}
+
+/* keep limits the rotated files; the oldest are deleted. */
+static void rotation_keeps_n_files(void **state)
+{
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 4096;
+    opts.rotate_size = 8 * 1024;
+    opts.rotate_keep = 3;
+    talon_sink *sink = open_sink("keep.log", &opts);
+    talon_logger *lg = talon_logger_get("keep");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+    for (int i = 0; i < 2000; i++)
+        talon_log_info(lg, "rec t=0 i=%d end", i);
+    talon_log_shutdown();
+
+    char path[4096];
+    for (int n = 1; n <= 4; n++) {
+        char name[64];
+        snprintf(name, sizeof(name), "keep.log.%d", n);
+        path_in_dir(path, sizeof(path), name);
+        assert_int_equal(access(path, F_OK) == 0, n <= 3);
+    }
+    int gz_files;
+    assert_int_equal(count_rotated("keep.log", &gz_files), 3);
+    assert_int_equal(gz_files, 0);
+    assert_int_equal(counts.bad_lines, 0);
+    /* The newest records are all kept, in the current file and the last three. */
+    assert_int_equal(counts.seen[0][1999], 1);
+}
+
+/* logrotate's way: rename the file, then signal the process to reopen. The
+ * old and the new file together hold every line exactly once. */
+static void reopen_after_rename(void **state)
+{
+    talon_sink *app = open_sink("app.log", NULL);
+    assert_int_equal(talon_logger_add_sink(talon_logger_get("app"), app, TALON_LOG_INFO, NULL), 0);
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 8 * 1024;
+    talon_sink *sink = open_sink("access.log", &opts);
+    talon_logger *lg = talon_logger_get("access");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    pthread_t tid[THREADS];
+    writer_arg args[THREADS];
+    start_threads(tid, args, lg, THREADS, 0, PER_THREAD / 2);
+    talon_log_info(lg, "rec t=%d i=0 end", THREADS); /* the old file gets at least this line */
+    assert_int_equal(talon_sink_flush(sink), 0);
+
+    char path[4096], moved[4096];
+    path_in_dir(path, sizeof(path), "access.log");
+    path_in_dir(moved, sizeof(moved), "access.log.moved");
+    assert_int_equal(rename(path, moved), 0);
+    signal(SIGHUP, (void (*)(int))talon_log_reopen); /* as a server would */
+    raise(SIGHUP);
+    signal(SIGHUP, SIG_DFL);
+    join_threads(tid, THREADS);
+
+    /* Two flushes: the second is served after the reopen, so these lines
+     * go to the new file. */
+    assert_int_equal(talon_sink_flush(sink), 0);
+    assert_int_equal(talon_sink_flush(sink), 0);
+    start_threads(tid, args, lg, THREADS, PER_THREAD / 2, PER_THREAD / 2);
+    join_threads(tid, THREADS);
+    talon_log_shutdown();
+
+    rec_count *c = &counts;
+    count_file(c, moved, 0);
+    size_t old_lines = c->lines;
+    count_file(c, path, 0);
+    assert_true(old_lines > 0);
+    assert_true(c->lines - old_lines >= (size_t)THREADS * PER_THREAD / 2);
+    assert_int_equal(file_mode(path), 0640);
+    assert_int_equal(c->seen[THREADS][0], 1);
+    c->seen[THREADS][0] = 0;
+    c->lines--;
+    assert_all_once("old and new file", THREADS, PER_THREAD);
+}
+
+/* Reopen recreates a deleted directory and says so in the app log. */
+static void reopen_recreates_missing_directory(void **state)
+{
+    char app_path[4096], path[4096], subdir[4096], moved[4096];
+    path_in_dir(app_path, sizeof(app_path), "app.log");
+    path_in_dir(path, sizeof(path), "logs/gone.log");
+    path_in_dir(subdir, sizeof(subdir), "logs");
+    path_in_dir(moved, sizeof(moved), "logs.old");
+    talon_sink *app = open_sink("app.log", NULL);
+    assert_int_equal(talon_logger_add_sink(talon_logger_get("app"), app, TALON_LOG_INFO, NULL), 0);
+    talon_sink *sink = open_sink("logs/gone.log", NULL);
+    talon_logger *lg = talon_logger_get("gone");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    talon_log_info(lg, "rec t=0 i=0 end");
+    assert_int_equal(talon_sink_flush(sink), 0);
+    assert_int_equal(rename(subdir, moved), 0);
+    talon_log_reopen();
+    assert_int_equal(talon_sink_flush(sink), 0);
+    talon_log_info(lg, "rec t=0 i=1 end");
+    talon_log_shutdown();
+
+    count_file(&counts, path, 0);
+    assert_int_equal(counts.lines, 1);
+    assert_int_equal(counts.seen[0][1], 1);
+    assert_int_equal(file_mode(path), 0640);
+    assert_true(file_contains(app_path, "gone.log: reopened; the file was missing, created it"));
+}
+
+/* Time rotation: with a 1 s interval the file is rotated at the next
+ * second boundary. Waits at most 10 s for the rotated file. */
+static void time_rotation_at_interval(void **state)
+{
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.rotate_interval_s = 1;
+    opts.flush_interval_ms = 100;
+    talon_sink *sink = open_sink("hourly.log", &opts);
+    talon_logger *lg = talon_logger_get("hourly");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    char rotated[4096];
+    path_in_dir(rotated, sizeof(rotated), "hourly.log.1");
+    int i = 0;
+    for (; i < 100 && access(rotated, F_OK) != 0; i++) {
+        talon_log_info(lg, "rec t=0 i=%d end", i);
+        assert_int_equal(talon_sink_flush(sink), 0);
+        usleep(100 * 1000);
+    }
+    assert_int_equal(access(rotated, F_OK), 0);
+    talon_log_shutdown();
+
+    int gz_files;
+    assert_true(count_rotated("hourly.log", &gz_files) >= 1);
+    assert_all_once("time-rotated files", 1, i);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(size_rotation_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(rotation_keeps_n_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(reopen_after_rename, setup, teardown),
+        cmocka_unit_test_setup_teardown(reopen_recreates_missing_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(time_rotation_at_interval, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
