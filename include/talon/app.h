@@ -74,6 +74,10 @@ typedef struct talon_server_options {
     size_t max_body_size;        /* default 1 MiB; larger gives 413 */
     const char *trusted_proxies; /* comma-separated addresses/CIDRs trusted for X-Forwarded-For */
     unsigned drain_timeout_s;    /* wait for in-flight requests on stop; default 30 */
+    /* Called once on the serving thread when the server listens
+     * (talon_app_port() is valid from then on); may be NULL. */
+    void (*on_ready)(talon_app *app, void *ctx);
+    void *on_ready_ctx;
 } talon_server_options;
 
 void talon_server_options_init(talon_server_options *opts);

@@ -564,6 +564,8 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     talon_log_info(app->log, "listening on %s (port %u, %u threads, max body %zu bytes, "
                    "max head %zu bytes)", opts->listen, talon_app_port(app), threads,
                    opts->max_body_size, opts->max_header_size);
+    if (opts->on_ready != NULL)
+        opts->on_ready(app, opts->on_ready_ctx);
 
     wait_for_stop(app);
     bool stopped = drain(e, drain_s);

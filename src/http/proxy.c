@@ -179,9 +179,10 @@ void talon_proxies_client_ip(const talon_proxies *p, const talon_req *req,
         while (comma > xff && comma[-1] != ',')
             comma--;
         char *entry = trim(comma, end);
-        if (!parse_ip(entry, ip, &v4))
+        size_t elen = strlen(entry);
+        if (elen >= TALON_IP_MAX || !parse_ip(entry, ip, &v4))
             return;
-        snprintf(out, TALON_IP_MAX, "%s", entry);
+        memcpy(out, entry, elen + 1);
         if (!is_trusted(p, ip))
             return;
         if (comma == xff)

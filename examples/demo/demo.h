@@ -1,0 +1,44 @@
+/* talon-demo: the parts main.c wires together. Each area (resources,
+ * configuration sections) lives in its own file and registers itself from
+ * main.c with one call. */
+#ifndef TALON_DEMO_H
+#define TALON_DEMO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "talon/app.h"
+
+typedef struct demo {
+    talon_app *app;
+    talon_server_options server;
+    char listen[256];
+    char trusted_proxies[1024];
+    bool strip_trailing_slash;
+    bool test_routes;      /* --test-routes: add /debug/... for the e2e tests */
+} demo;
+
+/* basic.c: GET /health and GET /hello. */
+int demo_basic_routes(demo *d, char *err, size_t errlen);
+/* notes.c: the in-memory notes API. */
+int demo_notes_routes(demo *d, char *err, size_t errlen);
+void demo_notes_free(void);
+/* debug.c: routes for tests only (GET /debug/hold). */
+int demo_debug_routes(demo *d, char *err, size_t errlen);
+
+/* Send a JSON object built with json_pack, or a 500 when packing failed. */
+void demo_send_json(talon_resp *resp, int status, json_t *doc);
+
+/* logging.c: var/log/app.log and var/log/access.log unless the INI file
+ * says otherwise. Call demo_logging_defaults() before loading the INI file,
+ * pass it every key of a section for which demo_logging_section() is true,
+ * call demo_logging_start() once the routes are added and before serving,
+ * and demo_logging_stop() after talon_app_free(). */
+int demo_logging_defaults(char *err, size_t errlen);
+bool demo_logging_section(const char *section);
+int demo_logging_config(const char *section, const char *key, const char *value,
+                        char *err, size_t errlen);
+int demo_logging_start(demo *d, char *err, size_t errlen);
+void demo_logging_stop(void);
+
+#endif

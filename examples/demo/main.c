@@ -1,0 +1,296 @@
+/* talon-demo: a small notes service built with talon.
+ *
+ * main() reads the flags, then the configuration file (one handler per
+ * section below), registers the resources of each area, and serves until
+ * SIGINT or SIGTERM. To add an area: write its file, add its routes call
+ * to add_routes() and its configuration section to config_sections[]. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "demo.h"
+#include "talon/config.h"
+#include "talon/log.h"
+
+static const char usage[] =
+    "Usage: talon-demo [OPTIONS]\n"
+    "Serve the talon demo: /health, /hello and the notes API (/notes, /notes/{id}).\n"
+    "\n"
+    "  --listen ADDR:PORT  address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
+    "  --config FILE       INI configuration file ([server], [log.app], ...)\n"
+    "  --threads N         HTTP worker threads (default: one per core)\n"
+    "  --port-file FILE    write the bound port to FILE once listening\n"
+    "  --test-routes       add the /debug/... routes used by the end-to-end tests\n"
+    "  --help              show this help\n"
+    "\n"
+    "Flags override the configuration file. SIGINT or SIGTERM stops the server\n"
+    "after the requests in flight finish; SIGUSR1 reopens the log files.\n";
+
+/* ---- Configuration ---- */
+
+static int parse_uint(const char *value, unsigned max, unsigned *out, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    unsigned long x = strtoul(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || x > max || value[0] == '-') {
+        snprintf(err, errlen, "invalid value \"%s\": expected a whole number from 0 to %u",
+                 value, max);
+        return -EINVAL;
+    }
+    *out = (unsigned)x;
+    return 0;
+}
+
+static int parse_seconds(const char *value, unsigned *out, char *err, size_t errlen)
+{
+    unsigned long long s;
+    int rc = talon_config_parse_seconds(value, &s, err, errlen);
+    if (rc == 0 && s > 86400) {
+        snprintf(err, errlen, "invalid duration \"%s\": at most 1d", value);
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        *out = (unsigned)s;
+    return rc;
+}
+
+static int parse_size(const char *value, size_t *out, char *err, size_t errlen)
+{
+    unsigned long long n;
+    int rc = talon_config_parse_size(value, &n, err, errlen);
+    if (rc == 0 && n > (1ULL << 40)) {
+        snprintf(err, errlen, "invalid size \"%s\": at most 1T", value);
+        rc = -EINVAL;
+    }
+    if (rc == 0)
+        *out = (size_t)n;
+    return rc;
+}
+
+/* [server]: the HTTP engine's options. */
+static int config_server(demo *d, const char *key, const char *value, char *err,
+                         size_t errlen)
+{
+    talon_server_options *o = &d->server;
+    if (strcmp(key, "listen") == 0) {
+        snprintf(d->listen, sizeof(d->listen), "%s", value);
+        return 0;
+    }
+    if (strcmp(key, "threads") == 0)
+        return parse_uint(value, 1024, &o->threads, err, errlen);
+    if (strcmp(key, "connection_timeout") == 0)
+        return parse_seconds(value, &o->connection_timeout_s, err, errlen);
+    if (strcmp(key, "drain_timeout") == 0)
+        return parse_seconds(value, &o->drain_timeout_s, err, errlen);
+    if (strcmp(key, "connection_limit") == 0)
+        return parse_uint(value, 1000000, &o->connection_limit, err, errlen);
+    if (strcmp(key, "max_header_size") == 0)
+        return parse_size(value, &o->max_header_size, err, errlen);
+    if (strcmp(key, "max_body_size") == 0)
+        return parse_size(value, &o->max_body_size, err, errlen);
+    if (strcmp(key, "trusted_proxies") == 0) {
+        snprintf(d->trusted_proxies, sizeof(d->trusted_proxies), "%s", value);
+        return 0;
+    }
+    if (strcmp(key, "strip_trailing_slash") == 0) {
+        int on;
+        int rc = talon_config_parse_bool(value, &on, err, errlen);
+        if (rc == 0)
+            d->strip_trailing_slash = on;
+        return rc;
+    }
+    snprintf(err, errlen, "unknown key; [server] accepts listen, threads, connection_timeout, "
+             "drain_timeout, connection_limit, max_header_size, max_body_size, "
+             "trusted_proxies, strip_trailing_slash");
+    return -EINVAL;
+}
+
+typedef int (*config_section_fn)(demo *d, const char *key, const char *value, char *err,
+                                 size_t errlen);
+
+/* One row per section; "[log.*]" sections go to the log core directly
+ * (talon_config_load). A name ending in '*' matches as a prefix. */
+static const struct {
+    const char *section;
+    config_section_fn fn;
+} config_sections[] = {
+    { "server", config_server },
+};
+
+static int config_handler(void *ctx, const char *section, const char *key, const char *value,
+                          char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof(config_sections) / sizeof(config_sections[0]); i++) {
+        const char *name = config_sections[i].section;
+        size_t len = strlen(name);
+        bool prefix = len > 0 && name[len - 1] == '*';
+        if (prefix ? strncmp(section, name, len - 1) == 0 : strcmp(section, name) == 0)
+            return config_sections[i].fn(ctx, key, value, err, errlen);
+    }
+    snprintf(err, errlen, "unknown section [%s]", section);
+    return -EINVAL;
+}
+
+/* ---- Logs ---- */
+
+/* Without a [log.app] section, the app log goes to stderr at level info. */
+static int setup_logs(char *err, size_t errlen)
+{
+    int rc = talon_log_config_apply(err, errlen);
+    if (rc < 0)
+        return rc;
+    talon_logger *app = talon_logger_get("app");
+    if (!talon_logger_enabled(app, TALON_LOG_FATAL)) {
+        talon_sink *sink;
+        talon_sink_options so;
+        talon_sink_options_init(&so);
+        rc = talon_sink_open_stderr(&sink, &so);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot open the stderr log sink: %s", strerror(-rc));
+            return rc;
+        }
+        talon_logger_add_sink(app, sink, TALON_LOG_INFO, NULL);
+    }
+    return 0;
+}
+
+static void print_log_destinations(const char *config_path)
+{
+    printf("  app log: %s\n", config_path ? "as set by [log.app] in the configuration "
+           "(stderr when absent)" : "stderr, level info");
+}
+
+/* ---- Serving ---- */
+
+typedef struct ready_ctx {
+    const char *port_file;
+    const char *config_path;
+    const char *listen;
+} ready_ctx;
+
+/* Write the port to a temporary file and rename it, so that a reader never
+ * sees a partial number. */
+static void write_port_file(const char *path, unsigned port, talon_logger *log)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL || fprintf(f, "%u\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) < 0)
+        talon_log_error(log, "cannot write the port file %s: %s", path, strerror(errno));
+}
+
+static void on_ready(talon_app *app, void *arg)
+{
+    ready_ctx *r = arg;
+    printf("talon-demo: serving on %s (port %u)\n", r->listen, talon_app_port(app));
+    print_log_destinations(r->config_path);
+    fflush(stdout);
+    if (r->port_file != NULL)
+        write_port_file(r->port_file, talon_app_port(app), talon_logger_get("app"));
+}
+
+static void on_reopen_signal(int sig)
+{
+    talon_log_reopen();
+}
+
+static int add_routes(demo *d, char *err, size_t errlen)
+{
+    int rc = demo_basic_routes(d, err, errlen);
+    if (rc == 0)
+        rc = demo_notes_routes(d, err, errlen);
+    if (rc == 0 && d->test_routes)
+        rc = demo_debug_routes(d, err, errlen);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "config", required_argument, NULL, 'c' },
+        { "threads", required_argument, NULL, 't' },
+        { "port-file", required_argument, NULL, 'p' },
+        { "test-routes", no_argument, NULL, 'T' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *listen_flag = NULL, *config_path = NULL, *threads_flag = NULL;
+    const char *port_file = NULL;
+    bool test_routes = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'l': listen_flag = optarg; break;
+        case 'c': config_path = optarg; break;
+        case 't': threads_flag = optarg; break;
+        case 'p': port_file = optarg; break;
+        case 'T': test_routes = true; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "talon-demo: unexpected argument \"%s\"\n%s", argv[optind], usage);
+        return 2;
+    }
+
+    demo d = { .test_routes = test_routes };
+    talon_server_options_init(&d.server);
+    snprintf(d.listen, sizeof(d.listen), "%s", d.server.listen);
+    char err[1024] = "";
+    if (config_path != NULL && talon_config_load(config_path, config_handler, &d, err,
+                                                 sizeof(err)) < 0) {
+        fprintf(stderr, "talon-demo: %s\n", err);
+        return 2;
+    }
+    if (listen_flag != NULL)
+        snprintf(d.listen, sizeof(d.listen), "%s", listen_flag);
+    if (threads_flag != NULL && parse_uint(threads_flag, 1024, &d.server.threads, err,
+                                           sizeof(err)) < 0) {
+        fprintf(stderr, "talon-demo: --threads: %s\n", err);
+        return 2;
+    }
+    d.server.listen = d.listen;
+    d.server.trusted_proxies = d.trusted_proxies[0] ? d.trusted_proxies : NULL;
+    if (setup_logs(err, sizeof(err)) < 0) {
+        fprintf(stderr, "talon-demo: %s\n", err);
+        return 1;
+    }
+
+    int rc = 1;
+    d.app = talon_app_new();
+    if (d.app == NULL) {
+        fprintf(stderr, "talon-demo: out of memory\n");
+        goto out;
+    }
+    talon_app_set_strip_trailing_slash(d.app, d.strip_trailing_slash);
+    if (add_routes(&d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "talon-demo: %s\n", err);
+        goto out;
+    }
+
+    struct sigaction sa = { .sa_handler = on_reopen_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+
+    ready_ctx ready = { port_file, config_path, d.listen };
+    d.server.on_ready = on_ready;
+    d.server.on_ready_ctx = &ready;
+    int serve_rc = talon_app_serve(d.app, &d.server, err, sizeof(err));
+    if (serve_rc < 0) {
+        fprintf(stderr, "talon-demo: %s\n", err);
+        goto out;
+    }
+    rc = 0;
+out:
+    talon_app_free(d.app);
+    demo_notes_free();
+    talon_log_shutdown();
+    return rc;
+}
