@@ -185,11 +185,19 @@ bool talon_audit_filter_match(const talon_audit_filter *filter, const talon_audi
 /* Called for every matching record; return nonzero to stop the query. */
 typedef int (*talon_audit_record_fn)(void *ctx, const talon_audit_record *rec);
 
+/* Called for a line the query had to parse but could not (why says what is
+ * wrong); lines without the searched bytes are not parsed and not reported. */
+typedef void (*talon_audit_skip_fn)(void *ctx, const char *file, uint64_t line, const char *why);
+
 /* Run a query over the reader's files. Lines that do not parse are skipped
  * and counted in *skipped (may be NULL). Returns the number of matches
  * (>= 0), or a negative errno when fn asked to stop with a negative value. */
 int64_t talon_audit_query(talon_audit_reader *reader, const talon_audit_filter *filter,
                           talon_audit_record_fn fn, void *ctx, uint64_t *skipped);
+/* The same, and skip_fn (may be NULL) hears about each skipped line. */
+int64_t talon_audit_query_with_skips(talon_audit_reader *reader, const talon_audit_filter *filter,
+                                     talon_audit_record_fn fn, void *ctx, uint64_t *skipped,
+                                     talon_audit_skip_fn skip_fn, void *skip_ctx);
 
 /* Write a record as one aligned table row (time, seq, type, outcome, actor,
  * source, target, request id) into buf; returns the length written

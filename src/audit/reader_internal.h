@@ -1,0 +1,28 @@
+/* Internal declarations shared by the trail reader, verifier and query. */
+#ifndef TALON_AUDIT_READER_INTERNAL_H
+#define TALON_AUDIT_READER_INTERNAL_H
+
+#include "talon/audit_reader.h"
+
+typedef struct reader_file {
+    char *path;
+    uint64_t index;      /* from audit-NNNNNNNN.jsonl; 0 when the name has none */
+    const char *data;    /* read-only mapping, NULL for an empty file */
+    size_t size;
+} reader_file;
+
+struct talon_audit_reader {
+    reader_file *files;
+    size_t nfiles;
+    uint64_t total;
+};
+
+/* Bytes before the "mac" member in every well-formed record: the suffix is
+ * "mac":"<64 hex>"} after P_i. */
+#define READER_MAC_SUFFIX_LEN (7 + 64 + 2)
+
+/* Skip one JSON value starting at p (no whitespace allowed between tokens).
+ * Returns the byte after it, or NULL when it is not valid JSON. */
+const char *reader_skip_value(const char *p, const char *end, int depth);
+
+#endif

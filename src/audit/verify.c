@@ -1,0 +1,904 @@
+/* Trail verification: chain, sequence, epochs, seals and MACs, as the
+ * Verification section of docs/audit-format.md lists them.
+ *
+ * Speed comes from two passes per window of the trail. Hashing threads parse
+ * each line, compute h_i = SHA-256(P_i) and check the MAC with per-epoch HMAC
+ * states computed once (HMAC over 32 bytes is then two SHA-256 blocks); the
+ * calling thread then walks the compact per-line results in order and checks
+ * the links between records. Only a record that fails a check, and each
+ * seal, goes through the careful path that re-reads the line and names the
+ * problem; tests/e2e/audit_ref.py follows the same rules in Python.
+ */
+#define OPENSSL_SUPPRESS_DEPRECATED 1 /* SHA256_Init & co: faster than EVP per record */
+#include "audit/reader_internal.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SEAL_TYPE "audit_epoch_sealed"
+#define LOOKAHEAD 64              /* records searched for a missing seq (reordered vs deleted) */
+#define MAX_EPOCH (1ULL << 22)    /* epochs beyond this are rejected instead of derived */
+#define MAX_LATER_KEYS 100000ULL  /* later epochs tried for a "wrong epoch key" diagnosis */
+#define WINDOW_BYTES (32u << 20)  /* bytes per hashing job */
+#define MAX_THREADS 8
+
+static const char EVOLVE_LABEL[] = "talon-audit-evolve-v1";
+
+const char *talon_audit_verdict_name(talon_audit_verdict v)
+{
+    switch (v) {
+    case TALON_AUDIT_INTACT: return "intact";
+    case TALON_AUDIT_MODIFIED: return "modified";
+    case TALON_AUDIT_DELETED: return "deleted";
+    case TALON_AUDIT_INSERTED: return "inserted";
+    case TALON_AUDIT_REORDERED: return "reordered";
+    case TALON_AUDIT_TRUNCATED: return "truncated";
+    case TALON_AUDIT_UNSEALED: return "unsealed";
+    case TALON_AUDIT_WRONG_EPOCH_KEY: return "wrong epoch key";
+    case TALON_AUDIT_SPLICED: return "spliced";
+    case TALON_AUDIT_MALFORMED: return "malformed";
+    case TALON_AUDIT_BAD_SEAL: return "bad seal";
+    case TALON_AUDIT_INCOMPLETE: return "incomplete";
+    }
+    return "unknown";
+}
+
+void talon_audit_verify_options_init(talon_audit_verify_options *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+/* ---- Hex and keys ------------------------------------------------------- */
+
+static void to_hex(char *out, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+}
+
+static int hexnib(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static bool from_hex(uint8_t *out, const char *hex, size_t nbytes)
+{
+    for (size_t i = 0; i < nbytes; i++) {
+        int hi = hexnib(hex[2 * i]), lo = hexnib(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+int talon_audit_key_load(const char *path, uint8_t trail[16], uint8_t key0[32], char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot open the verification key: %s", path, strerror(e));
+        return -e;
+    }
+    char line[256];
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    static const char head[] = "talon-audit-key v1 trail=";
+    /* "talon-audit-key v1 trail=<32 hex> key0=<64 hex>\n" */
+    if (n < sizeof head - 1 + 32 + 6 + 64 || memcmp(line, head, sizeof head - 1) != 0 ||
+        memcmp(line + sizeof head - 1 + 32, " key0=", 6) != 0 ||
+        !from_hex(trail, line + sizeof head - 1, 16) ||
+        !from_hex(key0, line + sizeof head - 1 + 32 + 6, 32) ||
+        (n > sizeof head - 1 + 32 + 6 + 64 && line[sizeof head - 1 + 32 + 6 + 64] != '\n')) {
+        OPENSSL_cleanse(line, sizeof line);
+        snprintf(err, errlen, "%s: not a talon verification key (expected one line "
+                 "\"talon-audit-key v1 trail=<32 hex> key0=<64 hex>\", as written by talon audit keygen)",
+                 path);
+        return -EINVAL;
+    }
+    OPENSSL_cleanse(line, sizeof line);
+    return 0;
+}
+
+/* K_e for e < nkeys, derived from K_0 by K_{e+1} = SHA-256(label || K_e). */
+typedef struct keyring {
+    uint8_t (*keys)[32];
+    uint64_t nkeys;
+} keyring;
+
+static int keyring_extend(keyring *kr, uint64_t n)
+{
+    if (n <= kr->nkeys)
+        return 0;
+    uint8_t (*grown)[32] = realloc(kr->keys, n * sizeof *grown);
+    if (!grown)
+        return -ENOMEM;
+    kr->keys = grown;
+    for (uint64_t e = kr->nkeys; e < n; e++) {
+        SHA256_CTX c;
+        SHA256_Init(&c);
+        SHA256_Update(&c, EVOLVE_LABEL, sizeof EVOLVE_LABEL - 1);
+        SHA256_Update(&c, kr->keys[e - 1], 32);
+        SHA256_Final(kr->keys[e], &c);
+        OPENSSL_cleanse(&c, sizeof c);
+    }
+    kr->nkeys = n;
+    return 0;
+}
+
+/* HMAC-SHA256 states with the key's inner and outer pad already absorbed. */
+typedef struct mac_key {
+    uint64_t epoch;
+    bool ready;
+    SHA256_CTX inner, outer;
+} mac_key;
+
+static void mac_key_set(mac_key *m, const uint8_t key[32], uint64_t epoch)
+{
+    uint8_t pad[64];
+    memset(pad, 0x36, sizeof pad);
+    for (int i = 0; i < 32; i++)
+        pad[i] ^= key[i];
+    SHA256_Init(&m->inner);
+    SHA256_Update(&m->inner, pad, 64);
+    memset(pad, 0x5c, sizeof pad);
+    for (int i = 0; i < 32; i++)
+        pad[i] ^= key[i];
+    SHA256_Init(&m->outer);
+    SHA256_Update(&m->outer, pad, 64);
+    OPENSSL_cleanse(pad, sizeof pad);
+    m->epoch = epoch;
+    m->ready = true;
+}
+
+static bool mac_matches(const mac_key *m, const uint8_t h[32], const char *mac_hex)
+{
+    SHA256_CTX c = m->inner;
+    uint8_t ih[32], mac[32];
+    char hex[64];
+    SHA256_Update(&c, h, 32);
+    SHA256_Final(ih, &c);
+    c = m->outer;
+    SHA256_Update(&c, ih, 32);
+    SHA256_Final(mac, &c);
+    to_hex(hex, mac, 32);
+    return CRYPTO_memcmp(hex, mac_hex, 64) == 0;
+}
+
+/* ---- Verification state ------------------------------------------------- */
+
+enum {
+    L_PARSED = 1 << 0,
+    L_TORN = 1 << 1,      /* the last bytes of a file, without '\n' */
+    L_SEAL = 1 << 2,
+    L_MAC_CHECKED = 1 << 3,
+    L_MAC_OK = 1 << 4,
+    L_TRAIL_OK = 1 << 5,
+};
+
+/* What a hashing thread learned about one line. */
+typedef struct line_result {
+    uint64_t seq, epoch;
+    size_t off, len;      /* the line in its file, without '\n' */
+    unsigned flags;
+    uint8_t h[32];
+    uint8_t prev[32];
+} line_result;
+
+typedef struct hash_job {
+    const char *data;      /* the file's mapping */
+    size_t begin, end;     /* byte range, starting at a line start */
+    bool file_end;         /* end is the end of the file */
+    const keyring *keys;   /* read-only while jobs run */
+    const char *trail_hex; /* expected trail id */
+    bool check_macs;
+    line_result *out;
+    size_t n, cap;
+    int err;
+} hash_job;
+
+typedef struct verifier {
+    talon_audit_reader *reader;
+    const talon_audit_verify_options *opts;
+    talon_audit_verify_result *res;
+    bool have_key;
+    keyring keys;
+    char trail_hex[33];
+    bool trail_known;
+    uint64_t max_epoch;    /* epoch of the last parseable record: bound for later keys */
+    mac_key slow_mac;
+
+    /* The last record that passed every check. */
+    bool have_last;
+    uint64_t last_seq, last_epoch;
+    uint8_t last_h[32];
+    bool last_is_seal;
+    char last_cause[16];
+    size_t last_file;
+    uint64_t last_line;
+
+    /* The current epoch's first record (not yet sealed). */
+    bool epoch_open;
+    uint64_t epoch_first;
+    size_t epoch_first_file;
+    uint64_t epoch_first_line;
+    bool start_known;
+
+    /* The file being walked. */
+    size_t file;
+    uint64_t lineno;
+    uint64_t file_records;
+    bool failed;
+} verifier;
+
+static int bad(verifier *v, talon_audit_verdict verdict, size_t file, uint64_t line, uint64_t seq,
+               const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static int bad(verifier *v, talon_audit_verdict verdict, size_t file, uint64_t line, uint64_t seq,
+               const char *fmt, ...)
+{
+    talon_audit_verify_result *r = v->res;
+    r->verdict = verdict;
+    r->file = file < v->reader->nfiles ? v->reader->files[file].path : NULL;
+    r->line = line;
+    r->seq = seq;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+    v->failed = true;
+    return 1;
+}
+
+/* ---- Hashing threads ---------------------------------------------------- */
+
+static void hash_line(hash_job *j, const char *line, size_t len, mac_key *mk)
+{
+    line_result *lr = &j->out[j->n++];
+    talon_audit_record rec;
+    lr->off = (size_t)(line - j->data);
+    lr->len = len;
+    lr->flags = 0;
+    if (talon_audit_record_parse(line, len, &rec, NULL, 0) != 0)
+        return;
+    lr->flags = L_PARSED;
+    lr->seq = rec.seq;
+    lr->epoch = rec.epoch;
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, line, rec.prefix_len);
+    SHA256_Final(lr->h, &c);
+    from_hex(lr->prev, rec.prev.p, 32);
+    if (memcmp(rec.trail.p, j->trail_hex, 32) == 0)
+        lr->flags |= L_TRAIL_OK;
+    if (rec.type.len == sizeof SEAL_TYPE - 1 && memcmp(rec.type.p, SEAL_TYPE, rec.type.len) == 0)
+        lr->flags |= L_SEAL;
+    if (j->check_macs && rec.epoch < j->keys->nkeys) {
+        if (!mk->ready || mk->epoch != rec.epoch)
+            mac_key_set(mk, j->keys->keys[rec.epoch], rec.epoch);
+        lr->flags |= L_MAC_CHECKED;
+        if (mac_matches(mk, lr->h, rec.mac.p))
+            lr->flags |= L_MAC_OK;
+    }
+}
+
+static void *hash_job_run(void *arg)
+{
+    hash_job *j = arg;
+    mac_key mk = { .ready = false };
+    const char *p = j->data + j->begin, *end = j->data + j->end;
+    while (p < end) {
+        if (j->n == j->cap) {
+            size_t cap = j->cap ? j->cap * 2 : 4096;
+            line_result *g = realloc(j->out, cap * sizeof *g);
+            if (!g) {
+                j->err = -ENOMEM;
+                break;
+            }
+            j->out = g;
+            j->cap = cap;
+        }
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) {
+            /* Only the end of the file can lack a newline: jobs end at line ends. */
+            line_result *lr = &j->out[j->n++];
+            *lr = (line_result){ .off = (size_t)(p - j->data), .len = (size_t)(end - p), .flags = L_TORN };
+            break;
+        }
+        hash_line(j, p, (size_t)(nl - p), &mk);
+        p = nl + 1;
+    }
+    OPENSSL_cleanse(&mk, sizeof mk);
+    return NULL;
+}
+
+/* ---- The careful path --------------------------------------------------- */
+
+static bool line_at(const reader_file *f, size_t off, size_t len, talon_audit_record *rec, char *err, size_t errlen)
+{
+    return talon_audit_record_parse(f->data + off, len, rec, err, errlen) == 0;
+}
+
+static void record_hash(const talon_audit_record *rec, uint8_t h[32])
+{
+    SHA256(( const unsigned char *)rec->line, rec->prefix_len, h);
+}
+
+static int key_for(verifier *v, uint64_t epoch, mac_key *out)
+{
+    if (epoch >= v->keys.nkeys && keyring_extend(&v->keys, epoch + 1) != 0)
+        return -ENOMEM;
+    mac_key_set(out, v->keys.keys[epoch], epoch);
+    return 0;
+}
+
+static bool mac_ok_in_epoch(verifier *v, const talon_audit_record *rec, uint64_t epoch)
+{
+    uint8_t h[32];
+    record_hash(rec, h);
+    if (key_for(v, epoch, &v->slow_mac) != 0)
+        return false;
+    return mac_matches(&v->slow_mac, h, rec->mac.p);
+}
+
+/* The next complete line of file f after offset off (NULL at the end). */
+static const char *next_line(const reader_file *f, size_t *off, size_t *len)
+{
+    size_t start = *off + *len + 1;
+    if (start >= f->size)
+        return NULL;
+    const char *nl = memchr(f->data + start, '\n', f->size - start);
+    if (!nl)
+        return NULL;
+    *off = start;
+    *len = (size_t)(nl - (f->data + start));
+    return f->data + start;
+}
+
+static bool peek_next(const reader_file *f, size_t off, size_t len, talon_audit_record *next)
+{
+    return next_line(f, &off, &len) && line_at(f, off, len, next, NULL, 0);
+}
+
+/* A MAC that fails under its epoch's key: wrong epoch key when a later key
+ * verifies it (someone who stole a later key rewrote the record). */
+static int bad_mac(verifier *v, const talon_audit_record *rec, uint64_t line, uint64_t epoch)
+{
+    uint64_t bound = v->max_epoch > epoch + 1 ? v->max_epoch : epoch + 1;
+    if (bound > epoch + MAX_LATER_KEYS)
+        bound = epoch + MAX_LATER_KEYS;
+    if (bound > MAX_EPOCH)
+        bound = MAX_EPOCH;
+    for (uint64_t e = epoch + 1; e <= bound; e++)
+        if (mac_ok_in_epoch(v, rec, e))
+            return bad(v, TALON_AUDIT_WRONG_EPOCH_KEY, v->file, line, rec->seq,
+                       "MAC made with epoch %llu's key, but the record is in epoch %llu",
+                       (unsigned long long)e, (unsigned long long)epoch);
+    return bad(v, TALON_AUDIT_MODIFIED, v->file, line, rec->seq,
+               "MAC does not match (epoch %llu key)", (unsigned long long)epoch);
+}
+
+/* Seal data, exactly {"epoch":E,"count":N,"first_seq":A,"last_seq":B,"head":"<hex>","cause":"..."}. */
+typedef struct seal_data {
+    uint64_t epoch, count, first, last;
+    char head[65];
+    char cause[16];
+} seal_data;
+
+static bool parse_u64(const char **p, const char *end, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+    if (s >= end || *s < '0' || *s > '9' || (*s == '0' && s + 1 < end && s[1] >= '0' && s[1] <= '9'))
+        return false;
+    while (s < end && *s >= '0' && *s <= '9') {
+        if (v > UINT64_MAX / 10 - 1)
+            return false;
+        v = v * 10 + (uint64_t)(*s++ - '0');
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+static bool take(const char **p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
+        return false;
+    *p += n;
+    return true;
+}
+
+static bool parse_seal(const talon_audit_record *rec, seal_data *sd)
+{
+    const char *p = rec->data, *end = rec->data + rec->data_len;
+    if (!take(&p, end, "{\"epoch\":") || !parse_u64(&p, end, &sd->epoch) ||
+        !take(&p, end, ",\"count\":") || !parse_u64(&p, end, &sd->count) ||
+        !take(&p, end, ",\"first_seq\":") || !parse_u64(&p, end, &sd->first) ||
+        !take(&p, end, ",\"last_seq\":") || !parse_u64(&p, end, &sd->last) ||
+        !take(&p, end, ",\"head\":\"") || end - p < 64)
+        return false;
+    memcpy(sd->head, p, 64);
+    sd->head[64] = '\0';
+    p += 64;
+    if (!take(&p, end, "\",\"cause\":\""))
+        return false;
+    const char *q = memchr(p, '"', (size_t)(end - p));
+    if (!q || (size_t)(q - p) >= sizeof sd->cause || !take(&q, end, "\"}") || q != end)
+        return false;
+    memcpy(sd->cause, p, (size_t)(end - p - 2));
+    sd->cause[end - p - 2] = '\0';
+    return true;
+}
+
+static int check_seal(verifier *v, const talon_audit_record *rec, uint64_t line, seal_data *sd)
+{
+    if (!parse_seal(rec, sd))
+        return bad(v, TALON_AUDIT_BAD_SEAL, v->file, line, rec->seq,
+                   "seal data is not {\"epoch\",\"count\",\"first_seq\",\"last_seq\",\"head\",\"cause\"} in that order");
+    if (sd->epoch != rec->epoch)
+        return bad(v, TALON_AUDIT_BAD_SEAL, v->file, line, rec->seq, "seal of epoch %llu in epoch %llu",
+                   (unsigned long long)sd->epoch, (unsigned long long)rec->epoch);
+    if (strcmp(sd->cause, "interval") != 0 && strcmp(sd->cause, "rotation") != 0 &&
+        strcmp(sd->cause, "shutdown") != 0)
+        return bad(v, TALON_AUDIT_BAD_SEAL, v->file, line, rec->seq, "unknown seal cause \"%s\"", sd->cause);
+    uint64_t count, first, last;
+    if (!v->epoch_open) {
+        count = 0, first = rec->seq, last = rec->seq;
+    } else {
+        count = rec->seq - v->epoch_first, first = v->epoch_first, last = rec->seq - 1;
+    }
+    bool ok = sd->last == last && memcmp(sd->head, rec->prev.p, 64) == 0;
+    if (v->start_known)
+        ok = ok && sd->count == count && sd->first == first;
+    if (!ok)
+        return bad(v, TALON_AUDIT_BAD_SEAL, v->file, line, rec->seq,
+                   "seal says count %llu, seq %llu..%llu, head %.12s...; the records give count %llu, "
+                   "seq %llu..%llu, head %.12s...",
+                   (unsigned long long)sd->count, (unsigned long long)sd->first, (unsigned long long)sd->last,
+                   sd->head, (unsigned long long)count, (unsigned long long)first,
+                   (unsigned long long)last, rec->prev.p);
+    return 0;
+}
+
+/* Check the links between the last good record and rec (not the first). */
+static int check_link(verifier *v, const talon_audit_record *rec, const uint8_t h[32], size_t off,
+                      uint64_t line)
+{
+    const reader_file *f = &v->reader->files[v->file];
+    uint64_t seq = rec->seq, expect = v->last_seq + 1;
+    talon_audit_record next;
+    (void)h;
+
+    if (seq > expect) {
+        size_t o = off, l = rec->len;
+        for (int k = 0; k < LOOKAHEAD && next_line(f, &o, &l); k++) {
+            if (line_at(f, o, l, &next, NULL, 0) && next.seq == expect)
+                return bad(v, TALON_AUDIT_REORDERED, v->file, line, seq, "seq %llu comes before seq %llu",
+                           (unsigned long long)seq, (unsigned long long)expect);
+        }
+        return bad(v, TALON_AUDIT_DELETED, v->file, line, seq, "seq %llu..%llu missing (%llu records)",
+                   (unsigned long long)expect, (unsigned long long)(seq - 1),
+                   (unsigned long long)(seq - expect));
+    }
+    char last_hex[64];
+    to_hex(last_hex, v->last_h, 32);
+    if (seq < expect) {
+        if (seq == v->last_seq)
+            return bad(v, TALON_AUDIT_INSERTED, v->file, line, seq, "a second record with seq %llu",
+                       (unsigned long long)seq);
+        if (peek_next(f, off, rec->len, &next) && next.seq == expect && memcmp(next.prev.p, last_hex, 64) == 0)
+            return bad(v, TALON_AUDIT_INSERTED, v->file, line, seq, "a copy of seq %llu between seq %llu and %llu",
+                       (unsigned long long)seq, (unsigned long long)v->last_seq, (unsigned long long)expect);
+        return bad(v, TALON_AUDIT_REORDERED, v->file, line, seq, "seq %llu after seq %llu",
+                   (unsigned long long)seq, (unsigned long long)v->last_seq);
+    }
+
+    uint64_t want_epoch = v->last_is_seal ? v->last_epoch + 1 : v->last_epoch;
+    bool prev_ok = memcmp(rec->prev.p, last_hex, 64) == 0;
+    bool epoch_ok = rec->epoch == want_epoch;
+    bool mac_ok = !v->have_key || (epoch_ok && mac_ok_in_epoch(v, rec, want_epoch));
+    if (prev_ok && epoch_ok && mac_ok)
+        return 0;
+
+    if (peek_next(f, off, rec->len, &next) && next.seq == seq && memcmp(next.prev.p, last_hex, 64) == 0)
+        return bad(v, TALON_AUDIT_INSERTED, v->file, line, seq,
+                   "seq %llu is taken by the next record, which continues the chain", (unsigned long long)seq);
+    if (!epoch_ok) {
+        if (v->have_key && rec->epoch > want_epoch && mac_ok_in_epoch(v, rec, rec->epoch))
+            return bad(v, TALON_AUDIT_WRONG_EPOCH_KEY, v->file, line, seq,
+                       "record claims epoch %llu and is MACed with its key, but its place in the chain is "
+                       "epoch %llu", (unsigned long long)rec->epoch, (unsigned long long)want_epoch);
+        return bad(v, TALON_AUDIT_MODIFIED, v->file, line, seq, "epoch %llu, expected %llu",
+                   (unsigned long long)rec->epoch, (unsigned long long)want_epoch);
+    }
+    if (!prev_ok) {
+        if (line == 1)
+            return bad(v, TALON_AUDIT_SPLICED, v->file, line, seq,
+                       "first record of the file does not continue the chain of the previous file");
+        if (!v->have_key)
+            return bad(v, TALON_AUDIT_MODIFIED, v->last_file, v->last_line, v->last_seq,
+                       "its hash does not match the prev of the next record (seq %llu)", (unsigned long long)seq);
+        if (mac_ok_in_epoch(v, rec, want_epoch))
+            return bad(v, TALON_AUDIT_MODIFIED, v->file, line, seq, "prev does not match the hash of seq %llu",
+                       (unsigned long long)v->last_seq);
+    }
+    return bad_mac(v, rec, line, want_epoch);
+}
+
+/* Accept rec as the new last record. */
+static void advance(verifier *v, const talon_audit_record *rec, const uint8_t h[32], bool is_seal,
+                    const char *cause, uint64_t line)
+{
+    if (is_seal) {
+        v->res->seals++;
+        v->epoch_open = false;
+        v->start_known = true;
+        snprintf(v->last_cause, sizeof v->last_cause, "%s", cause);
+    } else if (!v->epoch_open) {
+        v->epoch_open = true;
+        v->epoch_first = rec->seq;
+        v->epoch_first_file = v->file;
+        v->epoch_first_line = line;
+    }
+    if (!v->have_last) {
+        v->res->first_seq = rec->seq;
+        v->res->first_epoch = rec->epoch;
+    }
+    v->have_last = true;
+    v->last_seq = rec->seq;
+    v->last_epoch = rec->epoch;
+    memcpy(v->last_h, h, 32);
+    v->last_is_seal = is_seal;
+    v->last_file = v->file;
+    v->last_line = line;
+    v->res->records++;
+    v->file_records++;
+}
+
+/* Every check on one record, re-reading its line. Returns 0 when it passes. */
+static int check_careful(verifier *v, size_t off, size_t len, uint64_t line)
+{
+    const reader_file *f = &v->reader->files[v->file];
+    talon_audit_record rec;
+    char why[160];
+    uint64_t expect = v->have_last ? v->last_seq + 1 : 1;
+    if (!line_at(f, off, len, &rec, why, sizeof why))
+        return bad(v, TALON_AUDIT_MALFORMED, v->file, line, expect, "record does not parse: %s", why);
+    if (!v->trail_known) {
+        memcpy(v->trail_hex, rec.trail.p, 32);
+        v->trail_known = true;
+    }
+    if (memcmp(rec.trail.p, v->trail_hex, 32) != 0)
+        return bad(v, TALON_AUDIT_SPLICED, v->file, line, rec.seq, "trail id %.32s, expected %.32s",
+                   rec.trail.p, v->trail_hex);
+    if (rec.epoch > MAX_EPOCH)
+        return bad(v, TALON_AUDIT_MODIFIED, v->file, line, rec.seq, "epoch %llu out of range",
+                   (unsigned long long)rec.epoch);
+    uint8_t h[32];
+    record_hash(&rec, h);
+    if (!v->have_last) {
+        if (rec.seq != 1) {
+            if (!v->opts->partial)
+                return bad(v, TALON_AUDIT_INCOMPLETE, v->file, line, rec.seq,
+                           "trail starts at seq %llu, not 1 (older files removed?); use --partial to "
+                           "check what is there", (unsigned long long)rec.seq);
+            v->start_known = false;
+        } else {
+            static const char zeros[64] = "0000000000000000000000000000000000000000000000000000000000000000";
+            if (memcmp(rec.prev.p, zeros, 64) != 0 || rec.epoch != 0)
+                return bad(v, TALON_AUDIT_MODIFIED, v->file, line, rec.seq,
+                           "seq 1 must have epoch 0 and a zero prev");
+        }
+        if (v->have_key && !mac_ok_in_epoch(v, &rec, rec.epoch))
+            return bad_mac(v, &rec, line, rec.epoch);
+    } else if (check_link(v, &rec, h, off, line) != 0) {
+        return 1;
+    }
+    bool is_seal = talon_audit_str_equals(&rec.type, SEAL_TYPE);
+    seal_data sd = { .cause = "" };
+    if (is_seal && check_seal(v, &rec, line, &sd) != 0)
+        return 1;
+    advance(v, &rec, h, is_seal, sd.cause, line);
+    return 0;
+}
+
+/* The fast path: links checked on the thread's results; anything unusual
+ * goes to check_careful. */
+static int check_result(verifier *v, const line_result *lr, uint64_t line)
+{
+    if (lr->flags & L_TORN)
+        return -1; /* handled at the end of the file */
+    bool fast = v->have_last && (lr->flags & L_PARSED) && (lr->flags & L_TRAIL_OK) && !(lr->flags & L_SEAL) &&
+                lr->seq == v->last_seq + 1 && memcmp(lr->prev, v->last_h, 32) == 0 &&
+                lr->epoch == (v->last_is_seal ? v->last_epoch + 1 : v->last_epoch) &&
+                (!v->have_key || (lr->flags & L_MAC_OK));
+    if (!fast)
+        return check_careful(v, lr->off, lr->len, line);
+    if (!v->epoch_open) {
+        v->epoch_open = true;
+        v->epoch_first = lr->seq;
+        v->epoch_first_file = v->file;
+        v->epoch_first_line = line;
+    }
+    v->last_seq = lr->seq;
+    memcpy(v->last_h, lr->h, 32);
+    v->last_is_seal = false;
+    v->last_file = v->file;
+    v->last_line = line;
+    v->res->records++;
+    v->file_records++;
+    return 0;
+}
+
+/* ---- Driving the passes ------------------------------------------------- */
+
+static unsigned thread_count(const talon_audit_verify_options *o)
+{
+    unsigned n = o->threads;
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (unsigned)c : 1;
+    }
+    return n > MAX_THREADS ? MAX_THREADS : n;
+}
+
+/* Run the hashing jobs over one window of the file; returns 0 or -errno. */
+static int hash_window(verifier *v, const reader_file *f, size_t *pos, hash_job *jobs, unsigned nthreads,
+                       unsigned *njobs)
+{
+    unsigned n = 0;
+    while (n < nthreads && *pos < f->size) {
+        hash_job *j = &jobs[n];
+        size_t end = *pos + WINDOW_BYTES;
+        if (end >= f->size) {
+            end = f->size;
+        } else {
+            const char *nl = memchr(f->data + end, '\n', f->size - end);
+            end = nl ? (size_t)(nl - f->data) + 1 : f->size;
+        }
+        j->data = f->data;
+        j->begin = *pos;
+        j->end = end;
+        j->keys = &v->keys;
+        j->trail_hex = v->trail_hex;
+        j->check_macs = v->have_key;
+        j->n = 0;
+        j->err = 0;
+        *pos = end;
+        n++;
+    }
+    pthread_t tids[MAX_THREADS];
+    bool started[MAX_THREADS] = { false };
+    for (unsigned i = 1; i < n; i++)
+        started[i] = pthread_create(&tids[i], NULL, hash_job_run, &jobs[i]) == 0;
+    hash_job_run(&jobs[0]);
+    for (unsigned i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(tids[i], NULL);
+        else
+            hash_job_run(&jobs[i]);
+    }
+    *njobs = n;
+    for (unsigned i = 0; i < n; i++)
+        if (jobs[i].err)
+            return jobs[i].err;
+    return 0;
+}
+
+/* The epoch of the last complete, parseable record of the last file. */
+static uint64_t last_epoch_bound(const talon_audit_reader *r)
+{
+    for (size_t fi = r->nfiles; fi-- > 0;) {
+        const reader_file *f = &r->files[fi];
+        size_t end = f->size;
+        while (end > 0 && f->data[end - 1] != '\n')
+            end--; /* drop a torn tail */
+        while (end > 0) {
+            size_t start = end - 1;
+            while (start > 0 && f->data[start - 1] != '\n')
+                start--;
+            talon_audit_record rec;
+            if (talon_audit_record_parse(f->data + start, end - 1 - start, &rec, NULL, 0) == 0)
+                return rec.epoch;
+            end = start;
+        }
+        return 0; /* only the last file counts */
+    }
+    return 0;
+}
+
+/* The trail id of the first parseable record (chain-only mode). */
+static bool first_trail(const talon_audit_reader *r, char out[33])
+{
+    for (size_t fi = 0; fi < r->nfiles; fi++) {
+        const reader_file *f = &r->files[fi];
+        const char *nl = f->size ? memchr(f->data, '\n', f->size) : NULL;
+        talon_audit_record rec;
+        if (nl && talon_audit_record_parse(f->data, (size_t)(nl - f->data), &rec, NULL, 0) == 0) {
+            memcpy(out, rec.trail.p, 32);
+            out[32] = '\0';
+            return true;
+        }
+        if (f->size)
+            return false;
+    }
+    return false;
+}
+
+static bool seal_closes_file(const verifier *v)
+{
+    return v->last_is_seal && (strcmp(v->last_cause, "rotation") == 0 || strcmp(v->last_cause, "shutdown") == 0);
+}
+
+static int verify_file(verifier *v, hash_job *jobs, unsigned nthreads, uint64_t *done)
+{
+    const reader_file *f = &v->reader->files[v->file];
+    bool is_last = v->file + 1 == v->reader->nfiles;
+    size_t pos = 0;
+    v->lineno = 0;
+    v->file_records = 0;
+    bool torn = false;
+    uint64_t torn_line = 0;
+
+    while (pos < f->size && !v->failed) {
+        unsigned njobs;
+        int rc = hash_window(v, f, &pos, jobs, nthreads, &njobs);
+        if (rc < 0)
+            return rc;
+        for (unsigned i = 0; i < njobs && !v->failed; i++) {
+            for (size_t k = 0; k < jobs[i].n && !v->failed; k++) {
+                const line_result *lr = &jobs[i].out[k];
+                v->lineno++;
+                if (lr->flags & L_TORN) {
+                    torn = true;
+                    torn_line = v->lineno;
+                    continue;
+                }
+                if (lr->len > 0 && lr->epoch >= v->keys.nkeys && (lr->flags & L_PARSED) && v->have_key &&
+                    lr->epoch <= MAX_EPOCH) {
+                    /* The thread had no key for this epoch: take the careful path. */
+                    check_careful(v, lr->off, lr->len, v->lineno);
+                    continue;
+                }
+                check_result(v, lr, v->lineno);
+            }
+        }
+        *done += pos - (jobs[0].begin);
+        if (v->opts->progress)
+            v->opts->progress(v->opts->progress_ctx, *done, v->reader->total);
+    }
+    if (v->failed)
+        return 0;
+    if (torn && !(is_last && v->opts->open))
+        return bad(v, TALON_AUDIT_TRUNCATED, v->file, torn_line, v->have_last ? v->last_seq + 1 : 1,
+                   "line %llu has no final newline (torn write or truncation)", (unsigned long long)torn_line);
+    if (!is_last) {
+        if (v->file_records == 0)
+            return bad(v, TALON_AUDIT_TRUNCATED, v->file, 1, v->have_last ? v->last_seq + 1 : 1,
+                       "file has no records");
+        if (!seal_closes_file(v))
+            return bad(v, TALON_AUDIT_TRUNCATED, v->last_file, v->last_line, v->last_seq,
+                       "file does not end with a rotation or shutdown seal");
+    }
+    return 0;
+}
+
+int talon_audit_verify(talon_audit_reader *reader, const talon_audit_verify_options *opts,
+                       talon_audit_verify_result *res, char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
+    verifier v = { .reader = reader, .opts = opts, .res = res, .start_known = true };
+    int rc = 0;
+    uint8_t trail[16];
+    hash_job jobs[MAX_THREADS];
+    memset(jobs, 0, sizeof jobs);
+
+    if (!opts->no_key) {
+        if (!opts->key_path) {
+            snprintf(err, errlen, "no verification key given: pass --key FILE, or --no-key for chain checks only");
+            return -EINVAL;
+        }
+        if (!(v.keys.keys = malloc(32)))
+            return -ENOMEM;
+        v.keys.nkeys = 1;
+        rc = talon_audit_key_load(opts->key_path, trail, v.keys.keys[0], err, errlen);
+        if (rc < 0)
+            goto out;
+        to_hex(v.trail_hex, trail, 16);
+        v.trail_known = true;
+        v.have_key = true;
+        v.max_epoch = last_epoch_bound(reader);
+        uint64_t pre = v.max_epoch + 1 < MAX_EPOCH ? v.max_epoch + 1 : MAX_EPOCH;
+        if (pre > 1u << 16)
+            pre = 1u << 16; /* deeper epochs are derived on demand on the careful path */
+        if (keyring_extend(&v.keys, pre) != 0) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    } else {
+        v.trail_known = first_trail(reader, v.trail_hex);
+    }
+    res->macs_checked = v.have_key;
+
+    unsigned nthreads = thread_count(opts);
+    uint64_t done = 0;
+    uint64_t prev_index = 0;
+
+    if (reader->nfiles == 0) {
+        bad(&v, TALON_AUDIT_TRUNCATED, SIZE_MAX, 0, 0, "no trail files");
+        goto done;
+    }
+    for (v.file = 0; v.file < reader->nfiles && !v.failed; v.file++) {
+        const reader_file *f = &reader->files[v.file];
+        if (v.file > 0 && f->index && prev_index && f->index != prev_index + 1) {
+            bad(&v, TALON_AUDIT_DELETED, v.file, 1, v.have_last ? v.last_seq + 1 : 1,
+                "file audit-%08llu.jsonl is missing", (unsigned long long)(prev_index + 1));
+            break;
+        }
+        prev_index = f->index;
+        rc = verify_file(&v, jobs, nthreads, &done);
+        if (rc < 0) {
+            snprintf(err, errlen, "%s: out of memory while verifying", f->path);
+            goto out;
+        }
+        res->files++;
+    }
+    rc = 0;
+    if (v.failed)
+        goto done;
+    v.file = reader->nfiles - 1;
+    if (!v.have_last) {
+        bad(&v, TALON_AUDIT_TRUNCATED, v.file, 1, 0, "no records");
+        goto done;
+    }
+    if (v.epoch_open)
+        res->unsealed = v.last_seq - v.epoch_first + 1;
+    if (!opts->open) {
+        if (!v.last_is_seal) {
+            bad(&v, TALON_AUDIT_UNSEALED, v.epoch_first_file, v.epoch_first_line, v.epoch_first,
+                "%llu records after the last seal (seq %llu..%llu) may have been truncated; use --open "
+                "for a live trail", (unsigned long long)res->unsealed, (unsigned long long)v.epoch_first,
+                (unsigned long long)v.last_seq);
+        } else if (strcmp(v.last_cause, "shutdown") != 0) {
+            bad(&v, TALON_AUDIT_TRUNCATED, v.last_file, v.last_line, v.last_seq,
+                "trail ends with a %s seal, not a shutdown seal: later records may have been removed; "
+                "use --open for a live trail", v.last_cause);
+        }
+    }
+done:
+    res->bytes = reader->total;
+    res->last_seq = v.last_seq;
+    res->last_epoch = v.last_epoch;
+    memcpy(res->trail, v.trail_hex, 32);
+    res->trail[32] = '\0';
+    to_hex(res->head, v.last_h, 32);
+    res->head[64] = '\0';
+    if (!v.failed)
+        res->verdict = TALON_AUDIT_INTACT;
+out:
+    for (unsigned i = 0; i < MAX_THREADS; i++)
+        free(jobs[i].out);
+    if (v.keys.keys) {
+        OPENSSL_cleanse(v.keys.keys, v.keys.nkeys * 32);
+        free(v.keys.keys);
+    }
+    OPENSSL_cleanse(&v.slow_mac, sizeof v.slow_mac);
+    return rc;
+}
