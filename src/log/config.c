@@ -18,7 +18,7 @@
 #include "talon/config.h"
 #include "talon/log.h"
 
-/* Longest line accepted: custom log formats can be long. */
+/* Maximum line length, large because custom log formats can be long. */
 #define CONFIG_MAX_LINE 65536
 
 typedef struct config_load {

@@ -2,7 +2,7 @@
  *
  * Buffering design. A caller formats a record into its thread-local buffer
  * (logger.c), then copies the line into the sink's current chunk under the
- * sink's mutex; the critical section is one memcpy. Full chunks go on a list
+ * sink's mutex. The critical section is one memcpy. Full chunks go on a list
  * that the writer thread writes with one writev() per batch, on size (a full
  * chunk wakes the writer) and on the flush interval.
  *

@@ -238,7 +238,7 @@ static void reopen_after_rename(void **state)
     assert_all_once("old and new file", THREADS, PER_THREAD);
 }
 
-/* Reopen recreates a deleted directory and says so in the app log. */
+/* Reopen recreates a deleted directory and reports it in the app log. */
 static void reopen_recreates_missing_directory(void **state)
 {
     char app_path[4096], path[4096], subdir[4096], moved[4096];

@@ -197,7 +197,7 @@ static unsigned long long last_reported_total(const char *app_log, const char *s
     return total;
 }
 
-/* A FIFO that nobody reads until the records are written: the drop policy
+/* A FIFO that is not read until all records are logged: the drop policy
  * drops, counts, and reports the count in the app log. */
 static void drop_counts_and_reports(void **state)
 {
@@ -220,8 +220,8 @@ static void drop_counts_and_reports(void **state)
     talon_logger *lg = talon_logger_get("slow");
     assert_int_equal(talon_logger_add_sink(lg, slow, TALON_LOG_INFO, NULL), 0);
 
-    /* The pipe holds 64 KiB and the sink 8 KiB: most of 4 x 5000 lines of
-     * about 60 bytes cannot fit until the reader starts. */
+    /* The pipe buffer is 64 KiB and the sink's 8 KiB, so most of 4 x 5000
+     * lines of about 60 bytes cannot fit until the reader starts. */
     run_threads(lg, THREADS, PER_THREAD);
     uint64_t dropped = talon_sink_dropped(slow);
     assert_true(dropped > 0);
