@@ -31,13 +31,12 @@ void demo_send_json(talon_resp *resp, int status, json_t *doc);
 
 /* logging.c: var/log/app.log and var/log/access.log unless the INI file
  * says otherwise. Call demo_logging_defaults() before loading the INI file,
- * pass it every key of a section for which demo_logging_section() is true,
- * call demo_logging_start() once the routes are added and before serving,
- * and demo_logging_stop() after talon_app_free(). */
+ * demo_logging_start() once the routes are added and before serving, and
+ * demo_logging_stop() after talon_app_free() and before talon_log_shutdown(). */
 int demo_logging_defaults(char *err, size_t errlen);
-bool demo_logging_section(const char *section);
-int demo_logging_config(const char *section, const char *key, const char *value,
-                        char *err, size_t errlen);
+/* The "[access_log]" section: skip_paths, skip_status, and the keys of "[log.access]". */
+int demo_access_log_config(demo *d, const char *section, const char *key, const char *value,
+                           char *err, size_t errlen);
 int demo_logging_start(demo *d, char *err, size_t errlen);
 void demo_logging_stop(void);
 

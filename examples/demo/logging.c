@@ -2,7 +2,7 @@
  * (combined) by default, both created 0640. The INI file changes either with
  * "[log.app]", "[log.access]" (format, file, level, rotation, ...) and
  * "[access_log]" (skip_paths, skip_status, and the same sink keys). SIGHUP
- * reopens every log file, for logrotate. */
+ * reopens every log file, as logrotate expects (SIGUSR1 does too). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,7 +15,6 @@
 
 static talon_access_log_options access_opts;
 static talon_access_log *access_log;
-static bool defaults_set;
 
 static void on_sighup(int sig)
 {
@@ -39,21 +38,13 @@ int demo_logging_defaults(char *err, size_t errlen)
         if (rc < 0)
             return rc;
     }
-    defaults_set = true;
     return 0;
 }
 
-bool demo_logging_section(const char *section)
+int demo_access_log_config(demo *d, const char *section, const char *key, const char *value,
+                           char *err, size_t errlen)
 {
-    return strncmp(section, "log.", 4) == 0 || strcmp(section, "access_log") == 0;
-}
-
-int demo_logging_config(const char *section, const char *key, const char *value,
-                        char *err, size_t errlen)
-{
-    if (strcmp(section, "access_log") == 0)
-        return talon_access_log_config_set(&access_opts, key, value, err, errlen);
-    return talon_log_config_set(section, key, value, err, errlen);
+    return talon_access_log_config_set(&access_opts, key, value, err, errlen);
 }
 
 int demo_logging_start(demo *d, char *err, size_t errlen)
@@ -61,11 +52,6 @@ int demo_logging_start(demo *d, char *err, size_t errlen)
     struct sigaction sa = { .sa_handler = on_sighup };
     int rc;
 
-    if (!defaults_set && (rc = demo_logging_defaults(err, errlen)) < 0)
-        return rc;
-    rc = talon_log_config_apply(err, errlen);
-    if (rc < 0)
-        return rc;
     rc = talon_access_log_attach(d->app, &access_opts, &access_log, err, errlen);
     if (rc < 0)
         return rc;
@@ -84,10 +70,6 @@ int demo_logging_start(demo *d, char *err, size_t errlen)
 void demo_logging_stop(void)
 {
     talon_log_info(talon_logger_get("app"), "talon-demo stopped");
-    /* Ignore SIGHUP from here on: the log files are about to close, and the
-     * default action would kill the process. */
-    signal(SIGHUP, SIG_IGN);
-    talon_log_shutdown();
     talon_access_log_free(access_log);
     access_log = NULL;
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "demo.h"
+#include "demo_audit.h"
 #include "talon/config.h"
 #include "talon/log.h"
 
@@ -73,8 +74,8 @@ static int parse_size(const char *value, size_t *out, char *err, size_t errlen)
 }
 
 /* [server]: the HTTP engine's options. */
-static int config_server(demo *d, const char *key, const char *value, char *err,
-                         size_t errlen)
+static int config_server(demo *d, const char *section, const char *key, const char *value,
+                         char *err, size_t errlen)
 {
     talon_server_options *o = &d->server;
     if (strcmp(key, "listen") == 0) {
@@ -110,8 +111,8 @@ static int config_server(demo *d, const char *key, const char *value, char *err,
     return -EINVAL;
 }
 
-typedef int (*config_section_fn)(demo *d, const char *key, const char *value, char *err,
-                                 size_t errlen);
+typedef int (*config_section_fn)(demo *d, const char *section, const char *key,
+                                 const char *value, char *err, size_t errlen);
 
 /* One row per section; "[log.*]" sections go to the log core directly
  * (talon_config_load). A name ending in '*' matches as a prefix. */
@@ -120,6 +121,10 @@ static const struct {
     config_section_fn fn;
 } config_sections[] = {
     { "server", config_server },
+    { "audit", demo_config_audit },
+    { "audit.policy", demo_config_audit },
+    { "demo.auth", demo_config_audit },
+    { "access_log", demo_access_log_config },
 };
 
 static int config_handler(void *ctx, const char *section, const char *key, const char *value,
@@ -130,7 +135,7 @@ static int config_handler(void *ctx, const char *section, const char *key, const
         size_t len = strlen(name);
         bool prefix = len > 0 && name[len - 1] == '*';
         if (prefix ? strncmp(section, name, len - 1) == 0 : strcmp(section, name) == 0)
-            return config_sections[i].fn(ctx, key, value, err, errlen);
+            return config_sections[i].fn(ctx, section, key, value, err, errlen);
     }
     snprintf(err, errlen, "unknown section [%s]", section);
     return -EINVAL;
@@ -162,7 +167,9 @@ static int setup_logs(char *err, size_t errlen)
 static void print_log_destinations(const char *config_path)
 {
     printf("  app log: %s\n", config_path ? "as set by [log.app] in the configuration "
-           "(stderr when absent)" : "stderr, level info");
+           "(default var/log/app.log)" : "var/log/app.log, level info");
+    printf("  access log: %s\n", config_path ? "as set by [log.access] in the configuration "
+           "(default var/log/access.log)" : "var/log/access.log, combined");
 }
 
 /* ---- Serving ---- */
@@ -220,6 +227,9 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
+    int option_rc = demo_audit_option(argc, argv);
+    if (option_rc >= 0)
+        return option_rc;
     const char *listen_flag = NULL, *config_path = NULL, *threads_flag = NULL;
     const char *port_file = NULL;
     bool test_routes = false;
@@ -231,7 +241,7 @@ int main(int argc, char **argv)
         case 't': threads_flag = optarg; break;
         case 'p': port_file = optarg; break;
         case 'T': test_routes = true; break;
-        case 'h': fputs(usage, stdout); return 0;
+        case 'h': fputs(usage, stdout); fputs(demo_audit_usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }
@@ -244,6 +254,10 @@ int main(int argc, char **argv)
     talon_server_options_init(&d.server);
     snprintf(d.listen, sizeof(d.listen), "%s", d.server.listen);
     char err[1024] = "";
+    if (demo_logging_defaults(err, sizeof(err)) < 0) {
+        fprintf(stderr, "talon-demo: %s\n", err);
+        return 2;
+    }
     if (config_path != NULL && talon_config_load(config_path, config_handler, &d, err,
                                                  sizeof(err)) < 0) {
         fprintf(stderr, "talon-demo: %s\n", err);
@@ -270,7 +284,15 @@ int main(int argc, char **argv)
         goto out;
     }
     talon_app_set_strip_trailing_slash(d.app, d.strip_trailing_slash);
+    if (demo_audit_setup(d.app, err, sizeof(err)) < 0) {
+        fprintf(stderr, "talon-demo: %s\n", err);
+        goto out;
+    }
     if (add_routes(&d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "talon-demo: %s\n", err);
+        goto out;
+    }
+    if (demo_logging_start(&d, err, sizeof(err)) < 0) {
         fprintf(stderr, "talon-demo: %s\n", err);
         goto out;
     }
@@ -289,8 +311,11 @@ int main(int argc, char **argv)
     }
     rc = 0;
 out:
+    if (d.app != NULL)
+        demo_audit_teardown(d.app);
     talon_app_free(d.app);
     demo_notes_free();
+    demo_logging_stop();
     talon_log_shutdown();
     return rc;
 }
