@@ -66,6 +66,7 @@ typedef struct talon_audit_options {
     talon_audit_failure failure; /* default FAIL_CLOSED */
     const char *const *redact_keys; /* NULL-terminated; NULL: the default list */
     size_t max_body_size;        /* bytes of a request body kept at level "request"; default 4096 */
+    void *owned;                 /* internal: strings copied by talon_audit_config_set */
 } talon_audit_options;
 
 void talon_audit_options_init(talon_audit_options *opts);
@@ -93,7 +94,12 @@ void talon_audit_close(talon_audit_trail *trail);
  * the caller may free it right away. done (may be NULL) runs once the record
  * is written (async) or durable (sync). Returns 0, or -EIO/-ENOSPC/-EAGAIN
  * when the policy is fail_closed and the trail cannot take the record now
- * (done is then not called). */
+ * (done is then not called). Under fail_open the same negative values are
+ * returned and done is not called either, but the record is counted in
+ * stats.lost and reported in the trail by an audit_records_lost record; the
+ * caller goes on. -EINVAL: no type, or data is not an object; -ESHUTDOWN:
+ * the trail is closing. Do not call talon_audit_seal, _rotate or _close
+ * from a done callback (it runs on the writer thread). */
 int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
                        talon_audit_mode mode, talon_audit_done_fn done, void *ctx);
 

@@ -1,0 +1,654 @@
+/* The writer thread: group commit, seals, rotation and the failure policy.
+ *
+ * Submitters serialize their record and append it to the queue. The writer
+ * takes everything queued at once, finishes each line (sequence number,
+ * epoch, prev, MAC), writes the batch with one write() and, when the batch
+ * holds a sync record, makes it durable with one fdatasync. Concurrent sync
+ * submitters therefore share one fdatasync. A failed batch is cut off the
+ * file again and its sequence numbers are reused, so the chain never has a
+ * hole and no half line stays behind. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "audit/audit_internal.h"
+
+#define RETRY_INTERVAL_NS 1000000000LL
+#define ASYNC_SYNC_INTERVAL_NS 1000000000LL
+#define ERROR_LOG_INTERVAL_NS 1000000000LL
+
+/* System records are not redacted: their fields are fixed by the format. */
+static const audit_redactor no_redaction;
+
+typedef struct chain_mark {
+    uint64_t seq;
+    unsigned char prev[AUDIT_HASH_LEN];
+    uint64_t epoch_first_seq;
+    uint64_t file_size;
+} chain_mark;
+
+static void chain_save(const talon_audit_trail *t, chain_mark *m)
+{
+    m->seq = t->seq;
+    memcpy(m->prev, t->prev, AUDIT_HASH_LEN);
+    m->epoch_first_seq = t->epoch_first_seq;
+    m->file_size = t->file_size;
+}
+
+static void chain_restore(talon_audit_trail *t, const chain_mark *m)
+{
+    t->seq = m->seq;
+    memcpy(t->prev, m->prev, AUDIT_HASH_LEN);
+    t->epoch_first_seq = m->epoch_first_seq;
+}
+
+static int64_t timespec_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    audit_monotonic(&ts);
+    return timespec_ns(&ts);
+}
+
+void audit_log_error(talon_audit_trail *t, const char *fmt, ...)
+{
+    int64_t now = monotonic_ns();
+    char msg[512];
+    va_list ap;
+
+    /* At most one message a second; the next one says how many were held back. */
+    if (t->last_error_log_ns != 0 && now - t->last_error_log_ns < ERROR_LOG_INTERVAL_NS) {
+        t->errors_unlogged++;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (t->errors_unlogged > 0)
+        talon_log_error(t->log, "%s (%" PRIu64 " similar errors not logged in the last second)",
+                        msg, t->errors_unlogged);
+    else
+        talon_log_error(t->log, "%s", msg);
+    t->errors_unlogged = 0;
+    t->last_error_log_ns = now;
+}
+
+/* ---- building lines ---- */
+
+/* Append the finished line for middle to the batch buffer and advance the
+ * chain. */
+static int append_line(talon_audit_trail *t, const char *middle, size_t len)
+{
+    audit_buf *b = &t->batch;
+    size_t start = b->len;
+    unsigned char h[AUDIT_HASH_LEN], mac[AUDIT_HASH_LEN];
+    uint64_t seq = t->seq + 1;
+
+    audit_buf_append_str(b, "{\"v\":1,\"seq\":");
+    audit_buf_append_u64(b, seq);
+    audit_buf_append_str(b, ",\"epoch\":");
+    audit_buf_append_u64(b, t->epoch);
+    audit_buf_append(b, ",", 1);
+    audit_buf_append(b, middle, len);
+    audit_buf_append_str(b, "\"prev\":\"");
+    audit_buf_append_hex(b, t->prev, AUDIT_HASH_LEN);
+    audit_buf_append_str(b, "\",");
+    if (b->failed)
+        goto nomem;
+    if (audit_crypto_hash(&t->crypto, b->data + start, b->len - start, h) < 0 ||
+        audit_crypto_mac(&t->crypto, h, mac) < 0) {
+        b->len = start;
+        return -EIO;
+    }
+    audit_buf_append_str(b, "\"mac\":\"");
+    audit_buf_append_hex(b, mac, AUDIT_HASH_LEN);
+    audit_buf_append_str(b, "\"}\n");
+    if (b->failed)
+        goto nomem;
+
+    t->seq = seq;
+    memcpy(t->prev, h, AUDIT_HASH_LEN);
+    if (t->epoch_first_seq == 0)
+        t->epoch_first_seq = seq;
+    return 0;
+
+nomem:
+    /* Keep the buffer usable for the next batch. */
+    b->failed = false;
+    b->len = start;
+    return -ENOMEM;
+}
+
+/* Serialize and append a record written by talon itself (actor "system").
+ * data is stolen. */
+static int append_system_line(talon_audit_trail *t, const char *type, talon_audit_outcome outcome,
+                              const char *reason, json_t *data)
+{
+    talon_audit_event ev = {
+        .type = type, .outcome = outcome, .actor_id = "system", .reason = reason, .data = data,
+    };
+    audit_buf mid;
+    int rc;
+
+    audit_buf_init(&mid);
+    rc = audit_serialize_middle(&mid, &ev, audit_now_ns(), &no_redaction, t->host, t->trail_hex);
+    if (rc == 0)
+        rc = append_line(t, mid.data, mid.len);
+    audit_buf_free(&mid);
+    json_decref(data);
+    return rc;
+}
+
+/* ---- writing ---- */
+
+static void mark_unhealthy(talon_audit_trail *t, int err)
+{
+    if (atomic_load(&t->healthy)) {
+        t->down_since_ns = audit_now_ns();
+        t->rejected_during_outage = 0;
+    }
+    atomic_store(&t->error, err);
+    atomic_store(&t->healthy, false);
+    t->next_retry.tv_sec = 0;
+    int64_t next = monotonic_ns() + RETRY_INTERVAL_NS;
+    t->next_retry.tv_sec = next / 1000000000;
+    t->next_retry.tv_nsec = next % 1000000000;
+}
+
+/* Cut the file back to the last complete record after a failed write. */
+static int truncate_to_good(talon_audit_trail *t)
+{
+    if (ftruncate(t->fd, (off_t)t->file_size) < 0)
+        return -errno;
+    return 0;
+}
+
+/* Write the batch buffer and, when durable, fdatasync it. On failure the
+ * file is cut back and the chain rewound to mark. Returns 0 or -errno. */
+static int write_batch(talon_audit_trail *t, const chain_mark *mark, bool durable)
+{
+    audit_buf *b = &t->batch;
+    size_t done = 0;
+    int rc = 0;
+
+    while (done < b->len) {
+        ssize_t n = write(t->fd, b->data + done, b->len - done);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (rc == 0 && durable) {
+        if (fdatasync(t->fd) < 0)
+            rc = -errno;
+        else
+            atomic_fetch_add(&t->st_fsyncs, 1);
+    }
+    if (rc < 0) {
+        char path[4096];
+        int trc;
+        audit_trail_file_path(t, t->file_index, path, sizeof(path));
+        chain_restore(t, mark);
+        trc = truncate_to_good(t);
+        mark_unhealthy(t, -rc);
+        audit_log_error(t, "audit trail: cannot write %zu bytes to %s: %s%s; %s", b->len, path,
+                        strerror(-rc), trc < 0 ? " (and cannot cut the partial write back)" : "",
+                        t->failure == TALON_AUDIT_FAIL_CLOSED
+                            ? "audited requests are rejected until a retry succeeds"
+                            : "records are lost until a retry succeeds");
+        b->len = 0;
+        return rc;
+    }
+    t->file_size += b->len;
+    b->len = 0;
+    if (durable) {
+        t->file_dirty = false;
+    } else if (done > 0 && !t->file_dirty) {
+        t->file_dirty = true;
+        audit_monotonic(&t->dirty_since);
+    }
+    atomic_store(&t->st_last_seq, t->seq);
+    if (t->retention_pending && t->file_size > 0)
+        audit_apply_retention(t);
+    return 0;
+}
+
+int audit_write_system_record(talon_audit_trail *t, const char *type,
+                              talon_audit_outcome outcome, const char *reason, json_t *data)
+{
+    chain_mark mark;
+    int rc;
+
+    chain_save(t, &mark);
+    t->batch.len = 0;
+    rc = append_system_line(t, type, outcome, reason, data);
+    if (rc < 0) {
+        chain_restore(t, &mark);
+        return rc;
+    }
+    rc = write_batch(t, &mark, true);
+    if (rc == 0)
+        atomic_fetch_add(&t->st_records, 1);
+    return rc;
+}
+
+/* ---- epochs ---- */
+
+/* Write durably the seal of the current epoch, then evolve the key in
+ * memory and in key.state. */
+int audit_seal_epoch(talon_audit_trail *t, const char *cause)
+{
+    uint64_t seal_seq = t->seq + 1;
+    uint64_t first = t->epoch_first_seq ? t->epoch_first_seq : seal_seq;
+    uint64_t last = t->epoch_first_seq ? t->seq : seal_seq;
+    uint64_t count = t->epoch_first_seq ? t->seq - t->epoch_first_seq + 1 : 0;
+    char head[AUDIT_HEX_HASH_LEN + 1];
+    audit_keystate ks;
+    json_t *data;
+    int rc;
+
+    audit_hex(head, t->prev, AUDIT_HASH_LEN);
+    head[AUDIT_HEX_HASH_LEN] = '\0';
+    data = json_object();
+    if (data == NULL)
+        return -ENOMEM;
+    /* Key order as the format specifies. */
+    json_object_set_new(data, "epoch", json_integer((json_int_t)t->epoch));
+    json_object_set_new(data, "count", json_integer((json_int_t)count));
+    json_object_set_new(data, "first_seq", json_integer((json_int_t)first));
+    json_object_set_new(data, "last_seq", json_integer((json_int_t)last));
+    json_object_set_new(data, "head", json_string(head));
+    json_object_set_new(data, "cause", json_string(cause));
+    rc = audit_write_system_record(t, "audit_epoch_sealed", TALON_AUDIT_SUCCESS, NULL, data);
+    if (rc < 0)
+        return rc;
+
+    /* The seal is durable: move to the next key and forget this one. */
+    rc = audit_key_evolve(t->key);
+    if (rc < 0)
+        return rc;
+    t->epoch++;
+    t->epoch_first_seq = 0;
+    atomic_store(&t->st_epoch, t->epoch);
+    audit_crypto_wipe_key(&t->crypto);
+    rc = audit_crypto_set_key(&t->crypto, t->key);
+    if (rc < 0)
+        return rc;
+    audit_monotonic(&t->epoch_started);
+
+    memset(&ks, 0, sizeof(ks));
+    audit_unhex(ks.trail_id, t->trail_hex, AUDIT_TRAIL_ID_LEN);
+    ks.epoch = t->epoch;
+    memcpy(ks.key, t->key, AUDIT_KEY_LEN);
+    rc = audit_keystate_store(t->state_fd, &ks);
+    OPENSSL_cleanse(&ks, sizeof(ks));
+    if (rc < 0) {
+        /* No record may use the new epoch before key.state has it, or a
+         * crash would leave a trail that the state cannot continue. */
+        t->state_dirty = true;
+        mark_unhealthy(t, -rc);
+        audit_log_error(t, "audit trail: cannot update the key state %s to epoch %" PRIu64 ": %s",
+                        t->state_path, t->epoch, strerror(-rc));
+        return rc;
+    }
+    talon_log_info(t->log, "audit trail: sealed epoch %" PRIu64 " (%s, %" PRIu64 " records), "
+                   "now in epoch %" PRIu64, t->epoch - 1, cause, count, t->epoch);
+    return 0;
+}
+
+static int store_pending_state(talon_audit_trail *t)
+{
+    audit_keystate ks;
+    int rc;
+
+    if (!t->state_dirty)
+        return 0;
+    memset(&ks, 0, sizeof(ks));
+    audit_unhex(ks.trail_id, t->trail_hex, AUDIT_TRAIL_ID_LEN);
+    ks.epoch = t->epoch;
+    memcpy(ks.key, t->key, AUDIT_KEY_LEN);
+    rc = audit_keystate_store(t->state_fd, &ks);
+    OPENSSL_cleanse(&ks, sizeof(ks));
+    if (rc == 0)
+        t->state_dirty = false;
+    return rc;
+}
+
+/* Seal and move to the next file. */
+static int rotate(talon_audit_trail *t)
+{
+    int rc = audit_seal_epoch(t, "rotation");
+
+    if (rc < 0)
+        return rc;
+    return audit_rotate_file(t);
+}
+
+/* ---- failure reporting and retry ---- */
+
+/* Report lost records in the trail itself (before the batch). */
+static int append_lost_report(talon_audit_trail *t, uint64_t *reported)
+{
+    uint64_t lost = atomic_exchange(&t->lost_unreported, 0);
+    json_t *data;
+    int rc;
+
+    *reported = lost;
+    if (lost == 0)
+        return 0;
+    data = json_pack("{s:I}", "lost", (json_int_t)lost);
+    rc = append_system_line(t, "audit_records_lost", TALON_AUDIT_FAILURE,
+                            "records were not written to the trail", data);
+    if (rc < 0) {
+        atomic_fetch_add(&t->lost_unreported, lost);
+        *reported = 0;
+    }
+    return rc;
+}
+
+/* Try to make the trail writable again: rewrite key.state if pending, cut
+ * any partial write, then write audit_resumed durably. */
+static void try_resume(talon_audit_trail *t)
+{
+    char since[28];
+    uint64_t reported = 0;
+    chain_mark mark;
+    json_t *data;
+    int err = atomic_load(&t->error);
+    int rc;
+
+    rc = store_pending_state(t);
+    if (rc == 0)
+        rc = truncate_to_good(t);
+    if (rc < 0) {
+        mark_unhealthy(t, -rc);
+        audit_log_error(t, "audit trail: retry failed: %s", strerror(-rc));
+        return;
+    }
+
+    chain_save(t, &mark);
+    t->batch.len = 0;
+    audit_format_time(since, t->down_since_ns);
+    data = json_pack("{s:s,s:s,s:I}", "since", since, "error", strerror(err), "rejected",
+                     (json_int_t)t->rejected_during_outage);
+    rc = append_system_line(t, "audit_resumed", TALON_AUDIT_SUCCESS, NULL, data);
+    if (rc == 0)
+        rc = append_lost_report(t, &reported);
+    if (rc < 0) {
+        chain_restore(t, &mark);
+        t->batch.len = 0;
+        mark_unhealthy(t, -rc);
+        return;
+    }
+    rc = write_batch(t, &mark, true);
+    if (rc < 0) {
+        if (reported > 0)
+            atomic_fetch_add(&t->lost_unreported, reported);
+        return; /* write_batch logged it and set the next retry */
+    }
+    atomic_fetch_add(&t->st_records, reported > 0 ? 2 : 1);
+    atomic_store(&t->healthy, true);
+    talon_log_info(t->log, "audit trail: writable again in %s (down since %s, last error: %s, "
+                   "%" PRIu64 " submissions rejected, %" PRIu64 " records lost)",
+                   t->dir, since, strerror(err), t->rejected_during_outage, reported);
+}
+
+/* ---- batches ---- */
+
+static void finish_control(talon_audit_trail *t, audit_item *it, int status)
+{
+    audit_control_wait *w = it->ctx;
+
+    pthread_mutex_lock(&t->mutex);
+    w->status = status;
+    w->finished = true;
+    pthread_cond_broadcast(&t->control);
+    pthread_mutex_unlock(&t->mutex);
+}
+
+/* Call the done callbacks of records [from, to) and free them. */
+static void complete_records(talon_audit_trail *t, audit_item *from, audit_item *to, int status)
+{
+    uint64_t lost = 0, rejected = 0;
+
+    while (from != to) {
+        audit_item *next = from->next;
+        int st = from->status != 0 ? from->status : status;
+        if (st < 0) {
+            /* An async record under fail_closed was already accepted, so it
+             * is lost like every record under fail_open. */
+            if (t->failure == TALON_AUDIT_FAIL_OPEN || from->mode == TALON_AUDIT_ASYNC)
+                lost++;
+            else
+                rejected++;
+        }
+        if (from->done != NULL)
+            from->done(from->ctx, st);
+        free(from);
+        from = next;
+    }
+    if (lost > 0) {
+        atomic_fetch_add(&t->st_lost, lost);
+        atomic_fetch_add(&t->lost_unreported, lost);
+    }
+    if (rejected > 0) {
+        atomic_fetch_add(&t->st_rejected, rejected);
+        t->rejected_during_outage += rejected;
+    }
+}
+
+/* Write the records [from, to) that are already in the batch buffer. */
+static int flush_segment(talon_audit_trail *t, const chain_mark *mark, audit_item *from,
+                         audit_item *to, size_t nrecords, bool durable)
+{
+    int rc = 0;
+
+    if (t->batch.len > 0) {
+        rc = write_batch(t, mark, durable);
+        if (rc == 0) {
+            atomic_fetch_add(&t->st_records, nrecords);
+            atomic_fetch_add(&t->st_batches, 1);
+        }
+    }
+    complete_records(t, from, to, rc);
+    return rc;
+}
+
+static int run_control(talon_audit_trail *t, audit_item *it)
+{
+    if (!atomic_load(&t->healthy)) {
+        try_resume(t);
+        if (!atomic_load(&t->healthy))
+            return -atomic_load(&t->error);
+    }
+    switch (it->kind) {
+    case AUDIT_ITEM_SEAL:
+        return audit_seal_epoch(t, "manual");
+    case AUDIT_ITEM_ROTATE:
+        return rotate(t);
+    case AUDIT_ITEM_STOP:
+        return audit_seal_epoch(t, "shutdown");
+    default:
+        return -EINVAL;
+    }
+}
+
+/* Process one batch taken from the queue. Returns true after a stop item. */
+static bool process_batch(talon_audit_trail *t, audit_item *list)
+{
+    audit_item *seg = list, *it = list;
+    chain_mark mark;
+    size_t nrecords = 0;
+    uint64_t reported = 0;
+    bool durable = false, stop = false;
+
+    if (atomic_load(&t->healthy))
+        (void)store_pending_state(t);
+    chain_save(t, &mark);
+    t->batch.len = 0;
+    if (atomic_load(&t->healthy) && append_lost_report(t, &reported) == 0 && reported > 0)
+        nrecords++;
+
+    while (it != NULL) {
+        audit_item *next = it->next;
+
+        if (it->kind != AUDIT_ITEM_RECORD) {
+            /* Everything queued before a control item is written first. */
+            int rc = 0;
+            it->next = NULL; /* detach, so the segment ends here */
+            if (atomic_load(&t->healthy))
+                rc = flush_segment(t, &mark, seg, it, nrecords, true);
+            else
+                complete_records(t, seg, it, -atomic_load(&t->error));
+            if (rc < 0 && reported > 0)
+                atomic_fetch_add(&t->lost_unreported, reported);
+            reported = 0;
+            rc = run_control(t, it);
+            if (it->kind == AUDIT_ITEM_STOP)
+                stop = true;
+            finish_control(t, it, rc);
+            free(it);
+            seg = next;
+            nrecords = 0;
+            durable = false;
+            chain_save(t, &mark);
+            t->batch.len = 0;
+            it = next;
+            continue;
+        }
+
+        if (atomic_load(&t->healthy)) {
+            if (append_line(t, it->middle, it->len) < 0) {
+                /* Out of memory for this record alone: fail it, keep the rest. */
+                it->status = -ENOMEM;
+                it = next;
+                continue;
+            }
+            nrecords++;
+            if (it->mode == TALON_AUDIT_SYNC)
+                durable = true;
+        }
+        it = next;
+    }
+
+    if (seg != NULL || t->batch.len > 0) {
+        int rc;
+        if (atomic_load(&t->healthy)) {
+            rc = flush_segment(t, &mark, seg, NULL, nrecords, durable);
+            if (rc < 0 && reported > 0)
+                atomic_fetch_add(&t->lost_unreported, reported);
+        } else {
+            complete_records(t, seg, NULL, -atomic_load(&t->error));
+        }
+    }
+    return stop;
+}
+
+/* ---- timers ---- */
+
+static int64_t epoch_deadline(const talon_audit_trail *t)
+{
+    return t->epoch_seconds ? timespec_ns(&t->epoch_started) + (int64_t)t->epoch_seconds * 1000000000
+                            : INT64_MAX;
+}
+
+static int64_t rotate_deadline(const talon_audit_trail *t)
+{
+    return t->rotate_interval_s ? timespec_ns(&t->file_started) +
+                                      (int64_t)t->rotate_interval_s * 1000000000
+                                : INT64_MAX;
+}
+
+static int64_t next_deadline(const talon_audit_trail *t)
+{
+    int64_t d;
+
+    if (!atomic_load(&t->healthy))
+        return timespec_ns(&t->next_retry);
+    d = epoch_deadline(t);
+    if (rotate_deadline(t) < d)
+        d = rotate_deadline(t);
+    if (t->file_dirty && timespec_ns(&t->dirty_since) + ASYNC_SYNC_INTERVAL_NS < d)
+        d = timespec_ns(&t->dirty_since) + ASYNC_SYNC_INTERVAL_NS;
+    return d;
+}
+
+/* Work that is due without traffic: retries, epoch ends, rotation, and the
+ * fdatasync of async records written more than a second ago. */
+static void run_timers(talon_audit_trail *t)
+{
+    int64_t now = monotonic_ns();
+
+    if (!atomic_load(&t->healthy)) {
+        if (now >= timespec_ns(&t->next_retry))
+            try_resume(t);
+        if (!atomic_load(&t->healthy))
+            return;
+    }
+    if (t->rotate_size > 0 && t->file_size >= t->rotate_size) {
+        (void)rotate(t);
+    } else if (now >= rotate_deadline(t) && t->file_size > 0) {
+        (void)rotate(t);
+    } else if (now >= rotate_deadline(t)) {
+        audit_monotonic(&t->file_started); /* nothing to rotate yet */
+    }
+    if (atomic_load(&t->healthy) && monotonic_ns() >= epoch_deadline(t))
+        (void)audit_seal_epoch(t, "interval");
+    if (t->file_dirty && monotonic_ns() >= timespec_ns(&t->dirty_since) + ASYNC_SYNC_INTERVAL_NS) {
+        if (fdatasync(t->fd) == 0) {
+            t->file_dirty = false;
+            atomic_fetch_add(&t->st_fsyncs, 1);
+        } else {
+            audit_log_error(t, "audit trail: fdatasync of async records in %s failed: %s",
+                            t->dir, strerror(errno));
+            audit_monotonic(&t->dirty_since);
+        }
+    }
+}
+
+void *audit_writer_main(void *arg)
+{
+    talon_audit_trail *t = arg;
+    bool stop = false;
+
+    pthread_mutex_lock(&t->mutex);
+    while (!stop) {
+        while (t->head == NULL) {
+            int64_t deadline = next_deadline(t);
+            struct timespec ts;
+            if (monotonic_ns() >= deadline)
+                break;
+            ts.tv_sec = deadline / 1000000000;
+            ts.tv_nsec = deadline % 1000000000;
+            t->writer_waiting = true;
+            pthread_cond_timedwait(&t->wake, &t->mutex, &ts);
+            t->writer_waiting = false;
+        }
+        audit_item *list = t->head;
+        t->head = t->tail = NULL;
+        t->queued = 0;
+        pthread_mutex_unlock(&t->mutex);
+
+        if (list != NULL)
+            stop = process_batch(t, list);
+        if (!stop)
+            run_timers(t);
+
+        pthread_mutex_lock(&t->mutex);
+    }
+    pthread_mutex_unlock(&t->mutex);
+    return NULL;
+}
