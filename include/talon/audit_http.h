@@ -49,8 +49,8 @@ int talon_audit_policy_add_rule(talon_audit_policy *policy, const char *rule,
                                 char *err, size_t errlen);
 
 /* Handle one key of the [audit.policy] section: "rule" (appended in file
- * order), "default_level", "default_mode", "max_body_size". Suited to a
- * talon_config_handler that adds the file and line. */
+ * order), "default_level", "default_mode". Suited to a talon_config_handler
+ * that adds the file and line. */
 int talon_audit_policy_config_set(talon_audit_policy *policy, const char *key,
                                   const char *value, char *err, size_t errlen);
 
@@ -58,6 +58,9 @@ int talon_audit_policy_config_set(talon_audit_policy *policy, const char *key,
  * write; set it to the trail's (talon_audit_options.failure). Default
  * TALON_AUDIT_FAIL_CLOSED. */
 void talon_audit_policy_set_failure(talon_audit_policy *policy, talon_audit_failure failure);
+/* Bytes of a request or response body kept at levels request and
+ * request_response; set it to talon_audit_options.max_body_size. Default 4096. */
+void talon_audit_policy_set_max_body_size(talon_audit_policy *policy, size_t max);
 
 /* The level and mode of the first rule matching method and route (route
  * NULL: no route matched), or the defaults. */

@@ -11,7 +11,6 @@
 #include <strings.h>
 
 #include "talon/audit_http.h"
-#include "talon/config.h"
 #include "http/audit_policy.h"
 
 #define POLICY_MAX_RULES 256
@@ -203,17 +202,14 @@ int talon_audit_policy_config_set(talon_audit_policy *policy, const char *key,
         return parse_level(value, &policy->default_level, err, errlen);
     if (strcmp(key, "default_mode") == 0)
         return parse_mode(value, &policy->default_mode, err, errlen);
-    if (strcmp(key, "max_body_size") == 0) {
-        unsigned long long size;
-        int rc = talon_config_parse_size(value, &size, err, errlen);
-        if (rc < 0)
-            return rc;
-        policy->max_body_size = (size_t)size;
-        return 0;
-    }
-    snprintf(err, errlen, "unknown key \"%s\"; expected rule, default_level, default_mode "
-             "or max_body_size", key);
+    snprintf(err, errlen, "unknown key \"%s\"; expected rule, default_level or default_mode "
+             "(the body size limit is max_body_size in [audit])", key);
     return -EINVAL;
+}
+
+void talon_audit_policy_set_max_body_size(talon_audit_policy *policy, size_t max)
+{
+    policy->max_body_size = max;
 }
 
 void talon_audit_policy_set_failure(talon_audit_policy *policy, talon_audit_failure failure)
