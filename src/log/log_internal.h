@@ -85,6 +85,7 @@ int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, i
 void log_sink_free_all(void);
 
 /* Writer thread (writer.c). */
+int log_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 int log_writer_start(void);
 void log_writer_wake(void);
 void log_writer_stop(void);

@@ -295,11 +295,11 @@ static void gzip_enqueue(talon_sink *s, const char *src, const char *dst)
     pthread_mutex_lock(&gzip_lock);
     if (!gzip_running) {
         gzip_stopping = false;
-        int rc = pthread_create(&gzip_thread, NULL, gzip_main, NULL);
-        if (rc != 0) {
+        int rc = log_thread_create(&gzip_thread, gzip_main, NULL);
+        if (rc < 0) {
             pthread_mutex_unlock(&gzip_lock);
             log_report(TALON_LOG_ERROR, "log sink %s: cannot start the gzip thread: %s; %s stays uncompressed",
-                       s->path, strerror(rc), src);
+                       s->path, strerror(-rc), src);
             free(job);
             return;
         }

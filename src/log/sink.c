@@ -101,7 +101,9 @@ static int make_parents(const char *path)
 int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, ino_t *ino,
                      uint64_t *size, char *err, size_t errlen)
 {
-    int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY;
+    /* O_NONBLOCK only for open(): a FIFO without a reader fails with ENXIO
+     * instead of hanging; writes block as usual once it is cleared. */
+    int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
     bool made = false;
     int fd = open(path, flags | O_CREAT | O_EXCL, mode);
     if (fd < 0 && errno == ENOENT) {
@@ -119,6 +121,14 @@ int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, i
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(e));
+        return -e;
+    }
+
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot set log file %s to blocking mode: %s", path, strerror(e));
+        close(fd);
         return -e;
     }
 

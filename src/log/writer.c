@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,6 +399,18 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* Start a thread with every signal blocked, so signals go to the
+ * application's threads and a closed pipe gives EPIPE instead of SIGPIPE. */
+int log_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    int rc = pthread_create(thread, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return -rc;
+}
+
 int log_writer_start(void)
 {
     static int thread_fd;
@@ -414,7 +427,7 @@ int log_writer_start(void)
     atomic_store(&stop_requested, false);
     atomic_store(&wake_pending, false);
     atomic_store(&wake_fd, efd);
-    rc = -pthread_create(&writer_thread, NULL, writer_main, &thread_fd);
+    rc = log_thread_create(&writer_thread, writer_main, &thread_fd);
     if (rc < 0) {
         atomic_store(&wake_fd, -1);
         close(efd);

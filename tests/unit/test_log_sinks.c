@@ -359,6 +359,49 @@ static void levels_filter_per_sink(void **state)
     assert_true(file_contains(path, " FATAL levels rec t=0 i=5 end"));
 }
 
+/* A FIFO without a reader is an error at open, not a hang. */
+static void fifo_without_reader_fails(void **state)
+{
+    char fifo[4096], err[512] = "";
+    path_in_dir(fifo, sizeof(fifo), "lonely.fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    talon_sink *sink = NULL;
+    assert_int_equal(talon_sink_open_file(&sink, fifo, NULL, err, sizeof(err)), -ENXIO);
+    assert_null(sink);
+    assert_non_null(strstr(err, "lonely.fifo"));
+}
+
+/* The stdout sink writes to whatever file descriptor 1 is, through the
+ * same buffer and writer; "-" finds the stderr sink. */
+static void stdout_sink_writes_fd_1(void **state)
+{
+    char path[4096];
+    path_in_dir(path, sizeof(path), "stdout.txt");
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    assert_int_equal(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+    close(fd);
+
+    talon_sink *out = NULL, *err_sink = NULL;
+    assert_int_equal(talon_sink_open_stdout(&out, NULL), 0);
+    assert_int_equal(talon_sink_open_stderr(&err_sink, NULL), 0);
+    assert_ptr_equal(talon_sink_find("stdout"), out);
+    assert_ptr_equal(talon_sink_find("-"), err_sink);
+    talon_logger *lg = talon_logger_get("container");
+    assert_int_equal(talon_logger_add_sink(lg, out, TALON_LOG_INFO, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        talon_log_info(lg, "rec t=0 i=%d end", i);
+    assert_int_equal(talon_sink_flush(out), 0);
+
+    assert_int_equal(dup2(saved, STDOUT_FILENO), STDOUT_FILENO);
+    close(saved);
+    count_file(&counts, path, 0);
+    assert_int_equal(counts.bad_lines, 0);
+    assert_int_equal(counts.lines, 3);
+}
+
 /* Level names parse both ways. */
 static void level_names_round_trip(void **state)
 {
@@ -382,6 +425,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(write_error_reported_then_resumes, setup, teardown),
         cmocka_unit_test_setup_teardown(file_modes_ignore_umask, setup, teardown),
         cmocka_unit_test_setup_teardown(levels_filter_per_sink, setup, teardown),
+        cmocka_unit_test_setup_teardown(fifo_without_reader_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(stdout_sink_writes_fd_1, setup, teardown),
         cmocka_unit_test(level_names_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
