@@ -82,7 +82,7 @@ typedef enum talon_overflow_policy {
 } talon_overflow_policy;
 
 typedef struct talon_sink_options {
-    mode_t mode;                 /* file mode at creation; default 0640 */
+    mode_t mode;                 /* file mode at creation; default 0640 (also when 0) */
     size_t buffer_size;          /* bytes buffered before a forced flush; default 256 KiB */
     size_t max_buffered;         /* memory bound before the overflow policy applies; default 8 MiB */
     unsigned flush_interval_ms;  /* default 1000 */

@@ -145,6 +145,11 @@ static int spec_set(log_sink_spec *s, const char *key, const char *value, char *
     if (strcmp(key, "mode") == 0) {
         unsigned mode;
         int rc = talon_config_parse_mode(value, &mode, err, errlen);
+        if (rc == 0 && !(mode & 0200)) {
+            snprintf(err, errlen, "invalid value '%s'; expected a mode that lets the owner write, "
+                     "such as 0640 or 0600", value);
+            return -EINVAL;
+        }
         if (rc == 0)
             o->mode = (mode_t)mode;
         return rc;

@@ -73,7 +73,8 @@ static void options_normalize(talon_sink_options *o)
         o->flush_interval_ms = d.flush_interval_ms;
     if (o->overflow != TALON_OVERFLOW_DROP)
         o->overflow = TALON_OVERFLOW_BLOCK;
-    o->mode &= 0777;
+    /* A zeroed options struct means the defaults, not a mode-0000 file. */
+    o->mode = o->mode ? o->mode & 0777 : d.mode;
 }
 
 /* Create the missing parent directories of path (mode 0750). */
@@ -143,9 +144,16 @@ int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, i
         mode_t want = made ? mode : (st.st_mode & mode & 0777);
         if ((st.st_mode & 07777) != want && fchmod(fd, want) < 0) {
             int e = errno;
-            snprintf(err, errlen, "cannot set mode %04o on log file %s: %s", (unsigned)want, path, strerror(e));
-            close(fd);
-            return -e;
+            if (made) {
+                snprintf(err, errlen, "cannot set mode %04o on log file %s: %s", (unsigned)want, path, strerror(e));
+                close(fd);
+                unlink(path);
+                return -e;
+            }
+            /* Another user's file that we may only write to: keep going. */
+            log_report(TALON_LOG_WARN, "log file %s has mode %04o, more than the configured %04o, "
+                       "and its mode cannot be changed: %s; fix it with chmod %04o",
+                       path, (unsigned)(st.st_mode & 07777), (unsigned)mode, strerror(e), (unsigned)want);
         }
     }
     if (created)
