@@ -638,6 +638,7 @@ static int check_result(verifier *v, const line_result *lr, uint64_t line)
         v->epoch_first_line = line;
     }
     v->last_seq = lr->seq;
+    v->last_epoch = lr->epoch;
     memcpy(v->last_h, lr->h, 32);
     v->last_is_seal = false;
     v->last_file = v->file;

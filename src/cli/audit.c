@@ -1,0 +1,285 @@
+/* talon audit: keygen and verify, and the table of audit subcommands. */
+#include "cli/cli.h"
+#include "cli/audit_cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "talon/audit.h"
+#include "talon/audit_reader.h"
+
+#define DEFAULT_STATE "var/audit/key.state"
+#define DEFAULT_KEY "audit-verify.key"
+
+static int audit_keygen(int argc, char **argv);
+static int audit_verify(int argc, char **argv);
+
+static const cli_command AUDIT_COMMANDS[] = {
+    { "keygen", audit_keygen, "create the verification key and the server's key state" },
+    { "verify", audit_verify, "check a trail's chain, MACs and seals; name the first bad record" },
+    { "query", cli_audit_query, "select records by type, actor, outcome, time, request, target" },
+    { "tail", cli_audit_tail, "print the last records, and follow new ones with -f" },
+    { "report", cli_audit_report, "summary: counts by type, actor, outcome; failed logins by source" },
+};
+
+static void audit_usage(FILE *out)
+{
+    fputs("usage: talon audit SUBCOMMAND [OPTIONS] [PATH...]\n\n"
+          "Tools for talon audit trails (a directory of audit-NNNNNNNN.jsonl files).\n\nsubcommands:\n", out);
+    for (size_t i = 0; i < sizeof AUDIT_COMMANDS / sizeof AUDIT_COMMANDS[0]; i++)
+        fprintf(out, "  %-8s %s\n", AUDIT_COMMANDS[i].name, AUDIT_COMMANDS[i].summary);
+    fputs("\nRun 'talon audit SUBCOMMAND --help' for its options. The format of the\n"
+          "trail is specified in docs/audit-format.md.\n", out);
+}
+
+int cli_audit(int argc, char **argv)
+{
+    if (argc < 2) {
+        audit_usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        audit_usage(stdout);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof AUDIT_COMMANDS / sizeof AUDIT_COMMANDS[0]; i++)
+        if (strcmp(argv[1], AUDIT_COMMANDS[i].name) == 0)
+            return AUDIT_COMMANDS[i].run(argc - 1, argv + 1);
+    cli_error("unknown audit subcommand \"%s\"; run 'talon audit --help' for the list", argv[1]);
+    return CLI_USAGE;
+}
+
+/* ---- keygen ------------------------------------------------------------- */
+
+static void keygen_usage(FILE *out)
+{
+    fputs("usage: talon audit keygen [--key FILE] [--state FILE]\n\n"
+          "Create a new trail key: K0 and a random trail id.\n\n"
+          "  --key FILE    the auditor's verification key (default " DEFAULT_KEY ").\n"
+          "                Move it off the server: whoever holds it can forge records.\n"
+          "  --state FILE  the server's key state, mode 0600 (default " DEFAULT_STATE ");\n"
+          "                the server overwrites it with each new epoch's key.\n"
+          "  -h, --help    show this help\n\n"
+          "Neither file is overwritten if it exists.\n", out);
+}
+
+/* mkdir -p for the directory part of path, mode 0700. */
+static int make_parent_dirs(const char *path)
+{
+    char buf[4096];
+    if (strlen(path) >= sizeof buf)
+        return -ENAMETOOLONG;
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    return 0;
+}
+
+static int audit_keygen(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "key", required_argument, NULL, 'k' },
+        { "state", required_argument, NULL, 's' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *key = DEFAULT_KEY, *state = DEFAULT_STATE;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "k:s:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'k': key = optarg; break;
+        case 's': state = optarg; break;
+        case 'h': keygen_usage(stdout); return CLI_OK;
+        default: keygen_usage(stderr); return CLI_USAGE;
+        }
+    }
+    if (optind != argc) {
+        cli_error("audit keygen: unexpected argument \"%s\"", argv[optind]);
+        return CLI_USAGE;
+    }
+    int rc = make_parent_dirs(state);
+    if (rc == 0)
+        rc = make_parent_dirs(key);
+    if (rc < 0) {
+        cli_error("audit keygen: cannot create the directory for %s: %s", state, strerror(-rc));
+        return CLI_USAGE;
+    }
+    char err[512];
+    rc = talon_audit_keygen(key, state, err, sizeof err);
+    if (rc < 0) {
+        cli_error("audit keygen: %s", err);
+        return CLI_USAGE;
+    }
+    printf("server key state:  %s (0600; the server evolves it each epoch)\n"
+           "verification key:  %s\n\n"
+           "Move the verification key off this machine now and keep it with the auditor:\n"
+           "it is K0, and whoever holds it can write records that verify. Verify with\n"
+           "  talon audit verify --key %s TRAIL_DIR\n", state, key, key);
+    return CLI_OK;
+}
+
+/* ---- verify ------------------------------------------------------------- */
+
+static void verify_usage(FILE *out)
+{
+    fputs("usage: talon audit verify [--key FILE | --no-key] [--open] [--partial]\n"
+          "                          [--format text|json] [--threads N] PATH...\n\n"
+          "Check a trail: every record's hash chain link, sequence number, epoch and\n"
+          "MAC, every seal, and the end of every file. PATH is a trail directory or\n"
+          "trail files in order.\n\n"
+          "  --key FILE     verification key from 'talon audit keygen' (required unless --no-key)\n"
+          "  --no-key       check hashes, sequence numbers, epochs and seals only: without\n"
+          "                 MACs, anyone can rewrite the trail and recompute the chain\n"
+          "  --open         the trail is live: records after the last seal are allowed\n"
+          "  --partial      the oldest files were removed by retention: accept a trail\n"
+          "                 that does not start at seq 1\n"
+          "  --format FMT   text (default) or json (one object)\n"
+          "  --threads N    hashing threads (default: one per CPU)\n"
+          "  -h, --help     show this help\n\n"
+          "Exit status: 0 intact, 1 not intact (the first bad record is named as\n"
+          "FILE:LINE, its seq and the reason), 2 usage or I/O error.\n", out);
+}
+
+static void print_result_json(const talon_audit_verify_result *r)
+{
+    json_t *o = json_pack("{s:b,s:s,s:s?,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s}",
+                          "intact", r->verdict == TALON_AUDIT_INTACT,
+                          "verdict", talon_audit_verdict_name(r->verdict), "file", r->file,
+                          "line", (json_int_t)r->line, "seq", (json_int_t)r->seq, "detail", r->detail,
+                          "records", (json_int_t)r->records, "seals", (json_int_t)r->seals,
+                          "files", (json_int_t)r->files, "bytes", (json_int_t)r->bytes,
+                          "first_seq", (json_int_t)r->first_seq, "last_seq", (json_int_t)r->last_seq,
+                          "first_epoch", (json_int_t)r->first_epoch, "last_epoch", (json_int_t)r->last_epoch,
+                          "unsealed", (json_int_t)r->unsealed, "macs_checked", r->macs_checked,
+                          "trail", r->trail, "head", r->head);
+    if (!o) {
+        cli_error("audit verify: cannot build the JSON result");
+        return;
+    }
+    json_dumpf(o, stdout, JSON_COMPACT);
+    fputc('\n', stdout);
+    json_decref(o);
+}
+
+static void print_result_text(const talon_audit_verify_result *r, const talon_audit_verify_options *o)
+{
+    if (r->verdict != TALON_AUDIT_INTACT) {
+        printf("NOT INTACT: %s:%llu: seq %llu: %s: %s\n", r->file ? r->file : "(trail)",
+               (unsigned long long)r->line, (unsigned long long)r->seq, talon_audit_verdict_name(r->verdict),
+               r->detail);
+        printf("  %llu records before it passed every check\n", (unsigned long long)r->records);
+        return;
+    }
+    printf("intact: %llu records (seq %llu..%llu) in %llu file%s, %llu seals, epochs %llu..%llu\n",
+           (unsigned long long)r->records, (unsigned long long)r->first_seq, (unsigned long long)r->last_seq,
+           (unsigned long long)r->files, r->files == 1 ? "" : "s", (unsigned long long)r->seals,
+           (unsigned long long)r->first_epoch, (unsigned long long)r->last_epoch);
+    if (r->macs_checked)
+        printf("  MACs verified with %s\n", o->key_path);
+    else
+        printf("  chain only (--no-key): MACs not checked, so a rewrite with a recomputed chain would pass\n");
+    if (r->first_seq != 1)
+        printf("  the trail starts at seq %llu: earlier records were removed (--partial)\n",
+               (unsigned long long)r->first_seq);
+    if (r->unsealed)
+        printf("  %llu records after the last seal are not sealed yet (--open)\n", (unsigned long long)r->unsealed);
+    printf("  trail %s, head %s\n", r->trail, r->head);
+}
+
+static int audit_verify(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "key", required_argument, NULL, 'k' },
+        { "no-key", no_argument, NULL, 'n' },
+        { "open", no_argument, NULL, 'o' },
+        { "partial", no_argument, NULL, 'p' },
+        { "format", required_argument, NULL, 'f' },
+        { "threads", required_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    talon_audit_verify_options opts;
+    talon_audit_verify_options_init(&opts);
+    bool json = false;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "k:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'k': opts.key_path = optarg; break;
+        case 'n': opts.no_key = true; break;
+        case 'o': opts.open = true; break;
+        case 'p': opts.partial = true; break;
+        case 'f':
+            if (strcmp(optarg, "json") == 0)
+                json = true;
+            else if (strcmp(optarg, "text") != 0) {
+                cli_error("audit verify: invalid --format \"%s\": use text or json", optarg);
+                return CLI_USAGE;
+            }
+            break;
+        case 't': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end || n < 1 || n > 64) {
+                cli_error("audit verify: invalid --threads \"%s\": use a number from 1 to 64", optarg);
+                return CLI_USAGE;
+            }
+            opts.threads = (unsigned)n;
+            break;
+        }
+        case 'h': verify_usage(stdout); return CLI_OK;
+        default: verify_usage(stderr); return CLI_USAGE;
+        }
+    }
+    if (optind == argc) {
+        cli_error("audit verify: no trail given; pass a trail directory or files");
+        return CLI_USAGE;
+    }
+    if (!opts.key_path && !opts.no_key) {
+        cli_error("audit verify: no key given: pass --key FILE (the verification key from "
+                  "'talon audit keygen'), or --no-key to check the chain only");
+        return CLI_USAGE;
+    }
+    if (opts.key_path && opts.no_key) {
+        cli_error("audit verify: --key and --no-key exclude each other");
+        return CLI_USAGE;
+    }
+
+    char err[512];
+    talon_audit_reader *reader;
+    if (talon_audit_reader_open(&reader, (const char *const *)argv + optind, (size_t)(argc - optind), err,
+                                sizeof err) < 0) {
+        cli_error("audit verify: %s", err);
+        return CLI_USAGE;
+    }
+    cli_progress progress;
+    cli_progress_start(&progress, "verify", talon_audit_reader_total_bytes(reader));
+    opts.progress = cli_progress_update;
+    opts.progress_ctx = &progress;
+
+    talon_audit_verify_result res;
+    int rc = talon_audit_verify(reader, &opts, &res, err, sizeof err);
+    cli_progress_end(&progress);
+    if (rc < 0) {
+        cli_error("audit verify: %s", err);
+        talon_audit_reader_close(reader);
+        return CLI_USAGE;
+    }
+    if (json)
+        print_result_json(&res);
+    else
+        print_result_text(&res, &opts);
+    talon_audit_reader_close(reader);
+    return res.verdict == TALON_AUDIT_INTACT ? CLI_OK : CLI_NOT_OK;
+}
