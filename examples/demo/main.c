@@ -143,27 +143,6 @@ static int config_handler(void *ctx, const char *section, const char *key, const
 
 /* ---- Logs ---- */
 
-/* Without a [log.app] section, the app log goes to stderr at level info. */
-static int setup_logs(char *err, size_t errlen)
-{
-    int rc = talon_log_config_apply(err, errlen);
-    if (rc < 0)
-        return rc;
-    talon_logger *app = talon_logger_get("app");
-    if (!talon_logger_enabled(app, TALON_LOG_FATAL)) {
-        talon_sink *sink;
-        talon_sink_options so;
-        talon_sink_options_init(&so);
-        rc = talon_sink_open_stderr(&sink, &so);
-        if (rc < 0) {
-            snprintf(err, errlen, "cannot open the stderr log sink: %s", strerror(-rc));
-            return rc;
-        }
-        talon_logger_add_sink(app, sink, TALON_LOG_INFO, NULL);
-    }
-    return 0;
-}
-
 static void print_log_destinations(const char *config_path)
 {
     printf("  app log: %s\n", config_path ? "as set by [log.app] in the configuration "
@@ -272,10 +251,6 @@ int main(int argc, char **argv)
     }
     d.server.listen = d.listen;
     d.server.trusted_proxies = d.trusted_proxies[0] ? d.trusted_proxies : NULL;
-    if (setup_logs(err, sizeof(err)) < 0) {
-        fprintf(stderr, "talon-demo: %s\n", err);
-        return 1;
-    }
 
     int rc = 1;
     d.app = talon_app_new();
