@@ -160,6 +160,8 @@ void log_rotate(talon_sink *s, int64_t now_mono_ns)
     bool created = false;
     if (swap_in_new_file(s, &created) < 0)
         return;
+    log_report(TALON_LOG_INFO, "log sink %s: rotated, the previous file is %s", s->path,
+               s->opts.rotate_keep ? first : "deleted (rotate_keep = 0)");
 
     if (s->opts.rotate_gzip && s->opts.rotate_keep >= 2) {
         char src[PATH_MAX], dst[PATH_MAX];
