@@ -189,6 +189,11 @@ static void rotation_keeps_n_files(void **state)
     assert_int_equal(counts.seen[0][1999], 1);
 }
 
+static void on_sighup(int sig)
+{
+    talon_log_reopen();
+}
+
 /* logrotate's way: rename the file, then signal the process to reopen. The
  * old and the new file together hold every line exactly once. */
 static void reopen_after_rename(void **state)
@@ -212,7 +217,7 @@ static void reopen_after_rename(void **state)
     path_in_dir(path, sizeof(path), "access.log");
     path_in_dir(moved, sizeof(moved), "access.log.moved");
     assert_int_equal(rename(path, moved), 0);
-    signal(SIGHUP, (void (*)(int))talon_log_reopen); /* as a server would */
+    signal(SIGHUP, on_sighup); /* as a server would */
     raise(SIGHUP);
     signal(SIGHUP, SIG_DFL);
     join_threads(tid, THREADS);
