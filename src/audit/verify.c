@@ -493,9 +493,9 @@ static int check_link(verifier *v, const talon_audit_record *rec, const uint8_t 
                 return bad(v, TALON_AUDIT_REORDERED, v->file, line, seq, "seq %llu comes before seq %llu",
                            (unsigned long long)seq, (unsigned long long)expect);
         }
-        return bad(v, TALON_AUDIT_DELETED, v->file, line, seq, "seq %llu..%llu missing (%llu records)",
+        return bad(v, TALON_AUDIT_DELETED, v->file, line, seq, "seq %llu..%llu missing (%llu record%s)",
                    (unsigned long long)expect, (unsigned long long)(seq - 1),
-                   (unsigned long long)(seq - expect));
+                   (unsigned long long)(seq - expect), seq - expect == 1 ? "" : "s");
     }
     char last_hex[64];
     to_hex(last_hex, v->last_h, 32);
@@ -879,7 +879,7 @@ int talon_audit_verify(talon_audit_reader *reader, const talon_audit_verify_opti
                 (unsigned long long)v.last_seq);
         } else if (strcmp(v.last_cause, "shutdown") != 0) {
             bad(&v, TALON_AUDIT_TRUNCATED, v.last_file, v.last_line, v.last_seq,
-                "trail ends with a %s seal, not a shutdown seal: later records may have been removed; "
+                "trail ends with a seal of cause %s, not shutdown: later records may have been removed; "
                 "use --open for a live trail", v.last_cause);
         }
     }

@@ -29,7 +29,7 @@ FILE_RE = re.compile(r"^audit-(\d{8})\.jsonl$")
 TOP_KEYS = ["v", "seq", "epoch", "time", "type", "outcome", "actor", "source",
             "request", "target", "reason", "data", "host", "trail", "prev", "mac"]
 LOOKAHEAD = 64          # records searched for a missing seq (reordered vs deleted)
-MAX_EPOCH = 1 << 24     # epochs beyond this are rejected instead of derived
+MAX_EPOCH = 1 << 22     # epochs beyond this are rejected instead of derived
 MAX_LATER_KEYS = 100000  # later epochs tried for a "wrong epoch key" diagnosis
 
 
@@ -505,23 +505,18 @@ class Verifier:
         last = None           # the last record that passed every check
         last_loc = None
         epoch_first = None    # first seq of the current epoch, None when unknown or empty
+        epoch_first_loc = None
         start_known = True
         prev_index = None
         for fi, path in enumerate(self.files):
             is_last_file = fi == len(self.files) - 1
             idx = file_index(path)
             if prev_index is not None and idx and prev_index and idx != prev_index + 1:
-                raise Bad(DELETED, (path, 1), last["seq"] + 1,
+                raise Bad(DELETED, (path, 1), last["seq"] + 1 if last else 1,
                           "file audit-%08d.jsonl is missing" % (prev_index + 1))
             prev_index = idx
             lines, torn = self._lines(path)
-            if torn:
-                if not (is_last_file and self.open):
-                    lines_n = len(lines) + 1
-                    raise Bad(TRUNCATED, (path, lines_n), (last["seq"] + 1) if last else 0,
-                              "line %d has no final newline (torn write or truncation)" % lines_n)
-            if not lines and not is_last_file:
-                raise Bad(TRUNCATED, (path, 1), (last["seq"] + 1) if last else 0, "file is empty")
+            records_here = 0
             for li, raw in enumerate(lines):
                 loc = (path, li + 1)
                 expect = last["seq"] + 1 if last else 1
@@ -551,31 +546,34 @@ class Verifier:
                 if r["type"] == SEAL_TYPE:
                     self._check_seal(r, loc, epoch_first, start_known)
                     self.stats["seals"] += 1
-                    epoch_first = None
+                    epoch_first = epoch_first_loc = None
                     start_known = True
                 elif epoch_first is None:
-                    epoch_first = seq
+                    epoch_first, epoch_first_loc = seq, loc
                 self.stats["records"] += 1
+                records_here += 1
                 last, last_loc = r, loc
+            if torn and not (is_last_file and self.open):
+                n = len(lines) + 1
+                raise Bad(TRUNCATED, (path, n), (last["seq"] + 1) if last else 1,
+                          "line %d has no final newline (torn write or truncation)" % n)
             if not is_last_file:
-                if last is None or last["type"] != SEAL_TYPE or \
-                        dict(last["data"]).get("cause") not in ("rotation", "shutdown"):
-                    raise Bad(TRUNCATED, last_loc or (path, 1), last["seq"] if last else 0,
+                if records_here == 0:
+                    raise Bad(TRUNCATED, (path, 1), (last["seq"] + 1) if last else 1, "file has no records")
+                if last["type"] != SEAL_TYPE or dict(last["data"]).get("cause") not in ("rotation", "shutdown"):
+                    raise Bad(TRUNCATED, last_loc, last["seq"],
                               "file does not end with a rotation or shutdown seal")
         if last is None:
             raise Bad(TRUNCATED, (self.files[-1], 1), 0, "no records")
         if not self.open:
             if last["type"] != SEAL_TYPE:
-                first_unsealed = epoch_first
-                n = last["seq"] - first_unsealed + 1
-                path, _ = last_loc
-                line = last_loc[1] - n + 1 if last_loc[1] - n + 1 >= 1 else last_loc[1]
-                raise Bad(UNSEALED, (path, line), first_unsealed,
+                n = last["seq"] - epoch_first + 1
+                raise Bad(UNSEALED, epoch_first_loc, epoch_first,
                           "%d records after the last seal (seq %d..%d) may have been truncated; "
-                          "use --open for a live trail" % (n, first_unsealed, last["seq"]))
+                          "use --open for a live trail" % (n, epoch_first, last["seq"]))
             if dict(last["data"]).get("cause") != "shutdown":
                 raise Bad(TRUNCATED, last_loc, last["seq"],
-                          "trail ends with a %s seal, not a shutdown seal: later records may have "
+                          "trail ends with a seal of cause %s, not shutdown: later records may have "
                           "been removed; use --open for a live trail" % dict(last["data"]).get("cause"))
 
     def _bad_mac(self, r, loc, epoch):
@@ -593,7 +591,8 @@ class Verifier:
                 n = self._peek(lines, k)
                 if n is not None and n["seq"] == expect:
                     raise Bad(REORDERED, loc, seq, "seq %d comes before seq %d" % (seq, expect))
-            raise Bad(DELETED, loc, seq, "seq %d..%d missing (%d records)" % (expect, seq - 1, seq - expect))
+            raise Bad(DELETED, loc, seq, "seq %d..%d missing (%d record%s)"
+                      % (expect, seq - 1, seq - expect, "" if seq - expect == 1 else "s"))
         if seq < expect:
             if seq == last["seq"]:
                 raise Bad(INSERTED, loc, seq, "a second record with seq %d" % seq)
