@@ -176,6 +176,9 @@ static bool retry_held(talon_sink *s, int64_t now, bool stopping)
         return true;
     if (now < s->retry_at_ns && !stopping)
         return false;
+    /* NOTE: when a write failed midway through a line and the file is then
+     * reopened (here or by talon_log_reopen()), the rest of that line starts
+     * the new file; only a short write followed by an error causes it. */
     if (s->kind == SINK_FILE && (s->last_errno == EBADF || s->last_errno == ESTALE))
         log_reopen_sink(s);
     int rc = batch_write(s, s->held, &s->held_off);
