@@ -155,7 +155,7 @@ static void mark_unhealthy(talon_audit_trail *t, int err)
 {
     if (atomic_load(&t->healthy)) {
         t->down_since_ns = audit_now_ns();
-        t->rejected_during_outage = 0;
+        atomic_store(&t->rejected_during_outage, 0);
     }
     atomic_store(&t->error, err);
     atomic_store(&t->healthy, false);
@@ -364,7 +364,7 @@ static int append_lost_report(talon_audit_trail *t, uint64_t *reported)
 static void try_resume(talon_audit_trail *t)
 {
     char since[28];
-    uint64_t reported = 0;
+    uint64_t reported = 0, rejected;
     chain_mark mark;
     json_t *data;
     int err = atomic_load(&t->error);
@@ -382,8 +382,9 @@ static void try_resume(talon_audit_trail *t)
     chain_save(t, &mark);
     t->batch.len = 0;
     audit_format_time(since, t->down_since_ns);
+    rejected = atomic_load(&t->rejected_during_outage);
     data = json_pack("{s:s,s:s,s:I}", "since", since, "error", strerror(err), "rejected",
-                     (json_int_t)t->rejected_during_outage);
+                     (json_int_t)rejected);
     rc = append_system_line(t, "audit_resumed", TALON_AUDIT_SUCCESS, NULL, data);
     if (rc == 0)
         rc = append_lost_report(t, &reported);
@@ -400,10 +401,13 @@ static void try_resume(talon_audit_trail *t)
         return; /* write_batch logged it and set the next retry */
     }
     atomic_fetch_add(&t->st_records, reported > 0 ? 2 : 1);
+    /* Rejections between the count above and this store are not reported
+     * in the trail; they remain in the statistics. */
+    atomic_fetch_sub(&t->rejected_during_outage, rejected);
     atomic_store(&t->healthy, true);
     talon_log_info(t->log, "audit trail: writable again in %s (down since %s, last error: %s, "
                    "%" PRIu64 " submissions rejected, %" PRIu64 " records lost)",
-                   t->dir, since, strerror(err), t->rejected_during_outage, reported);
+                   t->dir, since, strerror(err), rejected, reported);
 }
 
 /* ---- batches ---- */
@@ -419,26 +423,23 @@ static void finish_control(talon_audit_trail *t, audit_item *it, int status)
     pthread_mutex_unlock(&t->mutex);
 }
 
-/* Call the done callbacks of records [from, to) and free them. */
+/* Count the failures among records [from, to), then call their done
+ * callbacks and free them. Counting comes first, so a callback's thread
+ * already sees the statistics that include its record. */
 static void complete_records(talon_audit_trail *t, audit_item *from, audit_item *to, int status)
 {
     uint64_t lost = 0, rejected = 0;
 
-    while (from != to) {
-        audit_item *next = from->next;
-        int st = from->status != 0 ? from->status : status;
-        if (st < 0) {
-            /* An async record under fail_closed was already accepted, so it
-             * is lost like every record under fail_open. */
-            if (t->failure == TALON_AUDIT_FAIL_OPEN || from->mode == TALON_AUDIT_ASYNC)
-                lost++;
-            else
-                rejected++;
-        }
-        if (from->done != NULL)
-            from->done(from->ctx, st);
-        free(from);
-        from = next;
+    for (audit_item *it = from; it != to; it = it->next) {
+        int st = it->status != 0 ? it->status : status;
+        if (st == 0)
+            continue;
+        /* An async record under fail_closed was already accepted, so it is
+         * lost like every record under fail_open. */
+        if (t->failure == TALON_AUDIT_FAIL_OPEN || it->mode == TALON_AUDIT_ASYNC)
+            lost++;
+        else
+            rejected++;
     }
     if (lost > 0) {
         atomic_fetch_add(&t->st_lost, lost);
@@ -446,7 +447,14 @@ static void complete_records(talon_audit_trail *t, audit_item *from, audit_item 
     }
     if (rejected > 0) {
         atomic_fetch_add(&t->st_rejected, rejected);
-        t->rejected_during_outage += rejected;
+        atomic_fetch_add(&t->rejected_during_outage, rejected);
+    }
+    while (from != to) {
+        audit_item *next = from->next;
+        if (from->done != NULL)
+            from->done(from->ctx, from->status != 0 ? from->status : status);
+        free(from);
+        from = next;
     }
 }
 

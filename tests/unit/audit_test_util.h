@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -160,7 +162,7 @@ static const char *const test_record_keys[] = {
 typedef struct test_chain {
     json_t *records;   /* array of parsed records */
     json_t *files;     /* array: file index of each record */
-    char error[512];   /* empty when the chain is valid */
+    char error[1024];  /* empty when the chain is valid */
     unsigned nfiles;
 } test_chain;
 
@@ -325,6 +327,56 @@ static inline json_t *test_find_type(const test_chain *c, const char *type, size
             return r;
     }
     return NULL;
+}
+
+/* A sync record's completion, waited for by the submitting thread. */
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int status;
+} waiter;
+
+static inline void waiter_done(void *ctx, int status)
+{
+    waiter *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->status = status;
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Submit in sync mode and wait: returns the submit error or the status. */
+static inline int submit_sync(talon_audit_trail *t, const talon_audit_event *ev)
+{
+    waiter w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0 };
+    int rc = talon_audit_submit(t, ev, TALON_AUDIT_SYNC, waiter_done, &w);
+
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    return w.status;
+}
+
+static inline int submit_n(talon_audit_trail *t, int n)
+{
+    json_t *data = json_object();
+    talon_audit_event ev = { .type = "note_created", .actor_id = "alice", .data = data };
+
+    for (int i = 0; i < n; i++) {
+        json_object_set_new(data, "n", json_integer(i));
+        int rc = submit_sync(t, &ev);
+        if (rc != 0) {
+            json_decref(data);
+            return rc;
+        }
+    }
+    json_decref(data);
+    return 0;
 }
 
 #define assert_chain_valid(tt, c)                                                 \
