@@ -79,7 +79,8 @@ static int list_trail_files(const char *dir, unsigned **out, size_t *count)
         v[n++] = index;
     }
     closedir(d);
-    qsort(v, n, sizeof(*v), compare_unsigned);
+    if (n > 0)  /* qsort(NULL, 0, ...) is undefined behaviour */
+        qsort(v, n, sizeof(*v), compare_unsigned);
     *out = v;
     *count = n;
     return 0;
