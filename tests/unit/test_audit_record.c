@@ -240,7 +240,7 @@ static void key_evolution_vector(void **state)
     assert_int_equal(audit_crypto_init(&c), 0);
     assert_int_equal(audit_crypto_set_key(&c, k), 0);
     for (int round = 0; round < 3; round++) {
-        SHA256((const unsigned char *)"P_i bytes", 9 + (size_t)round, h);
+        SHA256((const unsigned char *)"P_i bytes, 3 rounds", 9 + (size_t)round, h);
         assert_int_equal(audit_crypto_mac(&c, h, mac), 0);
         HMAC(EVP_sha256(), k, 32, h, 32, want, &len);
         assert_memory_equal(mac, want, 32);
