@@ -297,7 +297,9 @@ int talon_log_config_apply(char *err, size_t errlen)
                        "sink options (mode, buffers, rotation)", s->section, s->file);
     }
 
-    /* Replace the sinks of every configured logger. */
+    /* Replace the sinks of every configured logger.
+     * NOTE: a record logged between the clear and the add is not written;
+     * applying at startup, before requests arrive, avoids the gap. */
     for (log_sink_spec *s = specs; s; s = s->next)
         talon_logger_clear_sinks(talon_logger_get(s->logger));
     i = 0;
