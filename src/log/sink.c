@@ -96,9 +96,9 @@ static int make_parents(const char *path)
     return 0;
 }
 
-/* Open path for appending. A new file gets exactly mode, whatever the umask;
- * an existing regular file loses any permission bit beyond mode, so a sink
- * never leaves its file more permissive than configured. */
+/* Open path for appending. A new file gets exactly mode, whatever the umask.
+ * An existing regular file loses any permission bit beyond mode, unless it
+ * belongs to another user: then the app log warns and writing goes on. */
 int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, ino_t *ino,
                      uint64_t *size, char *err, size_t errlen)
 {
