@@ -30,8 +30,9 @@ int demo_debug_routes(demo *d, char *err, size_t errlen);
 void demo_send_json(talon_resp *resp, int status, json_t *doc);
 
 /* logging.c: var/log/app.log and var/log/access.log unless the INI file
- * says otherwise. Call demo_logging_defaults() before loading the INI file,
- * demo_logging_start() once the routes are added and before serving, and
+ * says otherwise. Call demo_logging_defaults() before loading the INI file;
+ * demo_logging_start() applies the log configuration and attaches the access
+ * log, so call it right after talon_app_new(), before anything logs; call
  * demo_logging_stop() after talon_app_free() and before talon_log_shutdown(). */
 int demo_logging_defaults(char *err, size_t errlen);
 /* The "[access_log]" section: skip_paths, skip_status, and the keys of "[log.access]". */

@@ -52,6 +52,9 @@ int demo_logging_start(demo *d, char *err, size_t errlen)
     struct sigaction sa = { .sa_handler = on_sighup };
     int rc;
 
+    rc = talon_log_config_apply(err, errlen);
+    if (rc < 0)
+        return rc;
     rc = talon_access_log_attach(d->app, &access_opts, &access_log, err, errlen);
     if (rc < 0)
         return rc;

@@ -259,15 +259,15 @@ int main(int argc, char **argv)
         goto out;
     }
     talon_app_set_strip_trailing_slash(d.app, d.strip_trailing_slash);
+    if (demo_logging_start(&d, err, sizeof(err)) < 0) {
+        fprintf(stderr, "talon-demo: %s\n", err);
+        goto out;
+    }
     if (demo_audit_setup(d.app, err, sizeof(err)) < 0) {
         fprintf(stderr, "talon-demo: %s\n", err);
         goto out;
     }
     if (add_routes(&d, err, sizeof(err)) < 0) {
-        fprintf(stderr, "talon-demo: %s\n", err);
-        goto out;
-    }
-    if (demo_logging_start(&d, err, sizeof(err)) < 0) {
         fprintf(stderr, "talon-demo: %s\n", err);
         goto out;
     }

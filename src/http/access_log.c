@@ -54,6 +54,8 @@ void talon_access_log_options_init(talon_access_log_options *opts)
     opts->level = TALON_LOG_INFO;
 }
 
+static int check_skip_list(bool paths, const char *value, char *err, size_t errlen);
+
 static int copy_value(char *dst, size_t size, const char *key, const char *value,
                       char *err, size_t errlen)
 {
@@ -90,10 +92,16 @@ int talon_access_log_config_set(talon_access_log_options *opts, const char *key,
         }
         return copy_value(opts->logger, sizeof(opts->logger), key, value, err, errlen);
     }
-    if (strcmp(key, "skip_paths") == 0)
-        return copy_value(opts->skip_paths, sizeof(opts->skip_paths), key, value, err, errlen);
-    if (strcmp(key, "skip_status") == 0)
+    if (strcmp(key, "skip_paths") == 0 || strcmp(key, "skip_status") == 0) {
+        bool paths = key[5] == 'p';
+        int rc = check_skip_list(paths, value, err, errlen);
+
+        if (rc < 0)
+            return rc;
+        if (paths)
+            return copy_value(opts->skip_paths, sizeof(opts->skip_paths), key, value, err, errlen);
         return copy_value(opts->skip_status, sizeof(opts->skip_status), key, value, err, errlen);
+    }
 
     /* format, file, level, rotation...: settings of the access logger's sink. */
     char section[80];
@@ -218,6 +226,30 @@ static int parse_skip_status(talon_access_log *log, const char *spec, char *err,
         log->statuses[log->nstatuses++] = r;
     }
     free(copy);
+    return rc;
+}
+
+/* Parse a skip list into a scratch access log, so that a configuration error
+ * is reported with its file and line rather than at attach time. */
+static int check_skip_list(bool paths, const char *value, char *err, size_t errlen)
+{
+    talon_access_log scratch;
+    int rc;
+
+    memset(&scratch, 0, sizeof(scratch));
+    rc = paths ? parse_skip_paths(&scratch, value, err, errlen)
+               : parse_skip_status(&scratch, value, err, errlen);
+    for (size_t i = 0; i < scratch.npaths; i++)
+        free(scratch.paths[i].path);
+    if (rc == -ENOMEM) {
+        snprintf(err, errlen, "access log: out of memory");
+    } else if (rc < 0) {
+        /* The configuration loader names the key itself. */
+        size_t prefix = strlen(paths ? "skip_paths: " : "skip_status: ");
+
+        if (strlen(err) > prefix)
+            memmove(err, err + prefix, strlen(err + prefix) + 1);
+    }
     return rc;
 }
 

@@ -205,17 +205,24 @@ def test_custom_and_skips():
 
 
 def test_bad_config():
+    from talon_e2e import DEMO
+    cases = [
+        ("[access_log]\nformat = $remote_addr $bogus\n", ["bad.ini:2", "$bogus", "offset 13"]),
+        ("[log.access]\nformat = nginx\n", ["bad.ini:2", "unknown format name \"nginx\""]),
+        ("[access_log]\n\nskip_status = 2xx, 99\n", ["bad.ini:3", "skip_status", "\"99\""]),
+        ("[access_log]\nskip_paths = health\n", ["bad.ini:2", "skip_paths", "\"health\""]),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         ini = os.path.join(tmp, "bad.ini")
-        with open(ini, "w") as f:
-            f.write("[access_log]\nformat = $remote_addr $bogus\n")
-        from talon_e2e import DEMO
-        r = subprocess.run([DEMO, "--listen", "127.0.0.1:0", "--config", ini], cwd=tmp,
-                           capture_output=True, timeout=20)
-        check(r.returncode != 0, "talon-demo started with an unknown variable")
-        err = r.stderr.decode(errors="replace")
-        check("bad.ini:2" in err and "$bogus" in err and "offset 13" in err,
-              "config error does not name file, line, variable and offset: %r" % err)
+        for text, needles in cases:
+            with open(ini, "w") as f:
+                f.write(text)
+            r = subprocess.run([DEMO, "--listen", "127.0.0.1:0", "--config", ini], cwd=tmp,
+                               capture_output=True, timeout=20)
+            check(r.returncode != 0, "talon-demo started with %r" % text)
+            err = r.stderr.decode(errors="replace")
+            for needle in needles:
+                check(needle in err, "config error for %r lacks %r: %r" % (text, needle, err))
 
 
 def main():
