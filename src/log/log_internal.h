@@ -20,6 +20,8 @@
 /* A formatted line longer than this is dropped and counted: a line of 1 MiB
  * already holds a 64 KiB header escaped as \u00XX several times over. */
 #define LOG_MAX_LINE (1u << 20)
+/* A printf-style message longer than this is cut to this length. */
+#define LOG_MAX_MESSAGE (512u * 1024)
 
 /* A block of whole lines waiting for the writer. */
 typedef struct log_chunk {

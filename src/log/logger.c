@@ -299,10 +299,12 @@ static void log_message(talon_logger *logger, talon_log_level level, const talon
     if (n < 0)
         return;
     if ((size_t)n >= t->message_cap) {
-        if ((size_t)n >= LOG_MAX_LINE || !buffer_reserve(&t->message, &t->message_cap, (size_t)n + 1))
-            n = (int)t->message_cap - 1; /* keep the truncated message */
+        size_t need = (size_t)n + 1 < LOG_MAX_MESSAGE ? (size_t)n + 1 : LOG_MAX_MESSAGE;
+        if (buffer_reserve(&t->message, &t->message_cap, need))
+            vsnprintf(t->message, need, fmt, ap);
         else
-            n = vsnprintf(t->message, t->message_cap, fmt, ap);
+            need = t->message_cap; /* keep what the first call wrote */
+        n = (int)need - 1;
     }
     talon_log_record rec = {
         .time_ns = log_now_realtime_ns(),

@@ -402,6 +402,61 @@ static void stdout_sink_writes_fd_1(void **state)
     assert_int_equal(counts.lines, 3);
 }
 
+/* A line larger than the whole buffer is still written whole, a message
+ * past 512 KiB is cut, and a line past 1 MiB is dropped and counted. */
+static void oversized_lines(void **state)
+{
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 4096;
+    opts.max_buffered = 4096;
+    talon_sink *sink = open_sink("big.log", &opts);
+    talon_logger *lg = talon_logger_get("big");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    size_t big = 100 * 1024;
+    char *payload = malloc(2 << 20);
+    assert_non_null(payload);
+    memset(payload, 'a', 2 << 20);
+    payload[big] = '\0';
+    talon_log_info(lg, "rec t=0 i=0 end");
+    talon_log_info(lg, "%s", payload);
+    talon_log_info(lg, "rec t=0 i=1 end");
+    assert_int_equal(talon_sink_dropped(sink), 0);
+    payload[big] = 'a';
+    payload[(2 << 20) - 1] = '\0';
+    talon_log_info(lg, "%s", payload); /* cut to 512 KiB */
+    assert_int_equal(talon_sink_dropped(sink), 0);
+    talon_log_record rec = {
+        .time_ns = 0, .level = TALON_LOG_INFO, .logger = "big",
+        .message = payload, .message_len = (2 << 20) - 1,
+    };
+    talon_log_write(lg, &rec);
+    assert_int_equal(talon_sink_dropped(sink), 1);
+    talon_log_info(lg, "rec t=0 i=2 end");
+    free(payload);
+    talon_log_shutdown();
+
+    char path[4096];
+    path_in_dir(path, sizeof(path), "big.log");
+    size_t len;
+    char *buf = read_file_all(path, &len);
+    assert_non_null(buf);
+    count_text_lines(&counts, buf, len);
+    assert_int_equal(counts.lines, 5);
+    assert_int_equal(counts.bad_lines, 2); /* the 100 KiB and the 512 KiB line */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(counts.seen[0][i], 1);
+    char *line = strstr(buf, " INFO big aaaa");
+    assert_non_null(line);
+    assert_int_equal(strspn(line + strlen(" INFO big "), "a"), big);
+    assert_int_equal(line[strlen(" INFO big ") + big], '\n');
+    line = strstr(line + 1, " INFO big aaaa");
+    assert_non_null(line);
+    assert_int_equal(strspn(line + strlen(" INFO big "), "a"), 512 * 1024 - 1);
+    free(buf);
+}
+
 /* Level names parse both ways. */
 static void level_names_round_trip(void **state)
 {
@@ -427,6 +482,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(levels_filter_per_sink, setup, teardown),
         cmocka_unit_test_setup_teardown(fifo_without_reader_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(stdout_sink_writes_fd_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(oversized_lines, setup, teardown),
         cmocka_unit_test(level_names_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
