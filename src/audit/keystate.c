@@ -41,17 +41,22 @@ void audit_keystate_format(char line[AUDIT_STATE_LINE_LEN + 1], const audit_keys
 static int make_parent_dirs(const char *path)
 {
     char *copy = strdup(path);
-    char *dir;
+    char *slash;
     int rc = 0;
 
     if (copy == NULL)
         return -ENOMEM;
-    dir = dirname(copy);
-    for (char *p = dir + 1; ; p++) {
+    slash = strrchr(copy, '/');
+    if (slash == NULL || slash == copy) {
+        free(copy); /* the parent is the working directory or the root */
+        return 0;
+    }
+    *slash = '\0';
+    for (char *p = copy + 1; ; p++) {
         if (*p == '/' || *p == '\0') {
             char saved = *p;
             *p = '\0';
-            if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+            if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
                 rc = -errno;
                 break;
             }

@@ -484,7 +484,7 @@ static int run_control(talon_audit_trail *t, audit_item *it)
     }
     switch (it->kind) {
     case AUDIT_ITEM_SEAL:
-        return audit_seal_epoch(t, "manual");
+        return audit_seal_epoch(t, "interval"); /* the epoch ends early */
     case AUDIT_ITEM_ROTATE:
         return rotate(t);
     case AUDIT_ITEM_STOP:

@@ -23,6 +23,7 @@
 #include <openssl/sha.h>
 
 #include "talon/audit.h"
+#include "talon/audit_reader.h"
 
 typedef struct test_trail {
     char root[256];       /* temporary directory of the test */
@@ -379,10 +380,37 @@ static inline int submit_n(talon_audit_trail *t, int n)
     return 0;
 }
 
+/* Run talon's own verifier (src/audit/verify.c) on a closed trail as a
+ * second, independent opinion. */
+static inline void test_verify_with_library(const test_trail *tt, bool partial)
+{
+    const char *paths[] = { tt->dir };
+    talon_audit_reader *reader = NULL;
+    talon_audit_verify_options vo;
+    talon_audit_verify_result res;
+    char err[512] = "";
+
+    if (talon_audit_reader_open(&reader, paths, 1, err, sizeof(err)) != 0)
+        fail_msg("talon_audit_reader_open: %s", err);
+    talon_audit_verify_options_init(&vo);
+    vo.key_path = tt->keyfile;
+    vo.partial = partial;
+    vo.threads = 1;
+    if (talon_audit_verify(reader, &vo, &res, err, sizeof(err)) != 0)
+        fail_msg("talon_audit_verify: %s", err);
+    if (res.verdict != TALON_AUDIT_INTACT)
+        fail_msg("talon_audit_verify: %s at %s:%llu seq %llu: %s",
+                 talon_audit_verdict_name(res.verdict), res.file ? res.file : "(trail)",
+                 (unsigned long long)res.line, (unsigned long long)res.seq, res.detail);
+    talon_audit_reader_close(reader);
+}
+
 #define assert_chain_valid(tt, c)                                                 \
     do {                                                                          \
         if (!test_check_chain((tt), (c)))                                         \
             fail_msg("audit chain invalid: %s", (c)->error);                      \
+        test_verify_with_library((tt), json_integer_value(json_object_get(        \
+            json_array_get((c)->records, 0), "seq")) != 1);                       \
     } while (0)
 
 #endif

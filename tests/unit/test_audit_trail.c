@@ -268,7 +268,7 @@ static void epoch_seal_forgets_old_key(void **state)
     assert_int_equal(json_integer_value(json_object_get(d, "first_seq")), 1);
     assert_int_equal(json_integer_value(json_object_get(d, "last_seq")), 4);
     assert_int_equal(json_integer_value(json_object_get(d, "count")), 4);
-    assert_string_equal(json_string_value(json_object_get(d, "cause")), "manual");
+    assert_string_equal(json_string_value(json_object_get(d, "cause")), "interval");
     /* The record after the seal is in epoch 1 and MACed with K_1 (checked). */
     json_t *after = json_array_get(c.records, 5);
     assert_int_equal(json_integer_value(json_object_get(after, "epoch")), 1);
