@@ -250,7 +250,8 @@ static void notes_process_response(talon_req *req, talon_resp *resp,
         if (status < 300 && id != NULL)
             demo_note_forget(id);
     }
-    if (type == NULL || status == 401 || status == 403 || talon_req_audit_failed(req))
+    if (type == NULL || status == 401 || status == 403 || talon_req_audit_failed(req) ||
+        talon_req_audit_level(req) == TALON_AUDIT_LEVEL_NONE)
         return;
     talon_audit(req, &(talon_audit_args){
         .type = type, .outcome = status < 400 ? TALON_AUDIT_SUCCESS : TALON_AUDIT_FAILURE,
@@ -402,8 +403,18 @@ int demo_audit_setup(talon_app *app, char *err, size_t errlen)
 void demo_audit_teardown(talon_app *app)
 {
     talon_app_audit_detach(app);
-    if (demo_state.trail != NULL)
+    if (demo_state.trail != NULL) {
+        talon_audit_stats stats;
+        talon_audit_get_stats(demo_state.trail, &stats);
+        talon_log_info(talon_logger_get("app"),
+                       "audit trail %s: %llu records, %llu fdatasync calls (%.1f records each), "
+                       "%llu lost, %llu rejected, last seq %llu", demo_state.trail_dir,
+                       (unsigned long long)stats.records, (unsigned long long)stats.fsyncs,
+                       stats.fsyncs ? (double)stats.records / (double)stats.fsyncs : 0.0,
+                       (unsigned long long)stats.lost, (unsigned long long)stats.rejected,
+                       (unsigned long long)stats.last_seq);
         talon_audit_close(demo_state.trail);
+    }
     demo_state.trail = NULL;
     demo_auth_teardown();
     demo_users_free();

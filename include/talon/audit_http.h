@@ -120,6 +120,11 @@ typedef struct talon_audit_args {
  * middleware hook of req. */
 int talon_audit(talon_req *req, const talon_audit_args *args);
 
+/* The policy level of req's method and route (TALON_AUDIT_LEVEL_NONE
+ * when the app has no trail). Applications that write their own records
+ * for routine events may skip them at level none. */
+talon_audit_level talon_req_audit_level(talon_req *req);
+
 /* True once talon_audit() or the middleware failed to write a record for
  * req under fail_closed; the response will be 503. */
 bool talon_req_audit_failed(const talon_req *req);

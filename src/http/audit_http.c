@@ -80,14 +80,15 @@ static audit_req_state *req_state(talon_req *req)
     return rs;
 }
 
-/* Level and mode of req, matched once per request. */
+/* Level and mode of req, matched once per request after routing (before
+ * routing, or without a route, the match is redone on each call). */
 static void match_policy(audit_state *st, talon_req *req, audit_req_state *rs)
 {
     if (rs->matched)
         return;
-    talon_audit_policy_match(st->policy, talon_req_method(req), talon_req_route(req),
-                             &rs->level, &rs->mode);
-    rs->matched = true;
+    const char *route = talon_req_route(req);
+    talon_audit_policy_match(st->policy, talon_req_method(req), route, &rs->level, &rs->mode);
+    rs->matched = route != NULL;
 }
 
 static int64_t monotonic_seconds(void)
@@ -98,8 +99,9 @@ static int64_t monotonic_seconds(void)
 }
 
 /* Log a write failure at most once a second, with the count of failures
- * folded into that line. Thread-safe (the writer thread calls it too). */
-static void log_failure(audit_state *st, const char *request_id, int status)
+ * since the last line. Safe from any thread (the writer calls it too).
+ * what: the cause, or NULL for strerror(-status). */
+static void log_failure(audit_state *st, const char *request_id, int status, const char *what)
 {
     int64_t now = monotonic_seconds();
     int64_t last = atomic_load(&st->last_error_log);
@@ -110,20 +112,22 @@ static void log_failure(audit_state *st, const char *request_id, int status)
     }
     unsigned long long suppressed = atomic_exchange(&st->suppressed_errors, 0);
     bool closed = audit_policy_failure(st->policy) == TALON_AUDIT_FAIL_CLOSED;
+    char more[64] = "";
+    if (suppressed > 0)
+        snprintf(more, sizeof(more), " (and %llu more since the last message)", suppressed);
     talon_log_error(st->log,
-                    "audit trail failed to write the record of request %s: %s; %s "
-                    "(%llu more failures since the last message); free space in or repair "
-                    "the trail directory",
-                    request_id ? request_id : "-", strerror(-status),
+                    "audit trail failed to record request %s: %s; %s%s; free space in or "
+                    "repair the trail directory",
+                    request_id ? request_id : "-", what ? what : strerror(-status),
                     closed ? "audited requests get 503 (failure policy fail_closed)"
                            : "requests proceed and the record is lost (failure policy fail_open)",
-                    suppressed);
+                    more);
 }
 
-/* Count a failed record and say whether the response must become 503. */
-static bool handle_failure(audit_state *st, const char *request_id, int status)
+/* Count a failed record; returns true when the response must become 503. */
+static bool handle_failure(audit_state *st, const char *request_id, int status, const char *what)
 {
-    log_failure(st, request_id, status);
+    log_failure(st, request_id, status, what);
     if (audit_policy_failure(st->policy) == TALON_AUDIT_FAIL_OPEN) {
         atomic_fetch_add(&st->lost, 1);
         return false;
@@ -144,13 +148,13 @@ static void on_record_done(void *ctx, int status)
         talon_req_release(req, 0, NULL);
         return;
     }
-    if (handle_failure(st, talon_req_id(req), status))
+    if (handle_failure(st, talon_req_id(req), status, NULL))
         talon_req_release(req, 503, UNAVAILABLE_DESCRIPTION);
     else
         talon_req_release(req, 0, NULL);
 }
 
-/* Mark req as failed so the middleware answers 503. After the middleware's
+/* Mark req as failed so the middleware sends 503. After the middleware's
  * response pass, a hold released with 503 does the same. */
 static void fail_request(talon_req *req, audit_req_state *rs)
 {
@@ -180,7 +184,7 @@ static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
         rc = talon_audit_submit(st->trail, ev, TALON_AUDIT_SYNC, on_record_done, hold);
         if (rc < 0) {
             free(hold);
-            bool closed = handle_failure(st, ev->request_id, rc);
+            bool closed = handle_failure(st, ev->request_id, rc, NULL);
             talon_req_release(req, closed ? 503 : 0, closed ? UNAVAILABLE_DESCRIPTION : NULL);
             return closed ? rc : 0;
         }
@@ -189,7 +193,7 @@ static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
 
     rc = talon_audit_submit(st->trail, ev, TALON_AUDIT_ASYNC, NULL, NULL);
     if (rc < 0) {
-        if (!handle_failure(st, ev->request_id, rc))
+        if (!handle_failure(st, ev->request_id, rc, NULL))
             return 0;
         fail_request(req, rs);
     }
@@ -257,6 +261,16 @@ int talon_audit(talon_req *req, const talon_audit_args *args)
     if (rs != NULL && args->outcome == TALON_AUDIT_FAILURE)
         rs->failure_recorded = true;
     return submit(st, req, rs, &ev, mode);
+}
+
+talon_audit_level talon_req_audit_level(talon_req *req)
+{
+    audit_state *st = state_of(req);
+    audit_req_state *rs = st ? req_state(req) : NULL;
+    if (rs == NULL)
+        return TALON_AUDIT_LEVEL_NONE;
+    match_policy(st, req, rs);
+    return rs->level;
 }
 
 bool talon_req_audit_failed(const talon_req *req)
@@ -452,7 +466,8 @@ static void audit_process_resource(talon_req *req, talon_resp *resp,
     if (rs->level != TALON_AUDIT_LEVEL_NONE &&
         audit_policy_failure(st->policy) == TALON_AUDIT_FAIL_CLOSED &&
         !talon_audit_healthy(st->trail)) {
-        handle_failure(st, talon_req_id(req), -EIO);
+        handle_failure(st, talon_req_id(req), -EIO,
+                       "the trail is not writable (see the audit trail's own error)");
         rs->failed = true;
         talon_resp_error(resp, 503, NULL, UNAVAILABLE_DESCRIPTION);
     }

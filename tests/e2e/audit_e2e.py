@@ -1,0 +1,130 @@
+"""Helpers for the audit trail end-to-end tests: log in to the demo, read
+the trail files the demo wrote, run `talon audit verify`.
+
+The demo users are the built-in demo-only users (docs/audit.md)."""
+import glob
+import json
+import os
+import subprocess
+import time
+
+from talon_e2e import CLI, check, fail
+
+PASSWORDS = {
+    "alice": "alice-admin-demo",     # admin
+    "bob": "bob-user-demo",          # user
+    "carol": "carol-auditor-demo",   # auditor
+    "dave": "dave-user-demo",        # user
+}
+
+
+def call(demo, method, target, body=None, token=None, headers=None, timeout=20):
+    """One request with an optional JSON body and bearer token; returns
+    (status, headers, parsed JSON body or raw bytes)."""
+    h = dict(headers or {})
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        h["Content-Type"] = "application/json"
+    if token is not None:
+        h["Authorization"] = "Bearer " + token
+    status, rh, raw = demo.request(method, target, body=data, headers=h, timeout=timeout)
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw
+    return status, rh, parsed
+
+
+def login(demo, user, password=None, headers=None):
+    status, _, body = call(demo, "POST", "/login",
+                           {"user": user, "password": password or PASSWORDS[user]},
+                           headers=headers)
+    check(status == 200, "login as %s: expected 200, got %d %r" % (user, status, body))
+    check(isinstance(body.get("token"), str) and len(body["token"]) == 64,
+          "login as %s: no 64-hex-digit token in %r" % (user, body))
+    return body["token"]
+
+
+def trail_dir(demo):
+    return demo.path("var", "audit")
+
+
+def records(demo, settle=2.0, want=None):
+    """Every parseable record of the demo's trail, in file order. With want
+    (a predicate), poll up to settle seconds until one record matches, since
+    async records reach the file a moment after the response."""
+    deadline = time.time() + settle
+    while True:
+        out = []
+        for path in sorted(glob.glob(os.path.join(trail_dir(demo), "audit-*.jsonl"))):
+            with open(path, "rb") as f:
+                for line in f.read().split(b"\n"):
+                    if not line:
+                        continue
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        pass
+        if want is None or any(want(r) for r in out) or time.time() > deadline:
+            return out
+        time.sleep(0.05)
+
+
+def find(demo, settle=3.0, **fields):
+    """Records whose fields match, e.g. type="authn_login_fail",
+    actor="bob", target_id="bob", request_id=...; waits for the first."""
+    def match(r):
+        for k, v in fields.items():
+            if k == "actor":
+                got = (r.get("actor") or {}).get("id")
+            elif k == "request_id":
+                got = (r.get("request") or {}).get("id")
+            elif k == "target_type":
+                got = (r.get("target") or {}).get("type")
+            elif k == "target_id":
+                got = (r.get("target") or {}).get("id")
+            elif k == "method":
+                got = (r.get("request") or {}).get("method")
+            else:
+                got = r.get(k)
+            if got != v:
+                return False
+        return True
+    return [r for r in records(demo, settle, match) if match(r)]
+
+
+def expect_record(demo, what, **fields):
+    found = find(demo, **fields)
+    check(found, "%s: no audit record with %r" % (what, fields))
+    return found[-1]
+
+
+def check_complete(record, what):
+    """PCI DSS 10.3: user, type, time, outcome, origin, affected resource."""
+    check(record["actor"]["id"], "%s: record without a user: %r" % (what, record))
+    check(record["type"], "%s: record without a type" % what)
+    check(record["time"].endswith("Z"), "%s: record without a UTC time" % what)
+    check(record["outcome"] in ("success", "failure"), "%s: bad outcome" % what)
+    check(record["source"] and record["source"]["ip"], "%s: record without an origin: %r"
+          % (what, record))
+    check(record["target"] and record["target"]["type"] and record["target"]["id"],
+          "%s: record without an affected resource: %r" % (what, record))
+
+
+def verify(demo, open_trail=False):
+    """Run `talon audit verify` on the demo's trail; returns (exit code, output)."""
+    cmd = [CLI, "audit", "verify", "--key", demo.path("var", "audit-verify.key")]
+    if open_trail:
+        cmd.append("--open")
+    cmd.append(trail_dir(demo))
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    return p.returncode, p.stdout.decode(errors="replace")
+
+
+def check_verify(demo, open_trail=False):
+    if not os.path.exists(CLI):
+        fail("the talon command is missing at %s" % CLI)
+    code, out = verify(demo, open_trail)
+    check(code == 0, "talon audit verify%s failed (exit %d):\n%s"
+          % (" --open" if open_trail else "", code, out))

@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""Fail-closed: with the trail's filesystem full (a 1 MiB tmpfs mounted by
+the test, which needs root), audited requests get 503 with a JSON error,
+nothing acknowledged is missing from the trail, an error is logged, and
+requests succeed again once space returns."""
+import http.client
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from talon_e2e import Demo, check, fail  # noqa: E402
+from audit_e2e import call, check_verify, login, records  # noqa: E402
+
+
+def post_note(demo, rid, token=None):
+    status, _, body = call(demo, "POST", "/notes", {"text": rid}, token=token,
+                           headers={"X-Request-ID": rid})
+    return status, body
+
+
+def fill(path):
+    """Write zeros into path until the filesystem is full."""
+    block = b"\0" * 4096
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            os.write(fd, block)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(demo, prefix, count, acked, statuses):
+    for i in range(count):
+        rid = "%s-%d" % (prefix, i)
+        status, _ = post_note(demo, rid)
+        statuses.append(status)
+        if 200 <= status < 300:
+            acked.append(rid)
+
+
+def main():
+    # The app log goes to stderr so the test reads the error wherever the
+    # default log file is.
+    demo = Demo(config="[log.app]\nfile = -\nlevel = info\n")
+    trail = demo.path("var", "audit")
+    os.makedirs(trail)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", trail],
+                             stderr=subprocess.PIPE)
+    if mounted.returncode != 0:
+        demo.cleanup()
+        fail("cannot mount a tmpfs for the trail (this test needs root): %s"
+             % mounted.stderr.decode().strip())
+    try:
+        demo.start()
+        token = login(demo, "bob")
+        acked = []
+        for i in range(5):
+            status, _ = post_note(demo, "before-%d" % i, token)
+            check(status == 201, "before the disk is full: expected 201, got %d" % status)
+            acked.append("before-%d" % i)
+
+        filler = os.path.join(trail, "filler")
+        fill(filler)
+        statuses = []
+        workers = [threading.Thread(target=load, args=(demo, "full-t%d" % t, 20, acked, statuses))
+                   for t in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        check(statuses.count(503) > 0, "no 503 while the trail is full: %r" % sorted(set(statuses)))
+        check(set(statuses) <= {201, 503}, "unexpected statuses while full: %r" % set(statuses))
+        status, body = post_note(demo, "full-last")
+        check(status == 503, "a request while the trail is full: expected 503, got %d" % status)
+        check(isinstance(body, dict) and "audit trail" in body.get("description", ""),
+              "503 without a clear JSON error: %r" % body)
+        # The app log is buffered for up to a second: poll.
+        deadline = time.time() + 5
+        while True:
+            log = demo.read_stderr()
+            app_log = demo.path("var", "log", "app.log")
+            if os.path.exists(app_log):
+                with open(app_log, errors="replace") as f:
+                    log += f.read()
+            if ("audit trail" in log and "No space left on device" in log) or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        check("audit trail" in log and "No space left on device" in log,
+              "no error logged while the trail is full; stderr and app log:\n" + log[-2000:])
+
+        os.unlink(filler)
+        deadline = time.time() + 15
+        while True:
+            status, _ = post_note(demo, "after")
+            if status == 201:
+                acked.append("after")
+                break
+            check(time.time() < deadline, "requests still fail 15 s after space returned "
+                  "(last status %d)" % status)
+            time.sleep(0.2)
+
+        present = {(r.get("request") or {}).get("id") for r in records(demo, settle=0)}
+        missing = [rid for rid in acked if rid not in present]
+        check(not missing, "acknowledged but not in the trail: %s" % missing[:10])
+        check(demo.stop() == 0, "talon-demo did not exit cleanly")
+        check_verify(demo)
+        print("ok: %d acknowledged, %d refused with 503" % (len(acked), statuses.count(503) + 1))
+    finally:
+        if demo.proc is not None and demo.proc.poll() is None:
+            demo.kill9()
+        subprocess.run(["umount", trail])
+        demo.cleanup()
+
+
+if __name__ == "__main__":
+    main()
