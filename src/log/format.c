@@ -4,9 +4,9 @@
  * "common" and custom nginx-style strings ("$remote_addr [$time_local] ...")
  * are compiled into a list of operations, as nginx's log_format is. Each
  * record is formatted in a single pass that writes while the line fits and
- * only counts once it does not, so the common case touches every input byte
- * once; a separate length pass first measured slower (see the unit test's
- * benchmark note in docs/logging.md).
+ * only counts once it does not, so the common case reads every input byte
+ * once. A length pass followed by a write pass measured about twice as slow
+ * (docs/logging.md, "Cost").
  *
  * Every output is exactly one line: untrusted bytes go through
  * talon_escape_text() or talon_escape_json(), and literal text of a custom
