@@ -4,9 +4,9 @@
  * Facts about libmicrohttpd 0.9.75 this file depends on:
  * - a response queued on the first access-handler call is sent with
  *   "Connection: close", so normal responses are queued on a later call;
- * - MHD_suspend_connection() works only from the access handler, and
- *   MHD_resume_connection() from any thread; a resume before the suspend is
- *   silently lost, hence the suspend under the request lock (hold.c);
+ * - MHD_suspend_connection() works only from the access handler, but
+ *   MHD_resume_connection() works from any thread. A resume before the
+ *   suspend is silently lost, so hold.c suspends under the request lock;
  * - MHD_stop_daemon() aborts the process while a connection is suspended,
  *   so the drain waits for every held request before stopping;
  * - a client that disconnects while suspended never re-enters the handler:
@@ -199,7 +199,7 @@ static enum MHD_Result queue_response(talon_engine *e, struct MHD_Connection *c,
 }
 
 /* Body bytes beyond the limit are read and dropped so that the 413 can be
- * sent at the end of the request; past this many, the connection is cut. */
+ * sent at the end of the request. Past this many, the connection is closed. */
 static uint64_t discard_limit(const talon_app *app)
 {
     return (uint64_t)app->max_body_size * 4 + 1024 * 1024;
@@ -242,9 +242,9 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
         if (errno == 0 && *end == '\0' && n > e->app->max_body_size) {
             /* A client that waits for "100 Continue", or one that announced
              * more than is worth reading, gets the 413 at once. Others are
-             * still sending: answering now and closing would reset the
-             * connection before they read the 413, so the body is read and
-             * dropped and the 413 comes at its end, as nginx does. */
+             * still sending, and a close now would reset the connection
+             * before they read the 413. So the body is read and dropped,
+             * and the 413 is sent at its end, as nginx does. */
             const char *expect = talon_req_header(req, "Expect");
             if ((expect != NULL && strcasecmp(expect, "100-continue") == 0) ||
                 n > discard_limit(e->app)) {
