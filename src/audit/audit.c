@@ -195,6 +195,8 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
         atomic_fetch_add(&t->lost_unreported, 1);
     }
 
+    /* From here on the chain state belongs to the writer thread. */
+    uint64_t seq = t->seq, epoch = t->epoch;
     rc = pthread_create(&t->writer, NULL, audit_writer_main, t);
     if (rc != 0) {
         rc = -rc;
@@ -203,7 +205,7 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
     }
     t->writer_started = true;
     talon_log_info(t->log, "audit trail open: %s/%s, trail %s, seq %" PRIu64 ", epoch %" PRIu64
-                   ", %s", t->dir, file, t->trail_hex, t->seq, t->epoch,
+                   ", %s", t->dir, file, t->trail_hex, seq, epoch,
                    t->failure == TALON_AUDIT_FAIL_CLOSED ? "fail_closed" : "fail_open");
     *out = t;
     return 0;
