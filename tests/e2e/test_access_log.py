@@ -225,7 +225,36 @@ def test_bad_config():
                 check(needle in err, "config error for %r lacks %r: %r" % (text, needle, err))
 
 
+def test_64k_user_agent():
+    """A 64 KiB hostile user agent is logged whole, escaped, in one line."""
+    ua = (b"Mozilla/5.0 \x1b[2J \"x\" \\ \xff caf\xc3\xa9 " * 2048)[:64 * 1024]
+    config = ("[server]\nmax_header_size = 256k\n"
+              "[log.access]\nformat = json\nfile = var/log/access.json\n"
+              "[log.access.2]\nformat = combined\nfile = var/log/access.log\n")
+    with Demo(config=config) as demo:
+        status = raw_request(demo, b"GET /hello HTTP/1.1\r\nHost: x\r\nUser-Agent: " + ua
+                             + b"\r\nConnection: close\r\n\r\n")
+        check(status == 200, "64 KiB user agent: status %d" % status)
+        check(demo.stop() == 0, "talon-demo did not exit 0; stderr:\n" + demo.read_stderr())
+        combined = read_lines(demo.path("var", "log", "access.log"))
+        check(len(combined) == 1, "combined log has %d lines" % len(combined))
+        assert_clean(combined, "access.log")
+        m = COMBINED.match(combined[0])
+        check(m is not None, "not a combined line: %r" % combined[0][:200])
+        expected = (ua.replace(b"\\", b"\\x5C").replace(b"\x1b", b"\\x1B")
+                    .replace(b"\"", b"\\x22").replace(b"\xff", b"\\xFF"))
+        check(m.group(8) == expected, "user agent not logged whole: %d bytes, expected %d"
+              % (len(m.group(8)), len(expected)))
+        path = demo.path("var", "log", "access.json")
+        check(len(read_lines(path)) == 1, "JSON log does not have exactly one line")
+        got = jq_lines(path, '.["user_agent.original"]')
+        check(len(got) == 1, "jq read %d values" % len(got))
+        want = ua.decode("latin-1").replace("\xc3\xa9", "\u00e9")
+        check(json.loads(got[0]) == want, "jq did not read the 64 KiB user agent back")
+
+
 def main():
+    test_64k_user_agent()
     test_combined_default()
     test_json()
     test_custom_and_skips()
