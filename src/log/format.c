@@ -118,8 +118,10 @@ static void out_double(out *o, double d, const char *json_null)
     if (!isfinite(d)) {
         if (json_null)
             out_str(o, json_null);
+        else if (isnan(d))
+            out_str(o, "nan");
         else
-            out_str(o, isnan(d) ? "nan" : d > 0 ? "inf" : "-inf");
+            out_str(o, d > 0 ? "inf" : "-inf");
         return;
     }
     n = snprintf(tmp, sizeof(tmp), "%.15g", d);

@@ -85,14 +85,14 @@ def read_log_lines(paths):
     return lines
 
 
-def check_whole_lines(lines, expected, what):
+def check_whole_lines(lines, expected, label):
     for line in lines:
         if not COMBINED.match(line):
-            fail("%s: split or garbled line: %r" % (what, line))
+            fail("%s: split or garbled line: %r" % (label, line))
     check(len(lines) == expected,
-          "%s: %d access-log lines for %d completed requests" % (what, len(lines), expected))
+          "%s: %d access-log lines for %d completed requests" % (label, len(lines), expected))
     uniq = set(lines)
-    check(len(uniq) == len(lines), "%s: duplicated lines" % what)
+    check(len(uniq) == len(lines), "%s: duplicated lines" % label)
 
 
 def test_sighup_reopen():
