@@ -495,16 +495,32 @@ static bool str_array(scan *s, const char **out, size_t *outlen)
     return true;
 }
 
-static bool hex_field(const talon_audit_str *f, size_t n)
+/* True when all n bytes are lowercase hex digits; n is a multiple of 16. */
+static bool lower_hex(const char *p, size_t n)
 {
-    if (f->len != n || f->escaped)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = f->p[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+#ifdef __SSE2__
+    const __m128i below0 = _mm_set1_epi8('0' - 1), above9 = _mm_set1_epi8('9' + 1);
+    const __m128i belowa = _mm_set1_epi8('a' - 1), abovef = _mm_set1_epi8('f' + 1);
+    for (size_t i = 0; i < n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        /* Bytes >= 0x80 are negative in a signed compare, so neither range takes them. */
+        __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, below0), _mm_cmplt_epi8(v, above9));
+        __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(v, belowa), _mm_cmplt_epi8(v, abovef));
+        if (_mm_movemask_epi8(_mm_or_si128(digit, letter)) != 0xffff)
             return false;
     }
     return true;
+#else
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    return true;
+#endif
+}
+
+static bool hex_field(const talon_audit_str *f, size_t n)
+{
+    return f->len == n && !f->escaped && lower_hex(f->p, n);
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
