@@ -107,6 +107,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
         talon_req_unref(req);
         return NULL;
     }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci != NULL)
+        talon_req_set_peer(req, ci->client_addr);
     atomic_fetch_add(&e->in_flight, 1);
     return req;
 }
@@ -214,10 +218,6 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
     const char *target = req->target;
     if (talon_req_set_line(req, method, target, version) < 0)
         return MHD_NO;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci != NULL)
-        talon_req_set_peer(req, ci->client_addr);
     head_copy h = { req, strlen(method) + strlen(target) + strlen(version) + 4, 0 };
     MHD_get_connection_values(c, MHD_HEADER_KIND, copy_header, &h);
     if (h.rc < 0)
@@ -235,6 +235,13 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
         return queue_response(e, c, req);
     }
     const char *cl = talon_req_header(req, "Content-Length");
+    if (cl != NULL && talon_req_header(req, "Transfer-Encoding") != NULL) {
+        /* RFC 9112 section 6.3: such a message may be a smuggling attempt;
+         * reject it and close the connection. */
+        talon_pipeline_run_error(req, 400, "The request has both Content-Length and "
+                                 "Transfer-Encoding; send only one.");
+        return queue_response(e, c, req);
+    }
     if (cl != NULL) {
         char *end;
         errno = 0;
@@ -335,6 +342,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         return;
     *req_cls = NULL;
 
+    if (req->engine_state == STATE_HEAD) {
+        /* The head never reached the handler: give the callbacks a parsed
+         * target and a request id; the method and protocol are unknown. */
+        talon_req_set_line(req, "-", req->target, "-");
+        talon_req_prepare(req);
+    }
     if (req->engine_state == STATE_HELD) {
         /* The client left while held: no re-entry will come. */
         held_list_remove(e, req);

@@ -137,6 +137,7 @@ def malformed_requests(demo):
         b"GET /notes%00 HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /\x1b[31m\xff HTTP/1.1\r\nHost: x\r\n\r\n",
         b"\x00\x01\x02\x03\r\n\r\n",
+        b"GET /hello HTTP/1.1\r\n\r\n",
     ]
     for data in cases:
         reply = demo.raw(data, timeout=3)
@@ -146,6 +147,11 @@ def malformed_requests(demo):
             check(400 <= code < 500 or code == 505,
                   "%r answered %r, expected a 4xx" % (data[:40], status_line))
         check(demo.proc.poll() is None, "talon-demo died on %r" % data[:40])
+    # Both framings at once: rejected, as RFC 9112 allows, against smuggling.
+    reply = demo.raw(b"POST /notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    check(reply.startswith(b"HTTP/1.1 400"), "Content-Length with Transfer-Encoding: %r"
+          % reply[:60])
     status, _, _ = demo.request("GET", "/health")
     check(status == 200, "GET /health after malformed requests: %d" % status)
 
