@@ -225,7 +225,7 @@ static void enqueue_locked(talon_audit_trail *t, audit_item *it)
         t->head = it;
     t->tail = it;
     if (it->kind == AUDIT_ITEM_RECORD)
-        t->queued++;
+        atomic_fetch_add_explicit(&t->queued, 1, memory_order_relaxed);
     if (t->writer_waiting)
         pthread_cond_signal(&t->wake);
 }
@@ -274,6 +274,10 @@ int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
         return -EINVAL;
     if (!atomic_load(&trail->healthy))
         return reject_unhealthy(trail);
+    /* A full queue is checked again under the lock; this early look only
+     * saves serializing a record that would be rejected. */
+    if (atomic_load_explicit(&trail->queued, memory_order_relaxed) >= trail->queue_capacity)
+        return reject(trail, EAGAIN, "the queue is full (queue_capacity)");
 
     /* Serialize straight behind the item header: one allocation per record. */
     audit_buf_init(&b);
@@ -305,7 +309,7 @@ int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
         free(it);
         return reject_unhealthy(trail);
     }
-    if (trail->queued >= trail->queue_capacity) {
+    if (atomic_load_explicit(&trail->queued, memory_order_relaxed) >= trail->queue_capacity) {
         pthread_mutex_unlock(&trail->mutex);
         free(it);
         return reject(trail, EAGAIN, "the queue is full (queue_capacity)");

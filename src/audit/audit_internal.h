@@ -163,7 +163,7 @@ struct talon_audit_trail {
     pthread_cond_t control;   /* a control item finished */
     audit_item *head;
     audit_item *tail;
-    size_t queued;
+    atomic_size_t queued;     /* records in the queue; changed under mutex only */
     bool writer_waiting;
     bool stopping;            /* no new submissions */
     pthread_t writer;

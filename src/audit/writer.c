@@ -647,7 +647,7 @@ void *audit_writer_main(void *arg)
         }
         audit_item *list = t->head;
         t->head = t->tail = NULL;
-        t->queued = 0;
+        atomic_store_explicit(&t->queued, 0, memory_order_relaxed);
         pthread_mutex_unlock(&t->mutex);
 
         if (list != NULL)
