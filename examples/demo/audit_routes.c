@@ -22,9 +22,9 @@
 #define AUDIT_LIMIT_MAX 1000
 #define DEFAULT_USERS_FILE "examples/demo/users.ini"
 
-/* The demo's policy when the configuration has no [audit.policy] rules:
- * every change is recorded with its (redacted) request body and held until
- * durable; reads are recorded as metadata without waiting. */
+/* The demo's policy when the configuration has no [audit.policy] rules.
+ * Every change is recorded with its redacted request body and held until
+ * durable. Reads are recorded as metadata without waiting. */
 static const char *const default_rules[] = {
     "POST /login request_response sync",
     "POST /logout metadata sync",
@@ -143,7 +143,8 @@ static int ensure_keys(char *err, size_t errlen)
 
 static int open_trail(char *err, size_t errlen)
 {
-    /* A trail moved elsewhere keeps its key state with it unless told otherwise. */
+    /* A trail in another directory keeps its key state there too, unless
+     * state_file is set. */
     if (!demo_state.state_file_set && strcmp(demo_state.options.dir, "var/audit") != 0) {
         char path[600];
         snprintf(path, sizeof(path), "%s/key.state", demo_state.options.dir);
@@ -339,7 +340,7 @@ static void audit_on_get(talon_req *req, talon_resp *resp, void *ctx)
 
     json_t *data = json_pack("{s:O,s:I}", "filters", filters, "returned",
                              (json_int_t)json_array_size(page.records));
-    /* Sync: the read is on disk before the auditor sees the records. */
+    /* Sync: the read is on disk before the records are sent to the auditor. */
     talon_audit(req, &(talon_audit_args){
         .type = "audit_read", .target_type = "audit_trail", .target_id = demo_state.trail_dir,
         .data = data, .durability = TALON_AUDIT_DURABILITY_SYNC });

@@ -74,7 +74,7 @@ const char *talon_audit_mode_name(talon_audit_mode mode);
 /* Attach a trail and a policy to an app and add the audit middleware. The
  * app does not own either; both must outlive talon_app_serve(). Call before
  * serving and before adding middleware that should see audited requests
- * (the audit middleware's process_response then runs last and sees the
+ * (the audit middleware's process_response then runs last and reads the
  * final status). policy NULL: every request at the defaults. */
 int talon_app_set_audit(talon_app *app, talon_audit_trail *trail,
                         talon_audit_policy *policy);

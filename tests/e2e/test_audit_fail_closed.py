@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Fail-closed: with the trail's filesystem full (a 1 MiB tmpfs mounted by
-the test, which needs root), audited requests get 503 with a JSON error,
-nothing acknowledged is missing from the trail, an error is logged, and
-requests succeed again once space returns."""
+"""Fail-closed on a full disk. The test mounts a 1 MiB tmpfs for the trail
+(so it needs root) and fills it. Audited requests then get 503 with a JSON
+error, an error is logged, and nothing acknowledged is missing from the
+trail. Requests succeed again once space returns."""
 import http.client
 import json
 import os
