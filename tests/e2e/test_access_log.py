@@ -253,7 +253,53 @@ def test_64k_user_agent():
         check(json.loads(got[0]) == want, "jq did not read the 64 KiB user agent back")
 
 
+def test_ids_and_user():
+    """Request id, trace id, route and the authenticated user reach the
+    record; the bearer token and the password do not."""
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    config = ("[log.access]\nformat = json\nfile = var/log/access.json\n"
+              "[log.access.2]\nformat = combined\nfile = var/log/access.log\n")
+    with Demo(config=config) as demo:
+        status, _, body = demo.request("POST", "/login", body=json.dumps(
+            {"user": "bob", "password": "bob-user-demo"}),
+            headers={"Content-Type": "application/json"})
+        check(status == 200, "login: status %d %r" % (status, body))
+        token = json.loads(body)["token"]
+        status, headers, _ = demo.request("GET", "/notes", headers={
+            "Authorization": "Bearer " + token, "X-Request-ID": "req-abc-123",
+            "traceparent": "00-%s-00f067aa0ba902b7-01" % trace})
+        check(status == 200, "GET /notes: status %d" % status)
+        check(headers.get("x-request-id") == "req-abc-123",
+              "X-Request-ID not echoed: %r" % headers.get("x-request-id"))
+        status, headers, _ = demo.request("GET", "/notes/12345")
+        generated = headers.get("x-request-id", "")
+        check(re.match(r"^[0-9a-f]{32}$", generated) is not None,
+              "generated request id is not 128-bit hex: %r" % generated)
+        check(demo.stop() == 0, "talon-demo did not exit 0; stderr:\n" + demo.read_stderr())
+
+        rows = [json.loads(x) for x in jq_lines(demo.path("var", "log", "access.json"), ".")]
+        check(len(rows) == 3, "access.json has %d lines, expected 3" % len(rows))
+        login, notes, missing = rows
+        check(login.get("http.route") == "/login", "route of the login: %r" % login)
+        check(notes.get("user.id") == "bob", "user.id of GET /notes: %r" % notes.get("user.id"))
+        check(notes.get("http.request.id") == "req-abc-123", "request id: %r" % notes)
+        check(notes.get("trace.id") == trace, "trace id: %r" % notes.get("trace.id"))
+        check(notes.get("http.route") == "/notes", "route: %r" % notes.get("http.route"))
+        check(missing.get("http.request.id") == generated, "generated id not logged: %r" % missing)
+        check(missing.get("http.route") == "/notes/{id:int}", "route: %r" % missing.get("http.route"))
+        check(missing.get("event.outcome") == "failure", "outcome of a 404: %r" % missing)
+        combined = read_lines(demo.path("var", "log", "access.log"))
+        check(COMBINED.match(combined[1]).group(2) == b"bob",
+              "$remote_user of GET /notes: %r" % combined[1])
+        for name in ("access.json", "access.log"):
+            with open(demo.path("var", "log", name), "rb") as f:
+                data = f.read()
+            check(token.encode() not in data, "%s contains the bearer token" % name)
+            check(b"bob-user-demo" not in data, "%s contains the password" % name)
+
+
 def main():
+    test_ids_and_user()
     test_64k_user_agent()
     test_combined_default()
     test_json()
