@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,8 @@ typedef struct talon_engine {
     struct MHD_Daemon *daemon;
     size_t max_header_size;
     atomic_long in_flight;        /* requests created and not yet completed */
+    atomic_long connections;      /* open connections */
+    unsigned connection_limit;
     pthread_mutex_t held_lock;    /* guards the list of suspended requests */
     talon_req *held;
     size_t nheld;
@@ -54,11 +57,10 @@ typedef struct talon_engine {
 
 /* ---- libmicrohttpd callbacks ---- */
 
-/* Route libmicrohttpd's messages to the "app" logger, at most
- * MHD_LOG_PER_SECOND a second, so a flood of bad clients cannot flood the log. */
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+/* Log a warning to the "app" logger, at most MHD_LOG_PER_SECOND a second,
+ * so that a flood of bad clients cannot flood the log. */
+static void warn_limited(talon_engine *e, const char *fmt, va_list ap)
 {
-    talon_engine *e = cls;
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t len = strlen(msg);
@@ -81,10 +83,40 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     pthread_mutex_unlock(&e->log_lock);
 
     if (suppressed > 0)
-        talon_log_warn(e->app->log, "libmicrohttpd: %u messages suppressed in the last second",
+        talon_log_warn(e->app->log, "%u HTTP engine warnings suppressed in the last second",
                        suppressed);
     if (emit)
-        talon_log_warn(e->app->log, "libmicrohttpd: %s", msg);
+        talon_log_warn(e->app->log, "%s", msg);
+}
+
+static void engine_warn(talon_engine *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void engine_warn(talon_engine *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    warn_limited(e, fmt, ap);
+    va_end(ap);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    engine_warn(cls, "libmicrohttpd: %s", msg);
+}
+
+/* Count open connections: talon enforces connection_limit itself so that
+ * the connection over the limit gets a 503 instead of a silent close. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    talon_engine *e = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&e->connections, 1);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&e->connections, 1);
 }
 
 /* Paths and query strings are decoded by talon (uri.c) from the raw target,
@@ -227,6 +259,17 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
 
     /* These responses close the connection (first call), which is what a
      * client that sent too much should get. */
+    long open = atomic_load(&e->connections);
+    if (open > (long)e->connection_limit) {
+        engine_warn(e, "request %s from %s rejected with 503: %ld connections open, the "
+                    "limit is %u", req->id, req->peer_ip, open, e->connection_limit);
+        char desc[160];
+        snprintf(desc, sizeof(desc), "The server has reached its limit of %u connections; "
+                 "retry later.", e->connection_limit);
+        talon_pipeline_run_error(req, 503, desc);
+        talon_resp_set_header(&req->resp, "Retry-After", "1");
+        return queue_response(e, c, req);
+    }
     if (h.bytes > e->max_header_size) {
         char desc[160];
         snprintf(desc, sizeof(desc), "The request head is %zu bytes; the limit is %zu bytes.",
@@ -459,8 +502,10 @@ static int start_daemon(talon_engine *e, const talon_server_options *opts, int l
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, e };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)on_unescape, e };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL };
-    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
-                                        (intptr_t)opts->connection_limit, NULL };
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, e };
+    /* libmicrohttpd's own limit is a hard cap above talon's, which answers 503. */
+    unsigned hard_limit = opts->connection_limit + opts->connection_limit / 8 + 16;
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, hard_limit, NULL };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)opts->connection_timeout_s, NULL };
     /* Stricter request parsing against request smuggling.
@@ -565,6 +610,8 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     }
     e->app = app;
     e->max_header_size = opts->max_header_size;
+    e->connection_limit = opts->connection_limit;
+    atomic_init(&e->connections, 0);
     atomic_init(&e->in_flight, 0);
     pthread_mutex_init(&e->held_lock, NULL);
     pthread_mutex_init(&e->log_lock, NULL);
