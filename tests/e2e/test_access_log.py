@@ -298,7 +298,22 @@ def test_ids_and_user():
             check(b"bob-user-demo" not in data, "%s contains the password" % name)
 
 
+def test_example_ini():
+    """examples/demo/talon-demo.ini loads, and its skip_paths applies."""
+    from talon_e2e import SOURCE
+    with open(os.path.join(SOURCE, "examples", "demo", "talon-demo.ini")) as f:
+        config = f.read()
+    with Demo(config=config) as demo:
+        demo.request("GET", "/health")
+        demo.request("GET", "/hello")
+        check(demo.stop() == 0, "talon-demo did not exit 0; stderr:\n" + demo.read_stderr())
+        lines = read_lines(demo.path("var", "log", "access.log"))
+        check(len(lines) == 1 and b'"GET /hello HTTP/1.1" 200' in lines[0],
+              "example configuration: access.log is %r" % lines)
+
+
 def main():
+    test_example_ini()
     test_ids_and_user()
     test_64k_user_agent()
     test_combined_default()
