@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""The talon command's help, exit codes and error messages for the audit
+subcommands: help for every subcommand, usage errors exit 2 and name the
+value, keygen writes 0600 files and never overwrites, and a malformed line
+is reported as FILE:LINE."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import audit_ref as ref  # noqa: E402
+from talon_e2e import CLI, check, fail  # noqa: E402
+
+SUBCOMMANDS = ["keygen", "verify", "query", "tail", "report"]
+
+
+def talon(*args, cwd=None):
+    p = subprocess.run([CLI] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, cwd=cwd)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def expect(args, code, out_has=(), err_has=(), cwd=None):
+    rc, out, err = talon(*args, cwd=cwd)
+    check(rc == code, "talon %s: exit %d, expected %d\nstdout: %s\nstderr: %s"
+          % (" ".join(args), rc, code, out[:500], err[:500]))
+    for s in out_has:
+        check(s in out, "talon %s: %r not in stdout:\n%s" % (" ".join(args), s, out[:1000]))
+    for s in err_has:
+        check(s in err, "talon %s: %r not in stderr:\n%s" % (" ".join(args), s, err[:1000]))
+    return out, err
+
+
+def main():
+    if not os.path.exists(CLI):
+        fail("the talon command is missing at %s" % CLI)
+    tmp = tempfile.mkdtemp(prefix="talon-cli-")
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("ok")
+
+
+def run(tmp):
+    # Help: exit 0 on stdout; usage errors exit 2 on stderr.
+    expect(["--help"], 0, out_has=["usage: talon", "audit"])
+    expect([], 2, err_has=["usage: talon"])
+    expect(["frobnicate"], 2, err_has=["unknown command \"frobnicate\""])
+    expect(["audit", "--help"], 0, out_has=["usage: talon audit"] + SUBCOMMANDS)
+    expect(["audit"], 2, err_has=["usage: talon audit"])
+    expect(["audit", "frob"], 2, err_has=["unknown audit subcommand \"frob\""])
+    for sub in SUBCOMMANDS:
+        out, _ = expect(["audit", sub, "--help"], 0, out_has=["usage: talon audit " + sub])
+        expect(["audit", sub, "-h"], 0, out_has=["usage: talon audit " + sub])
+        expect(["audit", sub, "--no-such-option"], 2, err_has=["usage: talon audit " + sub])
+
+    # keygen: default paths relative to the working directory, 0600, no overwrite.
+    out, _ = expect(["audit", "keygen"], 0, out_has=["var/audit/key.state", "audit-verify.key", "off this machine"],
+                    cwd=tmp)
+    for name in ("var/audit/key.state", "audit-verify.key"):
+        mode = os.stat(os.path.join(tmp, name)).st_mode & 0o777
+        check(mode == 0o600, "%s has mode %o, expected 600" % (name, mode))
+    expect(["audit", "keygen"], 2, err_has=["already exists"], cwd=tmp)
+    key = os.path.join(tmp, "audit-verify.key")
+    state = os.path.join(tmp, "var/audit/key.state")
+
+    # A small trail from the reference writer.
+    trail = os.path.join(tmp, "trail")
+    w = ref.Writer(trail, state)
+    w.record("sys_startup", actor=("system", []))
+    ref.demo_records(w, 30, 0, 10)
+    w.close()
+    expect(["audit", "verify", "--key", key, trail], 0, out_has=["intact: 36 records"])
+
+    # verify usage and I/O errors: exit 2, naming the value.
+    expect(["audit", "verify", trail], 2, err_has=["--key FILE", "--no-key"])
+    expect(["audit", "verify", "--key", key], 2, err_has=["no trail given"])
+    expect(["audit", "verify", "--key", key, "--no-key", trail], 2, err_has=["exclude each other"])
+    expect(["audit", "verify", "--key", os.path.join(tmp, "missing.key"), trail], 2, err_has=["missing.key"])
+    expect(["audit", "verify", "--key", state, trail], 2, err_has=["not a talon verification key"])
+    expect(["audit", "verify", "--key", key, os.path.join(tmp, "nowhere")], 2, err_has=["nowhere"])
+    expect(["audit", "verify", "--key", key, "--format", "xml", trail], 2, err_has=["xml"])
+    expect(["audit", "verify", "--key", key, "--threads", "0", trail], 2, err_has=["--threads"])
+
+    # query/tail/report option errors name the bad value.
+    expect(["audit", "query", "--since", "noon", trail], 2, err_has=["noon", "RFC 3339"])
+    expect(["audit", "query", "--outcome", "maybe", trail], 2, err_has=["maybe"])
+    expect(["audit", "query", "--format", "csv", trail], 2, err_has=["csv"])
+    expect(["audit", "query", "--type", "x"], 2, err_has=["no trail given"])
+    expect(["audit", "tail", "-n", "ten", trail], 2, err_has=["ten"])
+    expect(["audit", "tail", trail, trail], 2, err_has=["one trail"])
+    expect(["audit", "report", os.path.join(tmp, "nowhere")], 2, err_has=["nowhere"])
+    out, _ = expect(["audit", "query", "--type", "nothing_like_this", trail], 0)
+    check(out == "", "a query without matches printed %r" % out)
+
+    # A malformed line: verify names FILE:LINE, query skips it and names it.
+    f1 = os.path.join(trail, "audit-00000001.jsonl")
+    with open(f1, "rb") as fh:
+        lines = fh.read().split(b"\n")
+    lines[6] = lines[6].replace(b'"seq":', b'"seq" :', 1)
+    with open(f1, "wb") as fh:
+        fh.write(b"\n".join(lines))
+    out, _ = expect(["audit", "verify", "--key", key, trail], 1,
+                    out_has=["NOT INTACT: %s:7: seq 7: malformed: record does not parse: at byte" % f1])
+    out, err = expect(["audit", "query", trail], 0, err_has=["%s:7: skipped a line that is not a valid record" % f1])
+    check(len(out.splitlines()) == 35, "query printed %d records, expected 35" % len(out.splitlines()))
+
+
+if __name__ == "__main__":
+    main()
