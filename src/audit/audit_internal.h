@@ -185,6 +185,7 @@ struct talon_audit_trail {
     uint64_t file_size;                   /* bytes of complete, written records */
     bool file_dirty;                      /* written but not yet fdatasync'ed */
     bool retention_pending;
+    int64_t rotate_retry_ns;              /* CLOCK_MONOTONIC; no rotation before this after a failure */
     struct timespec epoch_started;        /* CLOCK_MONOTONIC */
     struct timespec file_started;
     struct timespec dirty_since;

@@ -107,12 +107,13 @@ int audit_open_active_file(talon_audit_trail *t, unsigned index, bool create_new
         close(fd);
         return rc;
     }
-    if (create_new) {
-        rc = audit_fsync_dir(t->dir);
-        if (rc < 0) {
-            close(fd);
-            return rc;
-        }
+    /* The new file's directory entry must be durable before records in it
+     * are acknowledged. Opening an existing file costs one more fsync, at
+     * startup only. */
+    rc = audit_fsync_dir(t->dir);
+    if (rc < 0) {
+        close(fd);
+        return rc;
     }
     if (t->fd >= 0)
         close(t->fd);

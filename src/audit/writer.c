@@ -327,14 +327,21 @@ static int store_pending_state(talon_audit_trail *t)
     return rc;
 }
 
-/* Seal and move to the next file. */
+/* Seal and move to the next file. When the new file cannot be created the
+ * trail goes on in the current one (after its rotation seal, which the
+ * format allows), and the next attempt waits a second, so a failing
+ * rotation does not seal an epoch per batch. */
 static int rotate(talon_audit_trail *t)
 {
-    int rc = audit_seal_epoch(t, "rotation");
+    int rc;
 
-    if (rc < 0)
-        return rc;
-    return audit_rotate_file(t);
+    if (t->rotate_retry_ns != 0 && monotonic_ns() < t->rotate_retry_ns)
+        return -EAGAIN;
+    rc = audit_seal_epoch(t, "rotation");
+    if (rc == 0)
+        rc = audit_rotate_file(t);
+    t->rotate_retry_ns = rc < 0 ? monotonic_ns() + RETRY_INTERVAL_NS : 0;
+    return rc;
 }
 
 /* ---- failure reporting and retry ---- */
@@ -486,6 +493,7 @@ static int run_control(talon_audit_trail *t, audit_item *it)
     case AUDIT_ITEM_SEAL:
         return audit_seal_epoch(t, "interval"); /* the epoch ends early */
     case AUDIT_ITEM_ROTATE:
+        t->rotate_retry_ns = 0; /* an explicit request does not wait */
         return rotate(t);
     case AUDIT_ITEM_STOP:
         return audit_seal_epoch(t, "shutdown");

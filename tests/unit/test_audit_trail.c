@@ -601,6 +601,100 @@ static void recovery_after_seal_and_state(void **state)
     test_trail_remove(&tt);
 }
 
+/* ---- kill -9 under sync load ---- */
+
+#define KILL_THREADS 4
+
+typedef struct ack_writer {
+    talon_audit_trail *trail;
+    int id;
+    int pipe_fd;
+} ack_writer;
+
+static void *ack_thread(void *arg)
+{
+    ack_writer *a = arg;
+    json_t *data = json_object();
+    talon_audit_event ev = { .type = "note_created", .actor_id = "load", .data = data };
+
+    json_object_set_new(data, "t", json_integer(a->id));
+    for (int i = 0; i < 100000; i++) {
+        json_object_set_new(data, "i", json_integer(i));
+        if (submit_sync(a->trail, &ev) != 0)
+            _exit(3);
+        int ack[2] = { a->id, i }; /* acknowledged: the response would be sent now */
+        if (write(a->pipe_fd, ack, sizeof(ack)) != sizeof(ack))
+            _exit(4);
+    }
+    return NULL;
+}
+
+static void acked_records_survive_kill(void **state)
+{
+    test_trail tt;
+    talon_audit_options o;
+    int fds[2];
+    static unsigned char acked[KILL_THREADS][100000];
+    long nacked = 0;
+    int status;
+
+    test_trail_make(&tt);
+    test_trail_options(&tt, &o);
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        talon_audit_trail *t = NULL;
+        char err[512];
+        pthread_t th[KILL_THREADS];
+        ack_writer aw[KILL_THREADS];
+        close(fds[0]);
+        if (talon_audit_open(&t, &o, err, sizeof(err)) != 0)
+            _exit(2);
+        for (int i = 0; i < KILL_THREADS; i++) {
+            aw[i] = (ack_writer){ t, i, fds[1] };
+            pthread_create(&th[i], NULL, ack_thread, &aw[i]);
+        }
+        for (int i = 0; i < KILL_THREADS; i++)
+            pthread_join(th[i], NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    memset(acked, 0, sizeof(acked));
+    int ack[2];
+    while (nacked < 400 && read(fds[0], ack, sizeof(ack)) == sizeof(ack)) {
+        acked[ack[0]][ack[1]] = 1;
+        nacked++;
+    }
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    /* Acks sent before the kill are acknowledged too. */
+    while (read(fds[0], ack, sizeof(ack)) == sizeof(ack)) {
+        acked[ack[0]][ack[1]] = 1;
+        nacked++;
+    }
+    close(fds[0]);
+    assert_true(nacked >= 400);
+
+    talon_audit_trail *t = open_ok(&o);
+    talon_audit_close(t);
+    test_chain c;
+    assert_chain_valid(&tt, &c);
+    for (size_t i = 0; i < json_array_size(c.records); i++) {
+        json_t *d = json_object_get(json_array_get(c.records, i), "data");
+        json_t *th = json_object_get(d, "t"), *n = json_object_get(d, "i");
+        if (th != NULL && n != NULL)
+            acked[json_integer_value(th)][json_integer_value(n)] = 0;
+    }
+    for (int th = 0; th < KILL_THREADS; th++)
+        for (int i = 0; i < 100000; i++)
+            if (acked[th][i])
+                fail_msg("acknowledged record thread %d #%d is missing after kill -9", th, i);
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
 static void open_errors_are_clear(void **state)
 {
     test_trail tt;
@@ -647,6 +741,7 @@ int main(void)
         cmocka_unit_test(recovery_from_bad_mac_line),
         cmocka_unit_test(recovery_between_seal_and_state),
         cmocka_unit_test(recovery_after_seal_and_state),
+        cmocka_unit_test(acked_records_survive_kill),
         cmocka_unit_test(open_errors_are_clear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
