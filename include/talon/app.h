@@ -86,7 +86,9 @@ talon_app *talon_app_new(void);
 /* Free the app and everything it owns. Only after talon_app_serve() returned. */
 void talon_app_free(talon_app *app);
 
-/* Add a route. Templates: "/notes", "/notes/{id}", "/notes/{id:int}",
+/* Routes, middleware and callbacks are added before talon_app_serve(): the
+ * app is not locked while serving.
+ * Add a route. Templates: "/notes", "/notes/{id}", "/notes/{id:int}",
  * "/users/{user_id}/notes/{note_id:int}". The resource is copied. Returns 0,
  * or -EINVAL with err naming the template (syntax) or both templates (conflict). */
 int talon_app_add_route(talon_app *app, const char *uri_template,

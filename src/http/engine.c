@@ -46,7 +46,7 @@ typedef struct talon_engine {
     pthread_mutex_t held_lock;    /* guards the list of suspended requests */
     talon_req *held;
     size_t nheld;
-    /* Rate limit for libmicrohttpd's own messages. */
+    /* Rate limit of warn_limited(). */
     pthread_mutex_t log_lock;
     time_t log_second;
     unsigned log_count;
@@ -442,6 +442,30 @@ static bool wait_idle(talon_engine *e, long timeout_ms)
     return true;
 }
 
+/* Resume every held request with a 503. The resumes happen outside
+ * held_lock: MHD_resume_connection() takes libmicrohttpd's lock, which a
+ * completed callback waiting for held_lock may hold. */
+static size_t abort_held(talon_engine *e)
+{
+    pthread_mutex_lock(&e->held_lock);
+    size_t n = e->nheld;
+    talon_req **reqs = calloc(n ? n : 1, sizeof(*reqs));
+    size_t count = 0;
+    for (talon_req *r = e->held; r != NULL && reqs != NULL; r = r->held_next) {
+        talon_req_ref(r);
+        reqs[count++] = r;
+    }
+    pthread_mutex_unlock(&e->held_lock);
+
+    size_t aborted = 0;
+    for (size_t i = 0; i < count; i++) {
+        aborted += talon_hold_abort(reqs[i]);
+        talon_req_unref(reqs[i]);
+    }
+    free(reqs);
+    return aborted;
+}
+
 /* Stop accepting, let in-flight requests finish (held ones included), and
  * stop the daemon. Returns false when a held request could not be ended, in
  * which case the daemon is left running: stopping it would abort the process. */
@@ -455,11 +479,7 @@ static bool drain(talon_engine *e, unsigned timeout_s)
                    "for %ld in-flight requests", timeout_s, atomic_load(&e->in_flight));
 
     if (!wait_idle(e, (long)timeout_s * 1000)) {
-        pthread_mutex_lock(&e->held_lock);
-        size_t aborted = 0;
-        for (talon_req *r = e->held; r != NULL; r = r->held_next)
-            aborted += talon_hold_abort(r);
-        pthread_mutex_unlock(&e->held_lock);
+        size_t aborted = abort_held(e);
         talon_log_error(app->log, "stopping: %ld requests still in flight after %us; %zu "
                         "held requests answered 503", atomic_load(&e->in_flight), timeout_s,
                         aborted);
