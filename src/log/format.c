@@ -451,7 +451,8 @@ static void format_json(out *o, const talon_log_record *rec)
     out_put(o, "\",\"ecs.version\":\"" TALON_ECS_VERSION "\"",
             sizeof("\",\"ecs.version\":\"" TALON_ECS_VERSION "\"") - 1);
     /* NOTE: a field named like a fixed key ("message") or twice in one
-     * record gives a duplicate JSON key; jq and Filebeat keep the last. */
+     * record gives a duplicate JSON key: jq keeps the last value, and a
+     * strict reader may reject the line. */
     for (size_t i = 0; i < rec->nfields; i++) {
         const talon_field *f = &rec->fields[i];
 
