@@ -20,8 +20,8 @@
 #include "audit/audit_internal.h"
 
 /* Damaged lines at the end of the active file beyond which recovery stops
- * and asks for a human: a crash tears at most the last batch, so many more
- * bad lines mean the file was damaged some other way. */
+ * with an error for the operator: a crash tears at most the last batch, so
+ * many more bad lines mean the file was damaged some other way. */
 #define RECOVER_MAX_TORN_LINES 4096
 #define RECOVER_WINDOW_START (256 * 1024)
 
@@ -453,12 +453,6 @@ out:
     close(fd);
     return rc;
 }
-
-/* Records the outcome of a recovery for open, which writes audit_recovered. */
-typedef struct recovery_note {
-    uint64_t torn_bytes;
-    char torn_file[64];
-} recovery_note;
 
 static int restore_fresh(talon_audit_trail *t, const audit_keystate *ks, char *err, size_t errlen)
 {

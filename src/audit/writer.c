@@ -3,10 +3,11 @@
  * Submitters serialize their record and append it to the queue. The writer
  * takes everything queued at once, finishes each line (sequence number,
  * epoch, prev, MAC), writes the batch with one write() and, when the batch
- * holds a sync record, makes it durable with one fdatasync. Concurrent sync
- * submitters therefore share one fdatasync. A failed batch is cut off the
- * file again and its sequence numbers are reused, so the chain never has a
- * hole and no half line stays behind. */
+ * contains a sync record, makes it durable with one fdatasync. Concurrent
+ * sync submitters therefore share one fdatasync. A failed batch is cut off
+ * the file again and its sequence numbers are reused, so the chain has no
+ * hole and no half line stays behind. When even the cut fails, nothing more
+ * is written until a retry has made it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -66,7 +67,7 @@ void audit_log_error(talon_audit_trail *t, const char *fmt, ...)
     char msg[512];
     va_list ap;
 
-    /* At most one message a second; the next one says how many were held back. */
+    /* At most one message a second. The next message reports how many were suppressed. */
     if (t->last_error_log_ns != 0 && now - t->last_error_log_ns < ERROR_LOG_INTERVAL_NS) {
         t->errors_unlogged++;
         return;
@@ -327,10 +328,10 @@ static int store_pending_state(talon_audit_trail *t)
     return rc;
 }
 
-/* Seal and move to the next file. When the new file cannot be created the
- * trail goes on in the current one (after its rotation seal, which the
- * format allows), and the next attempt waits a second, so a failing
- * rotation does not seal an epoch per batch. */
+/* Seal and move to the next file. When the new file cannot be created, the
+ * trail goes on in the current one after its rotation seal (the format
+ * allows that). The next attempt then waits a second, so a failing rotation
+ * does not seal an epoch per batch. */
 static int rotate(talon_audit_trail *t)
 {
     int rc;
@@ -431,8 +432,8 @@ static void finish_control(talon_audit_trail *t, audit_item *it, int status)
 }
 
 /* Count the failures among records [from, to), then call their done
- * callbacks and free them. Counting comes first, so a callback's thread
- * already sees the statistics that include its record. */
+ * callbacks and free them. Counting comes first, so the statistics that a
+ * callback's thread reads already include its record. */
 static void complete_records(talon_audit_trail *t, audit_item *from, audit_item *to, int status)
 {
     uint64_t lost = 0, rejected = 0;
