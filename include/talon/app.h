@@ -56,7 +56,7 @@ typedef struct talon_middleware {
 /* What the engine knows once a response is finished (sent or aborted). */
 typedef struct talon_completion {
     uint64_t bytes_sent;     /* body bytes sent to the client */
-    int64_t duration_ns;     /* from the first byte of the request to completion */
+    int64_t duration_ns;     /* from the parsed request line to completion */
     bool client_aborted;     /* the connection ended before the response was sent */
 } talon_completion;
 
