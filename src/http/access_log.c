@@ -336,12 +336,17 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
     char line[2048];
     int len = snprintf(line, sizeof(line), "%s %s %s", method ? method : "-",
                        target ? target : "-", protocol ? protocol : "-");
+    size_t line_len = 0;
+
+    if (len > 0)
+        line_len = (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1;
+
     talon_log_record rec = {
         .time_ns = now_realtime_ns(),
         .level = log->level,
         .logger = talon_logger_name(log->logger),
         .message = line,
-        .message_len = len < 0 ? 0 : (size_t)len >= sizeof(line) ? sizeof(line) - 1 : (size_t)len,
+        .message_len = line_len,
         .fields = fields,
         .nfields = n,
     };
