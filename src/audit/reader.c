@@ -688,9 +688,10 @@ int talon_audit_record_parse(const char *line, size_t len, talon_audit_record *r
     }
     return 0;
 bad:
+    if (!what)
+        what = s.why ? s.why : "a valid record";
     if (err && errlen)
-        snprintf(err, errlen, "at byte %zu: expected %s", (size_t)(s.p - line) + 1,
-                 what ? what : s.why ? s.why : "a valid record");
+        snprintf(err, errlen, "at byte %zu: expected %s", (size_t)(s.p - line) + 1, what);
     return -EINVAL;
 }
 

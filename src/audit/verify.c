@@ -7,7 +7,7 @@
  * calling thread then walks the compact per-line results in order and checks
  * the links between records. Only a record that fails a check, and each
  * seal, goes through the careful path that re-reads the line and names the
- * problem; tests/e2e/audit_ref.py follows the same rules in Python.
+ * problem. tests/e2e/audit_ref.py follows the same rules in Python.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED 1 /* SHA256_Init & co: faster than EVP per record */
 #include "audit/reader_internal.h"

@@ -178,13 +178,14 @@ static void print_result_text(const talon_audit_verify_result *r, const talon_au
         printf("NOT INTACT: %s:%llu: seq %llu: %s: %s\n", r->file ? r->file : "(trail)",
                (unsigned long long)r->line, (unsigned long long)r->seq, talon_audit_verdict_name(r->verdict),
                r->detail);
-        printf("  %llu records before it passed every check\n", (unsigned long long)r->records);
+        printf("  %llu record%s passed their own checks\n", (unsigned long long)r->records,
+               r->records == 1 ? "" : "s");
         return;
     }
-    printf("intact: %llu records (seq %llu..%llu) in %llu file%s, %llu seals, epochs %llu..%llu\n",
+    printf("intact: %llu records (seq %llu..%llu) in %llu file%s, %llu seal%s, epochs %llu..%llu\n",
            (unsigned long long)r->records, (unsigned long long)r->first_seq, (unsigned long long)r->last_seq,
            (unsigned long long)r->files, r->files == 1 ? "" : "s", (unsigned long long)r->seals,
-           (unsigned long long)r->first_epoch, (unsigned long long)r->last_epoch);
+           r->seals == 1 ? "" : "s", (unsigned long long)r->first_epoch, (unsigned long long)r->last_epoch);
     if (r->macs_checked)
         printf("  MACs verified with %s\n", o->key_path);
     else

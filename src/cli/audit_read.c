@@ -558,7 +558,8 @@ int cli_audit_report(int argc, char **argv)
         printf("Files:           %zu (%llu bytes)\n", talon_audit_reader_file_count(reader),
                (unsigned long long)talon_audit_reader_total_bytes(reader));
         printf("Time range:      %s .. %s\n", r.records ? r.first : "-", r.records ? r.last : "-");
-        printf("Records:         %llu (%llu seals)\n", (unsigned long long)r.records, (unsigned long long)r.seals);
+        printf("Records:         %llu (%llu seal%s)\n", (unsigned long long)r.records, (unsigned long long)r.seals,
+               r.seals == 1 ? "" : "s");
         json_t *s = json_object_get(r.by_outcome, "success"), *f = json_object_get(r.by_outcome, "failure");
         printf("Success/failure: %lld / %lld\n", (long long)(s ? json_integer_value(s) : 0),
                (long long)(f ? json_integer_value(f) : 0));
