@@ -286,6 +286,34 @@ static void add_str(talon_field *fields, size_t *n, const char *key, const char 
         fields[(*n)++] = TALON_F_STR(key, value);
 }
 
+/* Append s (or "-" when NULL) to buf at *len, cut at size bytes. */
+static void append_part(char *buf, size_t size, size_t *len, const char *s)
+{
+    size_t n;
+
+    if (!s)
+        s = "-";
+    n = strlen(s);
+    if (n > size - *len)
+        n = size - *len;
+    memcpy(buf + *len, s, n);
+    *len += n;
+}
+
+/* Write "METHOD TARGET PROTOCOL" into buf, cut at size bytes. */
+static size_t request_line(char *buf, size_t size, const char *method, const char *target,
+                           const char *protocol)
+{
+    size_t len = 0;
+
+    append_part(buf, size, &len, method);
+    append_part(buf, size, &len, " ");
+    append_part(buf, size, &len, target);
+    append_part(buf, size, &len, " ");
+    append_part(buf, size, &len, protocol);
+    return len;
+}
+
 static void on_complete(const talon_req *req, const talon_resp *resp,
                         const talon_completion *done, void *ctx)
 {
@@ -334,12 +362,7 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
     /* The message is the request line as sent, for the text formats.
      * NOTE: it is cut at 2 KiB; url.original always has the whole target. */
     char line[2048];
-    int len = snprintf(line, sizeof(line), "%s %s %s", method ? method : "-",
-                       target ? target : "-", protocol ? protocol : "-");
-    size_t line_len = 0;
-
-    if (len > 0)
-        line_len = (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1;
+    size_t line_len = request_line(line, sizeof(line), method, target, protocol);
 
     talon_log_record rec = {
         .time_ns = now_realtime_ns(),
