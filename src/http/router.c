@@ -106,8 +106,16 @@ static int parse_segment(const char *tmpl, const char *s, size_t len, template_s
     seg->len = len;
     const char *open = memchr(s, '{', len);
     const char *close = memchr(s, '}', len);
-    if (open == NULL && close == NULL)
+    if (open == NULL && close == NULL) {
+        /* Literals are percent-decoded; a request path with %00 gets 400,
+         * so a literal with it could never match (and is cut by strndup). */
+        if (memmem(s, len, "%00", 3) != NULL) {
+            snprintf(err, errlen, "invalid URI template \"%s\": segment \"%.*s\" contains "
+                     "%%00 (a NUL byte), which no request path can match", tmpl, (int)len, s);
+            return -EINVAL;
+        }
         return 0;
+    }
     if (open != s || close != s + len - 1) {
         snprintf(err, errlen, "invalid URI template \"%s\": a field must be a whole segment "
                  "such as {id} or {id:int}, got \"%.*s\"", tmpl, (int)len, s);
