@@ -410,9 +410,9 @@ int talon_access_log_attach(talon_app *app, const talon_access_log_options *opts
     if (rc < 0)
         goto err;
     if (!talon_logger_enabled(log->logger, log->level))
-        talon_log_warn(talon_logger_get("app"), "access log: logger \"%s\" has no sink that "
-                       "takes %s records, so no request will be logged; configure "
-                       "[log.%s] (file, format) or attach a sink before serving",
+        talon_log_warn(talon_logger_get("app"), "access log: logger \"%s\" has no sink for %s "
+                       "records yet, and requests are logged only once it has one; "
+                       "configure [log.%s] (file, format) or attach a sink",
                        talon_logger_name(log->logger), talon_log_level_name(log->level),
                        talon_logger_name(log->logger));
     *out = log;
