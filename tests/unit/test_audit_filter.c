@@ -362,11 +362,11 @@ static void table_rows_align_and_sanitize(void **state)
     assert_memory_equal(row + seq_end - 5, "12345", 5); /* right-aligned */
     size_t source_col = (size_t)(strstr(head, "SOURCE") - head);
     assert_memory_equal(row + source_col, "- ", 2);   /* null source */
-    free(line);
 
     /* A small buffer truncates and terminates. */
     assert_true(talon_audit_table_row(&r, row, 10) == 9);
     assert_int_equal(strlen(row), 9);
+    free(line);
 }
 
 int main(void)
