@@ -180,6 +180,9 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
         goto fail;
     atomic_store(&t->st_epoch, t->epoch);
     atomic_store(&t->st_last_seq, t->seq);
+    /* Files beyond rotate_keep (a lowered setting, or a crash right after a
+     * rotation) go once the active file has a record. */
+    t->retention_pending = t->rotate_keep > 0;
 
     snprintf(file, sizeof(file), "audit-%08u.jsonl", t->file_index);
     data = json_pack("{s:I,s:s,s:s,s:I}", "pid", (json_int_t)getpid(), "version", "0.1.0",

@@ -420,8 +420,31 @@ static void rotation_by_size(void **state)
 
 /* ---- crash recovery ---- */
 
-/* In a child: open, write n sync records, then die with SIGKILL (no close). */
-static void crash_after(const test_trail *tt, int n, bool seal_before_crash)
+#define STEP_SEAL (-1)
+#define STEP_ROTATE (-2)
+#define STEP_END 0
+
+/* Submit n sync records whose data carries a filler of pad bytes. */
+static int submit_padded(talon_audit_trail *t, int n, size_t pad)
+{
+    char *filler = malloc(pad + 1);
+    memset(filler, 'x', pad);
+    filler[pad] = '\0';
+    json_t *data = json_pack("{s:s}", "filler", filler);
+    talon_audit_event ev = { .type = "note_created", .actor_id = "alice", .data = data };
+    int rc = 0;
+
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = submit_sync(t, &ev);
+    json_decref(data);
+    free(filler);
+    return rc;
+}
+
+/* In a child: open, run the steps (a count of sync records, STEP_SEAL or
+ * STEP_ROTATE, up to STEP_END), then die with SIGKILL (no close). */
+static void crash_after_steps(const test_trail *tt, unsigned rotate_keep, size_t pad,
+                              const int *steps)
 {
     pid_t pid = fork();
     int status;
@@ -432,18 +455,28 @@ static void crash_after(const test_trail *tt, int n, bool seal_before_crash)
         talon_audit_trail *t = NULL;
         char err[512];
         test_trail_options(tt, &o);
+        o.rotate_keep = rotate_keep;
         if (talon_audit_open(&t, &o, err, sizeof(err)) != 0)
             _exit(2);
-        if (submit_n(t, n) != 0)
-            _exit(3);
-        if (seal_before_crash && talon_audit_seal(t) != 0)
-            _exit(4);
+        for (const int *s = steps; *s != STEP_END; s++) {
+            int rc = *s == STEP_SEAL     ? talon_audit_seal(t)
+                     : *s == STEP_ROTATE ? talon_audit_rotate(t)
+                                         : submit_padded(t, *s, pad);
+            if (rc != 0)
+                _exit(3);
+        }
         raise(SIGKILL);
         _exit(5);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
+}
+
+static void crash_after(const test_trail *tt, int n, bool seal_before_crash)
+{
+    int steps[] = { n, seal_before_crash ? STEP_SEAL : STEP_END, STEP_END };
+    crash_after_steps(tt, 0, 0, steps);
 }
 
 static void recovery_from_torn_tail(void **state)
@@ -601,6 +634,94 @@ static void recovery_after_seal_and_state(void **state)
     test_trail_remove(&tt);
 }
 
+static void recovery_finds_epoch_start(void **state)
+{
+    test_trail tt;
+    talon_audit_options o;
+    /* Three epochs in one file of about 600 KB, larger than the recovery
+     * window, so the search for the current epoch's first record reads
+     * the file at several places. */
+    int steps[] = { 200, STEP_SEAL, 300, STEP_SEAL, 50, STEP_END };
+
+    test_trail_make(&tt);
+    crash_after_steps(&tt, 0, 1000, steps);
+    test_trail_options(&tt, &o);
+    talon_audit_trail *t = open_ok(&o);
+    talon_audit_close(t);
+
+    /* The shutdown seal counts the epoch from its first record, which the
+     * crashed run wrote: startup (1), 200, seal (202), 300, seal (503). */
+    test_chain c;
+    assert_chain_valid(&tt, &c);
+    size_t n = json_array_size(c.records);
+    json_t *seal = json_array_get(c.records, n - 1);
+    json_t *d = json_object_get(seal, "data");
+    assert_string_equal(json_string_value(json_object_get(d, "cause")), "shutdown");
+    assert_int_equal(json_integer_value(json_object_get(d, "epoch")), 2);
+    assert_int_equal(json_integer_value(json_object_get(d, "first_seq")), 504);
+    assert_int_equal(json_integer_value(json_object_get(d, "count")), 50 + 2); /* + startup, shutdown */
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
+static void recovery_after_rotation_crash(void **state)
+{
+    test_trail tt;
+    talon_audit_options o;
+    unsigned idx[8];
+    /* Killed right after a rotation: the new file is still empty. */
+    int steps[] = { 3, STEP_ROTATE, STEP_END };
+
+    test_trail_make(&tt);
+    crash_after_steps(&tt, 1, 0, steps);
+    assert_int_equal(test_list_files(tt.dir, idx, 8), 2); /* retention waited */
+
+    test_trail_options(&tt, &o);
+    o.rotate_keep = 1;
+    talon_audit_trail *t = open_ok(&o);
+    assert_int_equal(submit_n(t, 1), 0);
+    talon_audit_close(t);
+
+    /* The chain was continued from file 1's seal; then retention removed it. */
+    assert_int_equal(test_list_files(tt.dir, idx, 8), 1);
+    assert_int_equal(idx[0], 2);
+    test_chain c;
+    assert_chain_valid(&tt, &c); /* partial: starts after the removed file */
+    json_t *first = json_array_get(c.records, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "type")), "sys_startup");
+    assert_int_equal(json_integer_value(json_object_get(first, "seq")), 6);
+    assert_int_equal(json_integer_value(json_object_get(first, "epoch")), 1);
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
+static void rotation_by_interval(void **state)
+{
+    test_trail tt;
+    talon_audit_options o;
+    unsigned idx[8];
+    unsigned n = 0;
+
+    test_trail_make(&tt);
+    test_trail_options(&tt, &o);
+    o.rotate_interval_s = 1;
+    talon_audit_trail *t = open_ok(&o);
+    /* The writer rotates on its own once the interval is over. */
+    for (int i = 0; i < 100 && n < 2; i++) {
+        usleep(100 * 1000);
+        n = test_list_files(tt.dir, idx, 8);
+    }
+    assert_true(n >= 2);
+    talon_audit_close(t);
+    test_chain c;
+    assert_chain_valid(&tt, &c);
+    json_t *seal = test_find_type(&c, "audit_epoch_sealed", 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(seal, "data"), "cause")),
+                        "rotation");
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
 /* ---- kill -9 under sync load ---- */
 
 #define KILL_THREADS 4
@@ -741,6 +862,9 @@ int main(void)
         cmocka_unit_test(recovery_from_bad_mac_line),
         cmocka_unit_test(recovery_between_seal_and_state),
         cmocka_unit_test(recovery_after_seal_and_state),
+        cmocka_unit_test(recovery_finds_epoch_start),
+        cmocka_unit_test(recovery_after_rotation_crash),
+        cmocka_unit_test(rotation_by_interval),
         cmocka_unit_test(acked_records_survive_kill),
         cmocka_unit_test(open_errors_are_clear),
     };
