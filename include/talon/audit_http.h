@@ -116,8 +116,9 @@ typedef struct talon_audit_args {
  * an error is logged at most once a second.
  *
  * Returns 0, -ENODEV when the app has no trail, -EINVAL without a type, or
- * the negative errno of talon_audit_submit(). Only call from a responder or
- * middleware hook of req. */
+ * under fail_closed the negative errno of talon_audit_submit() (under
+ * fail_open a lost record is counted and 0 returned). Only call from a
+ * responder or middleware hook of req. */
 int talon_audit(talon_req *req, const talon_audit_args *args);
 
 /* The policy level of req's method and route (TALON_AUDIT_LEVEL_NONE

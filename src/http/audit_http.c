@@ -174,8 +174,13 @@ static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
     atomic_fetch_add(&st->records, 1);
     if (mode == TALON_AUDIT_SYNC) {
         audit_hold *hold = malloc(sizeof(*hold));
-        if (hold == NULL)
-            return -ENOMEM;
+        if (hold == NULL) {
+            if (handle_failure(st, ev->request_id, -ENOMEM, NULL)) {
+                fail_request(req, rs);
+                return -ENOMEM;
+            }
+            return 0;
+        }
         hold->state = st;
         hold->req = req;
         /* The hold comes first: the writer may finish before submit returns. */
