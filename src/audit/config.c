@@ -80,14 +80,18 @@ static int append_word(char ***words, size_t *n, const char *word, size_t len)
     return 0;
 }
 
-/* "password, token, default" -> list; "default" stands for the built-in list. */
+/* "ssn, card_number" -> the default words plus these. A configured list
+ * extends the default one, so adding a word never drops password or token
+ * redaction; the word "default" is accepted and adds nothing. */
 static int parse_redact_keys(const char *value, char ***out, char *err, size_t errlen)
 {
     char **words = NULL;
-    size_t n = 0;
+    size_t n = 0, added = 0;
     const char *p = value;
     int rc = 0;
 
+    for (size_t i = 0; default_redact_words[i] != NULL && rc == 0; i++)
+        rc = append_word(&words, &n, default_redact_words[i], strlen(default_redact_words[i]));
     while (*p != '\0' && rc == 0) {
         while (*p == ' ' || *p == '\t' || *p == ',')
             p++;
@@ -99,17 +103,14 @@ static int parse_redact_keys(const char *value, char ***out, char *err, size_t e
             end--;
         if (end == start)
             continue;
-        if ((size_t)(end - start) == 7 && strncmp(start, "default", 7) == 0) {
-            for (size_t i = 0; default_redact_words[i] != NULL && rc == 0; i++)
-                rc = append_word(&words, &n, default_redact_words[i],
-                                 strlen(default_redact_words[i]));
-        } else {
-            rc = append_word(&words, &n, start, (size_t)(end - start));
-        }
+        added++;
+        if ((size_t)(end - start) == 7 && strncmp(start, "default", 7) == 0)
+            continue;
+        rc = append_word(&words, &n, start, (size_t)(end - start));
     }
-    if (rc == 0 && n == 0) {
+    if (rc == 0 && added == 0) {
         snprintf(err, errlen, "invalid value '%s'; expected a comma-separated list of key "
-                 "words such as \"default, ssn\" (an empty list would write secrets)", value);
+                 "words to redact besides the default ones, such as \"ssn, card_number\"", value);
         rc = -EINVAL;
     }
     if (rc < 0) {

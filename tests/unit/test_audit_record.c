@@ -307,14 +307,20 @@ static void config_keys_and_errors(void **state)
     assert_int_equal(o.failure, TALON_AUDIT_FAIL_OPEN);
     assert_int_equal(talon_audit_config_set(&o, "failure", "maybe", err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "fail_closed"));
-    assert_int_equal(talon_audit_config_set(&o, "redact_keys", "default, ssn ,card",
-                                            err, sizeof(err)), 0);
+    /* A configured list adds to the default words. */
+    assert_int_equal(talon_audit_config_set(&o, "redact_keys", "ssn ,card", err, sizeof(err)), 0);
     int n = 0;
     while (o.redact_keys[n] != NULL)
         n++;
     assert_int_equal(n, 12);
+    assert_string_equal(o.redact_keys[0], "password");
     assert_string_equal(o.redact_keys[10], "ssn");
     assert_string_equal(o.redact_keys[11], "card");
+    assert_int_equal(talon_audit_config_set(&o, "redact_keys", "default", err, sizeof(err)), 0);
+    n = 0;
+    while (o.redact_keys[n] != NULL)
+        n++;
+    assert_int_equal(n, 10);
     assert_int_equal(talon_audit_config_set(&o, "redact_keys", " , ", err, sizeof(err)), -EINVAL);
     assert_int_equal(talon_audit_config_set(&o, "queue_capacity", "0", err, sizeof(err)), -EINVAL);
     assert_int_equal(talon_audit_config_set(&o, "colour", "red", err, sizeof(err)), -EINVAL);
