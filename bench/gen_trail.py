@@ -8,8 +8,9 @@ sealed every --epoch-records records and a shutdown seal at the end. The
 output is deterministic for a given --seed.
 
 Usage: gen_trail.py --dir DIR --size-mb N [--epoch-records N] [--seed N]
-Writes DIR/audit-00000001.jsonl and DIR/verify.key; prints one summary line
-of JSON (records, bytes, counts per event type) on stdout.
+
+It writes DIR/audit-00000001.jsonl and DIR/verify.key, then prints one line
+of JSON on stdout: records, bytes, epochs and the count of each event type.
 """
 import argparse
 import hashlib

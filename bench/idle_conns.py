@@ -50,7 +50,8 @@ def main():
     host, port, path, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     raise_nofile(count + 64)
     request = ("GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (path, host, port)).encode()
-    kept, failed = [], 0
+
+    open_socks, failed = [], 0
     errors = {}
     for start in range(0, count, BATCH):
         batch = []
@@ -65,6 +66,7 @@ def main():
                 errors[str(e)] = errors.get(str(e), 0) + 1
                 failed += 1
                 sock.close()
+
         deadline = time.monotonic() + 10
         for sock in batch:
             try:
@@ -73,20 +75,21 @@ def main():
                 response = b""
                 errors[str(e)] = errors.get(str(e), 0) + 1
             if response.startswith(b"HTTP/1.1 200") and b"connection: close" not in response.lower():
-                kept.append(sock)
+                open_socks.append(sock)
             else:
                 if response:
                     first = response.split(b"\r\n", 1)[0].decode(errors="replace")
                     errors[first] = errors.get(first, 0) + 1
                 failed += 1
                 sock.close()
+
     for message, n in errors.items():
         print("idle_conns: %d x %s" % (n, message), file=sys.stderr)
-    print("READY %d %d" % (len(kept), failed), flush=True)
+    print("READY %d %d" % (len(open_socks), failed), flush=True)
     # Stay idle; count the connections the server closes meanwhile.
     select.select([sys.stdin], [], [])
     alive = 0
-    for sock in kept:
+    for sock in open_socks:
         sock.setblocking(False)
         try:
             alive += 1 if sock.recv(1) != b"" else 0
