@@ -328,7 +328,7 @@ MALFORMED, BAD_SEAL, INCOMPLETE = "malformed", "bad seal", "incomplete"
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+TIME_RE = re.compile(r"^\d{4}-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.\d{6}Z$")
 
 
 class Bad(Exception):
@@ -394,7 +394,10 @@ def parse_record(raw):
     for k in ("seq", "epoch"):
         if type(r[k]) is not int or r[k] < 0:
             raise ValueError("%s is not a non-negative integer" % k)
-    if not isinstance(r["time"], str) or not TIME_RE.match(r["time"]):
+    m = TIME_RE.match(r["time"]) if isinstance(r["time"], str) else None
+    # Field ranges as RFC 3339 section 5.6 gives them (second 60: a leap second).
+    if not m or not (1 <= int(m.group(1)) <= 12 and 1 <= int(m.group(2)) <= 31 and int(m.group(3)) <= 23
+                     and int(m.group(4)) <= 59 and int(m.group(5)) <= 60):
         raise ValueError("time is not RFC 3339 UTC with 6 fractional digits")
     if r["outcome"] not in ("success", "failure"):
         raise ValueError("outcome is neither success nor failure")
