@@ -78,7 +78,7 @@ void demo_auth_revoke_user(const char *name);
  * Returns true when the responder may go on. */
 bool demo_require_role(talon_req *req, talon_resp *resp, const char *role,
                        const char *target_type, const char *target_id);
-/* Answer 401 or 403 with reason, recorded as authz_fail on the target
+/* Send 401 or 403 with reason, recorded as authz_fail on the target
  * (target_id NULL: the request path). */
 void demo_deny(talon_req *req, talon_resp *resp, int status, const char *reason,
                const char *target_type, const char *target_id);

@@ -25,8 +25,9 @@
 #define PASSWORD_MIN 8
 #define PASSWORD_MAX 256
 
-/* scrypt cost: N = 2^14, r = 8, p = 1 uses 16 MiB and tens of ms per hash,
- * the interactive-login parameters of the scrypt paper. */
+/* scrypt cost: N = 2^14, r = 8, p = 1 needs 16 MiB (128 * r * N bytes) and
+ * tens of milliseconds of CPU per hash, which bounds offline guessing while
+ * keeping a login interactive. */
 #define SCRYPT_LOG_N 14
 #define SCRYPT_R 8
 #define SCRYPT_P 1
@@ -448,7 +449,7 @@ json_t *demo_users_list(void)
 
 /* ---- Routes ---- */
 
-/* Audit a failed admin action and answer with an error. */
+/* Audit a failed admin action and set the error response. */
 static void admin_fail(talon_req *req, talon_resp *resp, const char *type, const char *name,
                        int status, const char *description)
 {

@@ -2,7 +2,7 @@
 """Fail-open on a full disk ([audit] failure = fail_open). The test mounts a
 1 MiB tmpfs for the trail (so it needs root) and fills it. Audited requests
 still succeed, the framework counts and logs the lost records, and once
-space returns the trail says how many were lost (audit_records_lost) and
+space returns the trail records how many were lost (audit_records_lost) and
 still verifies."""
 import os
 import subprocess
