@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,6 +171,15 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
     rc = audit_keystate_load(t->state_path, &t->state_fd, &ks, err, errlen);
     if (rc < 0)
         goto fail;
+    /* One writer per trail: a second one would fork the chain. The lock
+     * goes with the descriptor, so a killed server does not leave it. */
+    if (flock(t->state_fd, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        snprintf(err, errlen, "audit key state file %s is locked by another process: the "
+                 "trail in %s is in use; stop the other server first", t->state_path, t->dir);
+        OPENSSL_cleanse(&ks, sizeof(ks));
+        goto fail;
+    }
     audit_hex(t->trail_hex, ks.trail_id, AUDIT_TRAIL_ID_LEN);
     t->trail_hex[AUDIT_HEX_TRAIL_LEN] = '\0';
 

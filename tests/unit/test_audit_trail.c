@@ -843,7 +843,14 @@ static void open_errors_are_clear(void **state)
     assert_non_null(strstr(err, "trail"));
     assert_null(t);
 
+    /* One writer per trail. */
     o.state_file = tt.state;
+    talon_audit_trail *first = open_ok(&o);
+    assert_int_equal(talon_audit_open(&t, &o, err, sizeof(err)), -EBUSY);
+    assert_non_null(strstr(err, "in use"));
+    assert_null(t);
+    talon_audit_close(first);
+
     o.mode = 0644;
     assert_int_equal(talon_audit_open(&t, &o, err, sizeof(err)), -EINVAL);
     test_trail_remove(&tt);
