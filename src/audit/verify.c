@@ -379,7 +379,9 @@ static bool peek_next(const reader_file *f, size_t off, size_t len, talon_audit_
  * verifies it (someone who stole a later key rewrote the record). */
 static int bad_mac(verifier *v, const talon_audit_record *rec, uint64_t line, uint64_t epoch)
 {
-    uint64_t bound = v->max_epoch > epoch + 1 ? v->max_epoch : epoch + 1;
+    /* The server's key state is one epoch ahead of the last record after a
+     * seal, so a key stolen then is K_{max_epoch + 1}. */
+    uint64_t bound = v->max_epoch + 1 > epoch + 1 ? v->max_epoch + 1 : epoch + 1;
     if (bound > epoch + MAX_LATER_KEYS)
         bound = epoch + MAX_LATER_KEYS;
     if (bound > MAX_EPOCH)

@@ -580,7 +580,8 @@ class Verifier:
                           "been removed; use --open for a live trail" % dict(last["data"]).get("cause"))
 
     def _bad_mac(self, r, loc, epoch):
-        bound = min(max(self._max_epoch(), epoch + 1), epoch + MAX_LATER_KEYS)
+        # After a seal the server's key state is one epoch ahead of the last record.
+        bound = min(max(self._max_epoch() + 1, epoch + 1), epoch + MAX_LATER_KEYS)
         for e in range(epoch + 1, bound + 1):
             if self.mac_ok(r, e):
                 raise Bad(WRONG_EPOCH_KEY, loc, r["seq"],

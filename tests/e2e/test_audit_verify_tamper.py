@@ -270,6 +270,18 @@ def cases(root):
     expect("claim a later epoch", t, "wrong epoch key", f(1), k, rec["seq"], key,
            no_key_too=("modified", f(1), k, rec["seq"]))
 
+    #    ... and with the key stolen from the stopped server's key state (one epoch past the trail).
+    t = copy(trail, root, "wrong-epoch-state")
+    f1 = os.path.join(t, f(1))
+    ls = lines_of(f1)
+    _, state_epoch, stolen = ref.read_state(state)
+    last_epoch = json.loads(lines_of(os.path.join(t, f(3)))[-1])["epoch"]
+    check(state_epoch == last_epoch + 1, "key state epoch %d, last record epoch %d" % (state_epoch, last_epoch))
+    ls[k - 1] = remac(changed, stolen)
+    write_lines(f1, ls)
+    expect("re-MAC with the stolen key state", t, "wrong epoch key", f(1), k, rec["seq"], key,
+           no_key_too=("modified", f(1), k, rec["seq"]))
+
     # 8. Splice a file from another trail of the same shape.
     other, _, _ = make_trail(root, "b")
     t = copy(trail, root, "splice")
