@@ -87,7 +87,9 @@ int talon_audit_keygen(const char *verify_key_path, const char *state_path,
  * Returns 0 or a negative errno with err naming the file and what to do. */
 int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
                      char *err, size_t errlen);
-/* Write sys_shutdown and a seal, flush, stop the writer, free. */
+/* Write sys_shutdown and a seal, flush, stop the writer, free. Call it once
+ * every submitting thread is done: a submission that races with close may
+ * use the freed trail. */
 void talon_audit_close(talon_audit_trail *trail);
 
 /* Queue a record. The event is serialized (and redacted) before return, so
