@@ -183,6 +183,9 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
     audit_hex(t->trail_hex, ks.trail_id, AUDIT_TRAIL_ID_LEN);
     t->trail_hex[AUDIT_HEX_TRAIL_LEN] = '\0';
 
+    /* NOTE: an epoch continued after a crash counts its time from this
+     * start, not from its first record, so it can last up to one
+     * epoch_seconds longer than configured. */
     audit_monotonic(&t->epoch_started);
     rc = audit_recover(t, &ks, err, errlen);
     OPENSSL_cleanse(&ks, sizeof(ks));
