@@ -1,7 +1,7 @@
 /* Sync-mode audit throughput with group commit: records per second and
- * records per fdatasync with 1, 8 and 64 submitting threads, each waiting
- * for its record to be durable before submitting the next (as a held HTTP
- * response would), plus the same load in async mode for comparison.
+ * records per fdatasync with 1, 8 and 64 submitting threads. Each thread
+ * waits for its record to be durable before submitting the next, as a held
+ * HTTP response would. The same load in async mode follows for comparison.
  *
  * Build against a talon build directory and run (not part of ctest):
  *   cc -O2 -I include -I src bench/audit_group_commit.c BUILD/libtalon.a -lz \
