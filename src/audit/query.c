@@ -17,6 +17,8 @@
 #include <emmintrin.h>
 #endif
 
+#define QUERY_CHUNK (4u << 20) /* bytes scanned at a time when walking a file backwards */
+
 void talon_audit_filter_init(talon_audit_filter *f)
 {
     memset(f, 0, sizeof *f);
@@ -293,22 +295,25 @@ static void consider(query_run *q, const reader_file *f, const char *line, size_
     q->stop = q->fn(q->ctx, &rec);
 }
 
-static void scan_file(query_run *q, const reader_file *f, const char *needle, size_t nlen)
+/* Scan the complete lines in [begin, end) of f, begin being the start of
+ * line first_line. */
+static void scan_range(query_run *q, const reader_file *f, size_t begin, size_t end, uint64_t first_line,
+                       const char *needle, size_t nlen)
 {
-    const char *p = f->data, *end = f->data + f->size;
+    const char *p = f->data + begin, *stop = f->data + end;
     const char *counted = p; /* newlines before here are in lineno */
-    uint64_t lineno = 1;
-    while (p < end && (q->filter->newest_first || !limit_reached(q))) {
+    uint64_t lineno = first_line;
+    while (p < stop && (q->filter->newest_first || !limit_reached(q))) {
         const char *line = p;
         if (nlen) {
-            const char *hit = memmem(p, (size_t)(end - p), needle, nlen);
+            const char *hit = memmem(p, (size_t)(stop - p), needle, nlen);
             if (!hit)
                 break;
             line = hit;
             while (line > p && line[-1] != '\n')
                 line--;
         }
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
+        const char *nl = memchr(line, '\n', (size_t)(stop - line));
         if (!nl)
             break; /* a torn last line is not a record */
         lineno += count_newlines(counted, line);
@@ -317,6 +322,47 @@ static void scan_file(query_run *q, const reader_file *f, const char *needle, si
         if (q->stop)
             break;
         p = nl + 1;
+    }
+}
+
+/* Emit the matches remembered by a newest_first scan, the last one first. */
+static void emit_backwards(query_run *q, const reader_file *f)
+{
+    for (size_t m = q->noffs; m-- > 0 && !limit_reached(q);) {
+        const char *line = f->data + q->offs[m];
+        const char *nl = memchr(line, '\n', f->size - q->offs[m]);
+        talon_audit_record rec;
+        if (talon_audit_record_parse(line, (size_t)(nl - line), &rec, NULL, 0) != 0)
+            continue;
+        rec.file = f->path;
+        rec.lineno = q->lines[m];
+        q->matches++;
+        q->stop = q->fn(q->ctx, &rec);
+    }
+    q->noffs = 0;
+}
+
+/* newest_first: scan the file in chunks from its end, so that a query with
+ * a limit (tail -n, GET /audit) reads only the end of a large file. */
+static void scan_file_backwards(query_run *q, const reader_file *f, const char *needle, size_t nlen)
+{
+    size_t end = f->size;
+    while (end > 0 && f->data[end - 1] != '\n')
+        end--; /* a torn last line is not a record */
+    uint64_t line_after = count_newlines(f->data, f->data + end) + 1; /* the line number at end */
+    while (end > 0 && !limit_reached(q)) {
+        size_t start = end > QUERY_CHUNK ? end - QUERY_CHUNK : 0;
+        if (start > 0) {
+            /* Move start back to a line start; a line longer than a chunk is taken whole. */
+            const char *nl = memrchr(f->data, '\n', start);
+            start = nl ? (size_t)(nl - f->data) + 1 : 0;
+        }
+        uint64_t first_line = line_after - count_newlines(f->data + start, f->data + end);
+        q->noffs = 0;
+        scan_range(q, f, start, end, first_line, needle, nlen);
+        emit_backwards(q, f);
+        end = start;
+        line_after = first_line;
     }
 }
 
@@ -339,20 +385,10 @@ int64_t talon_audit_query_with_skips(talon_audit_reader *reader, const talon_aud
         const reader_file *f = &reader->files[i];
         if (!f->data)
             continue;
-        q.noffs = 0;
-        scan_file(&q, f, needle, nlen);
-        /* newest_first: emit this file's matches from the last one back. */
-        for (size_t m = q.noffs; m-- > 0 && !limit_reached(&q);) {
-            const char *line = f->data + q.offs[m];
-            const char *nl = memchr(line, '\n', f->size - q.offs[m]);
-            talon_audit_record rec;
-            if (talon_audit_record_parse(line, (size_t)(nl - line), &rec, NULL, 0) != 0)
-                continue;
-            rec.file = f->path;
-            rec.lineno = q.lines[m];
-            q.matches++;
-            q.stop = fn(ctx, &rec);
-        }
+        if (filter->newest_first)
+            scan_file_backwards(&q, f, needle, nlen);
+        else
+            scan_range(&q, f, 0, f->size, 1, needle, nlen);
     }
     free(q.offs);
     free(q.lines);

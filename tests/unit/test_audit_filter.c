@@ -308,6 +308,8 @@ static void query_prefilter_and_order(void **state)
     assert_int_equal(talon_audit_query(reader, &f, remember, &s, NULL), 2);
     assert_int_equal(s.seqs[0], 6);
     assert_int_equal(s.seqs[1], 4);
+    assert_int_equal(s.lines[0], 7);
+    assert_int_equal(s.lines[1], 4);
     talon_audit_filter_release(&f);
 
     talon_audit_reader_close(reader);
