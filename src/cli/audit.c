@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/audit_cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -198,6 +199,23 @@ static void print_result_text(const talon_audit_verify_result *r, const talon_au
     printf("  trail %s, head %s\n", r->trail, r->head);
 }
 
+/* Name the bytes crash recovery moved aside (audit-NNNNNNNN.jsonl.torn-T):
+ * not part of the chain, but an auditor wants to know they exist. */
+static void print_torn_files(char **paths, int n)
+{
+    for (int i = 0; i < n; i++) {
+        DIR *d = opendir(paths[i]);
+        if (!d)
+            continue;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL)
+            if (strncmp(de->d_name, "audit-", 6) == 0 && strstr(de->d_name, ".jsonl.torn-"))
+                printf("  note: %s/%s holds bytes cut from a torn last line by crash recovery "
+                       "(not part of the chain)\n", paths[i], de->d_name);
+        closedir(d);
+    }
+}
+
 static int audit_verify(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -279,8 +297,10 @@ static int audit_verify(int argc, char **argv)
     }
     if (json)
         print_result_json(&res);
-    else
+    else {
         print_result_text(&res, &opts);
+        print_torn_files(argv + optind, argc - optind);
+    }
     talon_audit_reader_close(reader);
     return res.verdict == TALON_AUDIT_INTACT ? CLI_OK : CLI_NOT_OK;
 }
