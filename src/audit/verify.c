@@ -774,12 +774,8 @@ static int verify_file(verifier *v, hash_job *jobs, unsigned nthreads, uint64_t 
                     torn_line = v->lineno;
                     continue;
                 }
-                if (lr->len > 0 && lr->epoch >= v->keys.nkeys && (lr->flags & L_PARSED) && v->have_key &&
-                    lr->epoch <= MAX_EPOCH) {
-                    /* The thread had no key for this epoch: take the careful path. */
-                    check_careful(v, lr->off, lr->len, v->lineno);
-                    continue;
-                }
+                /* A record whose epoch the threads had no key for is not
+                 * L_MAC_OK, so check_result sends it down the careful path. */
                 check_result(v, lr, v->lineno);
             }
         }
