@@ -1,0 +1,151 @@
+/* A real audit trail for the audit fuzz targets: made once per process by
+ * the library's own writer (keygen, open, records, epoch seals, close), in
+ * a private temporary directory. Targets write each input to a file there
+ * and read it back through the public reader API. */
+#ifndef TALON_FUZZ_AUDIT_COMMON_H
+#define TALON_FUZZ_AUDIT_COMMON_H
+
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuzz_util.h"
+#include "talon/audit.h"
+#include "talon/audit_reader.h"
+
+static char fa_root[64];
+static char fa_key[128];      /* the auditor's verification key */
+static char fa_input[128];    /* where each input is written */
+static char *fa_original;     /* bytes of the trail the writer made */
+static size_t fa_original_len;
+
+static void fa_die(const char *what, const char *err)
+{
+    fprintf(stderr, "fuzz setup: %s: %s\n", what, err);
+    abort();
+}
+
+static void fa_cleanup(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fa_root);
+    if (fa_root[0] && system(cmd) != 0)
+        fprintf(stderr, "fuzz: could not remove %s\n", fa_root);
+}
+
+static void fa_submit(talon_audit_trail *t, const char *type, const char *actor, bool ok,
+                      const char *data_json)
+{
+    static const char *const roles[] = { "admin", "auditor", NULL };
+    json_t *data = json_loads(data_json, 0, NULL);
+    talon_audit_event ev = {
+        .type = type,
+        .outcome = ok ? TALON_AUDIT_SUCCESS : TALON_AUDIT_FAILURE,
+        .actor_id = actor,
+        .actor_roles = actor ? roles : NULL,
+        .source_ip = "192.0.2.10",
+        .user_agent = "fuzz \"agent\"\n\x1b[0m \xff",
+        .request_id = "4bf92f3577b34da6a3ce929d0e0e4736",
+        .method = "POST",
+        .route = "/users/{id}",
+        .path = "/users/b%C3%A9a",
+        .target_type = "user",
+        .target_id = "bea",
+        .reason = ok ? NULL : "wrong password",
+        .data = data,
+    };
+    if (talon_audit_submit(t, &ev, TALON_AUDIT_SYNC, NULL, NULL) != 0)
+        fa_die("submit", type);
+    json_decref(data);
+}
+
+/* Make the trail: 3 epochs closed by seals, then the shutdown seal. */
+static void fa_setup(void)
+{
+    char err[512] = "", dir[128], state[128], file[160];
+    const char *tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(fa_root, sizeof(fa_root), "%s/talon-fuzz-XXXXXX", tmp);
+    if (mkdtemp(fa_root) == NULL)
+        fa_die("mkdtemp", fa_root);
+    atexit(fa_cleanup);
+    snprintf(dir, sizeof(dir), "%s/trail", fa_root);
+    snprintf(state, sizeof(state), "%s/trail/key.state", fa_root);
+    snprintf(fa_key, sizeof(fa_key), "%s/verify.key", fa_root);
+    snprintf(fa_input, sizeof(fa_input), "%s/audit-00000001.jsonl", fa_root);
+    if (mkdir(dir, 0700) != 0)
+        fa_die("mkdir", dir);
+    if (talon_audit_keygen(fa_key, state, err, sizeof(err)) != 0)
+        fa_die("keygen", err);
+
+    talon_audit_options o;
+    talon_audit_options_init(&o);
+    o.dir = dir;
+    o.state_file = state;
+    o.host = "fuzz-host";
+    o.epoch_seconds = 86400;
+    talon_audit_trail *t;
+    if (talon_audit_open(&t, &o, err, sizeof(err)) != 0)
+        fa_die("open", err);
+    fa_submit(t, "authn_login_success", "alice", true, "{\"password\":\"hunter2\",\"n\":1}");
+    fa_submit(t, "authn_login_fail", NULL, false, "{\"user\":\"mallory\"}");
+    if (talon_audit_seal(t) != 0)
+        fa_die("seal", "epoch 0");
+    fa_submit(t, "user_created", "alice", true, "{\"roles\":[\"auditor\"],\"x\":1.5}");
+    fa_submit(t, "user_deleted", "alice", true, "{}");
+    if (talon_audit_seal(t) != 0)
+        fa_die("seal", "epoch 1");
+    fa_submit(t, "audit_read", "carol", true, "{\"q\":{\"type\":\"authn_*\"}}");
+    talon_audit_close(t);
+
+    snprintf(file, sizeof(file), "%s/audit-00000001.jsonl", dir);
+    int fd = open(file, O_RDONLY);
+    if (fd < 0)
+        fa_die("open trail file", file);
+    fa_original = malloc(1 << 20);
+    ssize_t n = read(fd, fa_original, 1 << 20);
+    close(fd);
+    if (n <= 0)
+        fa_die("read", file);
+    fa_original_len = (size_t)n;
+}
+
+/* Write bytes to the input file. */
+static void fa_write_input(const void *data, size_t size)
+{
+    int fd = open(fa_input, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    FUZZ_CHECK(fd >= 0);
+    FUZZ_CHECK(size == 0 || write(fd, data, size) == (ssize_t)size);
+    close(fd);
+}
+
+/* Verify the input file. Returns the verdict, or -1 when the check could
+ * not run (for example an unreadable file). */
+static int fa_verify(bool with_key, bool open_ok, bool partial, talon_audit_verify_result *res)
+{
+    const char *paths[] = { fa_input };
+    talon_audit_reader *rd;
+    char err[512];
+    if (talon_audit_reader_open(&rd, paths, 1, err, sizeof(err)) != 0)
+        return -1;
+    talon_audit_verify_options vo;
+    talon_audit_verify_options_init(&vo);
+    vo.key_path = with_key ? fa_key : NULL;
+    vo.no_key = !with_key;
+    vo.open = open_ok;
+    vo.partial = partial;
+    vo.threads = 1;
+    memset(res, 0, sizeof(*res));
+    int rc = talon_audit_verify(rd, &vo, res, err, sizeof(err));
+    talon_audit_reader_close(rd);
+    FUZZ_CHECK(rc == 0); /* the key file is there: the check must run */
+    FUZZ_CHECK(res->detail[sizeof(res->detail) - 1] == '\0' || res->detail[0] == '\0' ||
+               memchr(res->detail, '\0', sizeof(res->detail)) != NULL);
+    FUZZ_CHECK(talon_audit_verdict_name(res->verdict) != NULL);
+    return (int)res->verdict;
+}
+
+#endif
