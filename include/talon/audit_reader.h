@@ -194,10 +194,19 @@ typedef void (*talon_audit_skip_fn)(void *ctx, const char *file, uint64_t line, 
  * (>= 0), or a negative errno when fn asked to stop with a negative value. */
 int64_t talon_audit_query(talon_audit_reader *reader, const talon_audit_filter *filter,
                           talon_audit_record_fn fn, void *ctx, uint64_t *skipped);
-/* The same, and skip_fn (may be NULL) hears about each skipped line. */
-int64_t talon_audit_query_with_skips(talon_audit_reader *reader, const talon_audit_filter *filter,
-                                     talon_audit_record_fn fn, void *ctx, uint64_t *skipped,
-                                     talon_audit_skip_fn skip_fn, void *skip_ctx);
+/* Optional callbacks of a query; any may be NULL. */
+typedef struct talon_audit_query_hooks {
+    talon_audit_skip_fn skip;    /* each line that had to be parsed and could not */
+    void *skip_ctx;
+    /* Bytes of the trail scanned so far, now and then (oldest-first queries only). */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
+} talon_audit_query_hooks;
+
+/* talon_audit_query with hooks (may be NULL). */
+int64_t talon_audit_query_hooked(talon_audit_reader *reader, const talon_audit_filter *filter,
+                                 talon_audit_record_fn fn, void *ctx, uint64_t *skipped,
+                                 const talon_audit_query_hooks *hooks);
 
 /* Write a record as one aligned table row (time, seq, type, outcome, actor,
  * source, target, request id) into buf; returns the length written

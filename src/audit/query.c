@@ -245,8 +245,7 @@ typedef struct query_run {
     uint64_t matches;
     uint64_t skipped;
     int stop;           /* the callback's nonzero return */
-    talon_audit_skip_fn skip_fn;
-    void *skip_ctx;
+    const talon_audit_query_hooks *hooks;
     /* newest_first: matching line offsets of the current file */
     size_t *offs;
     uint64_t *lines;
@@ -265,8 +264,8 @@ static void consider(query_run *q, const reader_file *f, const char *line, size_
     char why[160];
     if (talon_audit_record_parse(line, len, &rec, why, sizeof why) != 0) {
         q->skipped++;
-        if (q->skip_fn)
-            q->skip_fn(q->skip_ctx, f->path, lineno, why);
+        if (q->hooks && q->hooks->skip)
+            q->hooks->skip(q->hooks->skip_ctx, f->path, lineno, why);
         return;
     }
     if (!talon_audit_filter_match(q->filter, &rec))
@@ -296,9 +295,10 @@ static void consider(query_run *q, const reader_file *f, const char *line, size_
 }
 
 /* Scan the complete lines in [begin, end) of f, begin being the start of
- * line first_line. */
-static void scan_range(query_run *q, const reader_file *f, size_t begin, size_t end, uint64_t first_line,
-                       const char *needle, size_t nlen)
+ * line first_line. Returns the number of the line that starts at end when
+ * count_all is set (it costs a pass over the bytes without a match). */
+static uint64_t scan_range(query_run *q, const reader_file *f, size_t begin, size_t end, uint64_t first_line,
+                           const char *needle, size_t nlen, bool count_all)
 {
     const char *p = f->data + begin, *stop = f->data + end;
     const char *counted = p; /* newlines before here are in lineno */
@@ -322,6 +322,27 @@ static void scan_range(query_run *q, const reader_file *f, size_t begin, size_t 
         if (q->stop)
             break;
         p = nl + 1;
+    }
+    return count_all ? lineno + count_newlines(counted, stop) : 0;
+}
+
+/* Oldest first: the whole file at once, or in steps with progress reports. */
+static void scan_file_forwards(query_run *q, const reader_file *f, const char *needle, size_t nlen,
+                               uint64_t *done, uint64_t total)
+{
+    if (!q->hooks || !q->hooks->progress) {
+        scan_range(q, f, 0, f->size, 1, needle, nlen, false);
+        return;
+    }
+    size_t begin = 0;
+    uint64_t line = 1;
+    while (begin < f->size && !limit_reached(q)) {
+        size_t end = begin + QUERY_CHUNK * 4 < f->size ? begin + QUERY_CHUNK * 4 : f->size;
+        const char *nl = end < f->size ? memchr(f->data + end, '\n', f->size - end) : NULL;
+        end = nl ? (size_t)(nl - f->data) + 1 : f->size;
+        line = scan_range(q, f, begin, end, line, needle, nlen, true);
+        q->hooks->progress(q->hooks->progress_ctx, *done + end, total);
+        begin = end;
     }
 }
 
@@ -359,7 +380,7 @@ static void scan_file_backwards(query_run *q, const reader_file *f, const char *
         }
         uint64_t first_line = line_after - count_newlines(f->data + start, f->data + end);
         q->noffs = 0;
-        scan_range(q, f, start, end, first_line, needle, nlen);
+        scan_range(q, f, start, end, first_line, needle, nlen, false);
         emit_backwards(q, f);
         end = start;
         line_after = first_line;
@@ -369,16 +390,17 @@ static void scan_file_backwards(query_run *q, const reader_file *f, const char *
 int64_t talon_audit_query(talon_audit_reader *reader, const talon_audit_filter *filter,
                           talon_audit_record_fn fn, void *ctx, uint64_t *skipped)
 {
-    return talon_audit_query_with_skips(reader, filter, fn, ctx, skipped, NULL, NULL);
+    return talon_audit_query_hooked(reader, filter, fn, ctx, skipped, NULL);
 }
 
-int64_t talon_audit_query_with_skips(talon_audit_reader *reader, const talon_audit_filter *filter,
-                                     talon_audit_record_fn fn, void *ctx, uint64_t *skipped,
-                                     talon_audit_skip_fn skip_fn, void *skip_ctx)
+int64_t talon_audit_query_hooked(talon_audit_reader *reader, const talon_audit_filter *filter,
+                                 talon_audit_record_fn fn, void *ctx, uint64_t *skipped,
+                                 const talon_audit_query_hooks *hooks)
 {
-    query_run q = { .filter = filter, .fn = fn, .ctx = ctx, .skip_fn = skip_fn, .skip_ctx = skip_ctx };
+    query_run q = { .filter = filter, .fn = fn, .ctx = ctx, .hooks = hooks };
     char needle[1024];
     size_t nlen = make_needle(filter, needle, sizeof needle);
+    uint64_t done = 0;
 
     for (size_t k = 0; k < reader->nfiles && !limit_reached(&q); k++) {
         size_t i = filter->newest_first ? reader->nfiles - 1 - k : k;
@@ -388,7 +410,8 @@ int64_t talon_audit_query_with_skips(talon_audit_reader *reader, const talon_aud
         if (filter->newest_first)
             scan_file_backwards(&q, f, needle, nlen);
         else
-            scan_range(&q, f, 0, f->size, 1, needle, nlen);
+            scan_file_forwards(&q, f, needle, nlen, &done, reader->total);
+        done += f->size;
     }
     free(q.offs);
     free(q.lines);

@@ -139,9 +139,12 @@ static int open_reader(talon_audit_reader **r, int argc, char **argv, const char
 static void warn_skip(void *ctx, const char *file, uint64_t line, const char *why)
 {
     uint64_t *warned = ctx;
-    if ((*warned)++ < 5)
-        fprintf(stderr, "talon: %s:%llu: skipped a line that is not a valid record: %s\n", file,
-                (unsigned long long)line, why);
+    if ((*warned)++ >= 5)
+        return;
+    if (isatty(STDERR_FILENO))
+        fputs("\r\033[K", stderr); /* start on a clean line if a progress bar is drawn */
+    fprintf(stderr, "talon: %s:%llu: skipped a line that is not a valid record: %s\n", file,
+            (unsigned long long)line, why);
 }
 
 /* ---- query -------------------------------------------------------------- */
@@ -207,8 +210,16 @@ int cli_audit_query(int argc, char **argv)
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
     print_ctx p = { .table = o.table };
     uint64_t skipped = 0, warned = 0;
+    cli_progress progress;
+    cli_progress_start(&progress, "query", talon_audit_reader_total_bytes(reader));
+    talon_audit_query_hooks hooks = { .skip = warn_skip, .skip_ctx = &warned };
+    if (progress.on) {
+        hooks.progress = cli_progress_update;
+        hooks.progress_ctx = &progress;
+    }
     print_header(o.table);
-    int64_t n = talon_audit_query_with_skips(reader, &o.filter, print_record, &p, &skipped, warn_skip, &warned);
+    int64_t n = talon_audit_query_hooked(reader, &o.filter, print_record, &p, &skipped, &hooks);
+    cli_progress_end(&progress);
     rc = CLI_OK;
     if (n < 0) {
         cli_error("audit query: %s", strerror((int)-n));
@@ -539,7 +550,15 @@ int cli_audit_report(int argc, char **argv)
     }
     report r = { json_object(), json_object(), json_object(), json_object(), json_object(), 0, 0, 0, 0, "", "" };
     uint64_t skipped = 0, warned = 0;
-    int64_t n = talon_audit_query_with_skips(reader, &o.filter, report_record, &r, &skipped, warn_skip, &warned);
+    cli_progress progress;
+    cli_progress_start(&progress, "report", talon_audit_reader_total_bytes(reader));
+    talon_audit_query_hooks hooks = { .skip = warn_skip, .skip_ctx = &warned };
+    if (progress.on) {
+        hooks.progress = cli_progress_update;
+        hooks.progress_ctx = &progress;
+    }
+    int64_t n = talon_audit_query_hooked(reader, &o.filter, report_record, &r, &skipped, &hooks);
+    cli_progress_end(&progress);
     rc = n < 0 ? CLI_USAGE : CLI_OK;
     if (o.json_summary) {
         json_t *out = json_pack("{s:I,s:I,s:I,s:I,s:s?,s:s?,s:O,s:O,s:O,s:O,s:O}",

@@ -296,7 +296,8 @@ static void query_prefilter_and_order(void **state)
     s.n = 0;
     uint64_t bad_line = 0;
     talon_audit_filter_init(&f);
-    assert_int_equal(talon_audit_query_with_skips(reader, &f, remember, &s, &skipped, skip_counter, &bad_line), 6);
+    talon_audit_query_hooks hooks = { .skip = skip_counter, .skip_ctx = &bad_line };
+    assert_int_equal(talon_audit_query_hooked(reader, &f, remember, &s, &skipped, &hooks), 6);
     assert_int_equal(skipped, 1);
     assert_int_equal(bad_line, 5);
 
