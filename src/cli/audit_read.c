@@ -89,12 +89,16 @@ static int parse_read_opts(int argc, char **argv, read_opts *o, const char *cmd,
         case OPT_LIMIT: name = "limit"; break;
         case OPT_ORDER: name = "order"; break;
         case OPT_FORMAT:
-            if (strcmp(optarg, "table") == 0)
+            /* query and tail print table or json; report prints text or json. */
+            if (strcmp(optarg, "table") == 0 || strcmp(optarg, "text") == 0) {
                 o->table = true;
-            else if (strcmp(optarg, "json") == 0)
-                o->table = false, o->json_summary = true;
-            else {
-                cli_error("audit %s: invalid --format \"%s\": use json or table", cmd, optarg);
+                o->json_summary = false;
+            } else if (strcmp(optarg, "json") == 0) {
+                o->table = false;
+                o->json_summary = true;
+            } else {
+                cli_error("audit %s: invalid --format \"%s\": use %s", cmd, optarg,
+                          strcmp(cmd, "report") == 0 ? "text or json" : "json or table");
                 return CLI_USAGE;
             }
             break;

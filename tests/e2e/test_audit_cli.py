@@ -92,6 +92,8 @@ def run(tmp):
     expect(["audit", "tail", "-n", "ten", trail], 2, err_has=["ten"])
     expect(["audit", "tail", trail, trail], 2, err_has=["one trail"])
     expect(["audit", "report", os.path.join(tmp, "nowhere")], 2, err_has=["nowhere"])
+    expect(["audit", "report", "--format", "text", trail], 0, out_has=["Events by type"])
+    expect(["audit", "report", "--format", "yaml", trail], 2, err_has=["use text or json"])
     out, _ = expect(["audit", "query", "--type", "nothing_like_this", trail], 0)
     check(out == "", "a query without matches printed %r" % out)
 
