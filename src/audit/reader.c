@@ -20,7 +20,7 @@
 #include <emmintrin.h>
 #endif
 
-#define MAX_DEPTH 64
+#define MAX_DEPTH 512 /* JSON nesting accepted in data; the writer cuts data at 64 levels */
 
 /* ---- Opening ------------------------------------------------------------ */
 

@@ -386,6 +386,8 @@ def parse_record(raw):
         top = json.loads(text, object_pairs_hook=_pairs, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise ValueError("invalid JSON at byte %d: %s" % (e.pos, e.msg))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply")
     if not isinstance(top, list) or [k for k, _ in top] != TOP_KEYS:
         raise ValueError("keys missing or out of order")
     r = dict(top)
