@@ -457,6 +457,8 @@ static void report_usage(FILE *out)
 typedef struct report {
     json_t *by_type, *by_actor, *by_outcome, *failures_by_type, *failed_logins_by_source;
     uint64_t records, seals;
+    uint64_t recoveries;     /* audit_recovered: starts after a crash */
+    uint64_t lost;           /* sum of audit_records_lost data.lost */
     int64_t first_us, last_us;
     char first[32], last[32];
 } report;
@@ -481,6 +483,15 @@ static int report_record(void *ctx, const talon_audit_record *rec)
     r->records++;
     if (talon_audit_str_equals(&rec->type, "audit_epoch_sealed"))
         r->seals++;
+    if (talon_audit_str_equals(&rec->type, "audit_recovered"))
+        r->recoveries++;
+    if (talon_audit_str_equals(&rec->type, "audit_records_lost")) {
+        json_t *data = json_loadb(rec->data, rec->data_len, 0, NULL);
+        json_t *lost = json_object_get(data, "lost");
+        if (json_is_integer(lost) && json_integer_value(lost) > 0)
+            r->lost += (uint64_t)json_integer_value(lost);
+        json_decref(data);
+    }
     if (r->records == 1 || rec->time_us < r->first_us) {
         r->first_us = rec->time_us;
         talon_audit_str_decode(&rec->time, r->first, sizeof r->first);
@@ -552,7 +563,8 @@ int cli_audit_report(int argc, char **argv)
         rc = CLI_USAGE;
         goto out;
     }
-    report r = { json_object(), json_object(), json_object(), json_object(), json_object(), 0, 0, 0, 0, "", "" };
+    report r = { .by_type = json_object(), .by_actor = json_object(), .by_outcome = json_object(),
+                 .failures_by_type = json_object(), .failed_logins_by_source = json_object() };
     uint64_t skipped = 0, warned = 0;
     cli_progress progress;
     cli_progress_start(&progress, "report", talon_audit_reader_total_bytes(reader));
@@ -565,10 +577,11 @@ int cli_audit_report(int argc, char **argv)
     cli_progress_end(&progress);
     rc = n < 0 ? CLI_USAGE : CLI_OK;
     if (o.json_summary) {
-        json_t *out = json_pack("{s:I,s:I,s:I,s:I,s:s?,s:s?,s:O,s:O,s:O,s:O,s:O}",
+        json_t *out = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:s?,s:s?,s:O,s:O,s:O,s:O,s:O}",
                                 "files", (json_int_t)talon_audit_reader_file_count(reader),
                                 "bytes", (json_int_t)talon_audit_reader_total_bytes(reader),
                                 "records", (json_int_t)r.records, "skipped_lines", (json_int_t)skipped,
+                                "recoveries", (json_int_t)r.recoveries, "lost_records", (json_int_t)r.lost,
                                 "first_time", r.records ? r.first : NULL, "last_time", r.records ? r.last : NULL,
                                 "by_type", r.by_type, "by_actor", r.by_actor, "by_outcome", r.by_outcome,
                                 "failures_by_type", r.failures_by_type,
@@ -588,6 +601,8 @@ int cli_audit_report(int argc, char **argv)
                (long long)(f ? json_integer_value(f) : 0));
         if (skipped)
             printf("Skipped lines:   %llu (not valid records)\n", (unsigned long long)skipped);
+        printf("Recoveries:      %llu (audit_recovered: starts after a crash)\n", (unsigned long long)r.recoveries);
+        printf("Lost records:    %llu (audit_records_lost, under fail_open)\n", (unsigned long long)r.lost);
         print_table("Events by type", "type", r.by_type);
         print_table("Events by actor", "actor", r.by_actor);
         print_table("Events by outcome", "outcome", r.by_outcome);
