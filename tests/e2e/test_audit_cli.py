@@ -3,6 +3,7 @@
 subcommands: help for every subcommand, usage errors exit 2 and name the
 value, keygen writes 0600 files and never overwrites, and a malformed line
 is reported as FILE:LINE."""
+import json
 import os
 import shutil
 import subprocess
@@ -71,8 +72,16 @@ def run(tmp):
     w = ref.Writer(trail, state)
     w.record("sys_startup", actor=("system", []))
     ref.demo_records(w, 30, 0, 10)
+    w.record("audit_records_lost", "failure", actor=("system", []), reason="records were not written to the trail",
+             data={"lost": 3})
+    w.record("audit_recovered", actor=("system", []),
+             data={"torn_bytes": 12, "torn_file": "audit-00000001.jsonl.torn-1", "last_seq": 33})
     w.close()
-    expect(["audit", "verify", "--key", key, trail], 0, out_has=["intact: 36 records"])
+    expect(["audit", "verify", "--key", key, trail], 0, out_has=["intact: 38 records"])
+    out, _ = expect(["audit", "report", "--format", "json", trail], 0)
+    rep = json.loads(out)
+    check(rep["lost_records"] == 3, "report lost_records: %r" % rep["lost_records"])
+    check(rep["recoveries"] == 1, "report recoveries: %r" % rep["recoveries"])
 
     # verify usage and I/O errors: exit 2, naming the value.
     expect(["audit", "verify", trail], 2, err_has=["--key FILE", "--no-key"])
@@ -107,7 +116,7 @@ def run(tmp):
     out, _ = expect(["audit", "verify", "--key", key, trail], 1,
                     out_has=["NOT INTACT: %s:7: seq 7: malformed: record does not parse: at byte" % f1])
     out, err = expect(["audit", "query", trail], 0, err_has=["%s:7: skipped a line that is not a valid record" % f1])
-    check(len(out.splitlines()) == 35, "query printed %d records, expected 35" % len(out.splitlines()))
+    check(len(out.splitlines()) == 37, "query printed %d records, expected 37" % len(out.splitlines()))
 
 
 if __name__ == "__main__":
