@@ -349,7 +349,24 @@ def cases(root):
     expect("oldest file removed --partial", t, "intact", None, 0, 0, key, extra=("--partial",),
            no_key_too=("intact", None, 0, 0))
 
-    # 12. The wrong verification key.
+    # 12. Epochs with no records but their seal (an interval seal right before a rotation seal).
+    empty, ekey, _ = make_trail(root, "empty-epochs", records=120, rotate=40, epoch=20)
+    zero_count = [json.loads(b) for p in ref.list_files([empty]) for b in lines_of(p)
+                  if json.loads(b)["type"] == ref.SEAL_TYPE and json.loads(b)["data"]["count"] == 0]
+    check(zero_count, "no seal with count 0 in the empty-epochs trail")
+    expect("epochs with only a seal", empty, "intact", None, 0, 0, ekey, no_key_too=("intact", None, 0, 0))
+    t = copy(empty, root, "empty-epochs-bad-seal")
+    fz = os.path.join(t, f(1))
+    ls = lines_of(fz)
+    i = len(ls) - 1
+    check(json.loads(ls[i])["data"]["count"] == 0, "file 1 does not end with an empty epoch's seal")
+    ls[i] = ls[i].replace(b'"count":0,', b'"count":1,', 1)
+    write_lines(fz, ls)
+    s = json.loads(ls[i])["seq"]
+    expect("seal with a wrong count", t, "modified", f(1), i + 1, s, ekey,
+           no_key_too=("bad seal", f(1), i + 1, s))
+
+    # 13. The wrong verification key.
     expect("another trail's key", trail, "spliced", f(1), 1, 1, os.path.join(root, "b.key"))
 
 
