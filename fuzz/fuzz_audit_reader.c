@@ -97,7 +97,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     talon_audit_verify_result res;
     bool original = size == fa_original_len && memcmp(data, fa_original, size) == 0;
-    for (int mode = 0; mode < 4; mode++) {
+    /* Strict, and the most lenient mode (--open --partial). */
+    for (int mode = 0; mode < 4; mode += 3) {
         int verdict = fa_verify(true, mode & 1, mode & 2, &res);
         if (verdict == TALON_AUDIT_INTACT && res.records > 0)
             FUZZ_CHECK(original || mode != 0);
@@ -107,7 +108,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         }
     }
-    fa_verify(false, false, false, &res);
-    fa_verify(false, true, true, &res);
+    fa_verify(false, size & 8, size & 16, &res);
     return 0;
 }
