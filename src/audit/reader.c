@@ -55,9 +55,10 @@ static int add_file(talon_audit_reader *r, const char *path, char *err, size_t e
     }
     const char *data = NULL;
     if (st.st_size > 0) {
-        /* NOTE: a file cut shorter while mapped (crash recovery moving a torn
-         * tail aside) makes reads past its new end raise SIGBUS; the writer
-         * only cuts at startup, before it appends. */
+        /* NOTE: a file cut shorter while mapped makes reads of whole pages
+         * past its new end raise SIGBUS. The writer cuts the active file only
+         * at startup (crash recovery) and right after a failed write, so a
+         * reader is exposed only while one of those happens during its read. */
         data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (data == MAP_FAILED) {
             int e = errno;
