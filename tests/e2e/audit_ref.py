@@ -394,8 +394,8 @@ def parse_record(raw):
     if r["v"] != 1 or raw[:6] != b'{"v":1':
         raise ValueError("not format version 1")
     for k in ("seq", "epoch"):
-        if type(r[k]) is not int or r[k] < 0:
-            raise ValueError("%s is not a non-negative integer" % k)
+        if type(r[k]) is not int or not 0 <= r[k] < 1 << 64:
+            raise ValueError("%s is not an integer from 0 to 2^64-1" % k)
     m = TIME_RE.match(r["time"]) if isinstance(r["time"], str) else None
     # Field ranges as RFC 3339 section 5.6 gives them (second 60: a leap second).
     if not m or not (1 <= int(m.group(1)) <= 12 and 1 <= int(m.group(2)) <= 31 and int(m.group(3)) <= 23
