@@ -290,8 +290,9 @@ static void checker_detects_tampering(void **state)
     char *orig = test_read_file(path, &len);
 
     /* Modified byte. */
-    char *copy = malloc(len);
+    char *copy = malloc(len + 1);
     memcpy(copy, orig, len);
+    copy[len] = '\0'; /* strstr needs the terminator */
     *strstr(copy, "alice") = 'A';
     FILE *f = fopen(path, "wb");
     fwrite(copy, 1, len, f);
