@@ -501,7 +501,8 @@ int demo_auth_setup(talon_app *app, char *err, size_t errlen)
 void demo_auth_teardown(void)
 {
     pthread_mutex_lock(&auth_lock);
-    OPENSSL_cleanse(sessions, SESSIONS_MAX * sizeof(*sessions));
+    if (sessions != NULL) /* NULL when setup did not run or failed */
+        OPENSSL_cleanse(sessions, SESSIONS_MAX * sizeof(*sessions));
     free(sessions);
     sessions = NULL;
     nsessions = 0;
