@@ -326,8 +326,10 @@ static void audit_on_get(talon_req *req, talon_resp *resp, void *ctx)
 
     talon_audit_reader *reader = NULL;
     const char *paths[] = { demo_state.trail_dir };
+    talon_audit_pin_files(demo_state.trail);
     rc = talon_audit_reader_open(&reader, paths, 1, err, sizeof(err));
     if (rc < 0) {
+        talon_audit_unpin_files(demo_state.trail);
         talon_log_error(talon_logger_get("app"), "GET /audit: %s", err);
         audit_read_failed(req, resp, 500, "the audit trail cannot be read; see the server log",
                           filters);
@@ -337,6 +339,7 @@ static void audit_on_get(talon_req *req, talon_resp *resp, void *ctx)
     uint64_t skipped = 0;
     talon_audit_query(reader, &filter, collect_record, &page, &skipped);
     talon_audit_reader_close(reader);
+    talon_audit_unpin_files(demo_state.trail);
 
     json_t *data = json_pack("{s:O,s:I}", "filters", filters, "returned",
                              (json_int_t)json_array_size(page.records));

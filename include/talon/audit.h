@@ -123,6 +123,13 @@ int talon_audit_seal(talon_audit_trail *trail);
 /* Rotate to a new file now (seals the epoch first). */
 int talon_audit_rotate(talon_audit_trail *trail);
 
+/* Keep the writer from cutting the active file back (it does so after a
+ * failed write) while this process reads the trail through
+ * talon_audit_reader_open(), whose mapped pages past a cut would raise
+ * SIGBUS. Pair each call with talon_audit_unpin_files(); keep the pin short. */
+void talon_audit_pin_files(talon_audit_trail *trail);
+void talon_audit_unpin_files(talon_audit_trail *trail);
+
 /* True when a JSON key or field name is one the trail redacts. */
 bool talon_audit_is_secret_key(const talon_audit_trail *trail, const char *key);
 

@@ -62,6 +62,7 @@ static void trail_free(talon_audit_trail *t)
     pthread_mutex_destroy(&t->mutex);
     pthread_cond_destroy(&t->wake);
     pthread_cond_destroy(&t->control);
+    pthread_rwlock_destroy(&t->pin);
     free(t->dir);
     free(t->state_path);
     free(t->host);
@@ -74,6 +75,8 @@ static int init_sync(talon_audit_trail *t)
     pthread_condattr_t attr;
 
     if (pthread_mutex_init(&t->mutex, NULL) != 0)
+        return -ENOMEM;
+    if (pthread_rwlock_init(&t->pin, NULL) != 0)
         return -ENOMEM;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -447,4 +450,14 @@ void talon_audit_get_stats(const talon_audit_trail *trail, talon_audit_stats *ou
     out->rejected = atomic_load(&t->st_rejected);
     out->last_seq = atomic_load(&t->st_last_seq);
     out->epoch = atomic_load(&t->st_epoch);
+}
+
+void talon_audit_pin_files(talon_audit_trail *trail)
+{
+    pthread_rwlock_rdlock(&trail->pin);
+}
+
+void talon_audit_unpin_files(talon_audit_trail *trail)
+{
+    pthread_rwlock_unlock(&trail->pin);
 }

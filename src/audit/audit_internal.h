@@ -161,6 +161,7 @@ struct talon_audit_trail {
     pthread_mutex_t mutex;
     pthread_cond_t wake;      /* CLOCK_MONOTONIC: work arrived or stop */
     pthread_cond_t control;   /* a control item finished */
+    pthread_rwlock_t pin;     /* readers in this process hold it shared; a cut takes it exclusive */
     audit_item *head;
     audit_item *tail;
     atomic_size_t queued;     /* records in the queue; changed under mutex only */

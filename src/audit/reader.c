@@ -57,8 +57,9 @@ static int add_file(talon_audit_reader *r, const char *path, char *err, size_t e
     if (st.st_size > 0) {
         /* NOTE: a file cut shorter while mapped makes reads of whole pages
          * past its new end raise SIGBUS. The writer cuts the active file only
-         * at startup (crash recovery) and right after a failed write, so a
-         * reader is exposed only while one of those happens during its read. */
+         * at startup (crash recovery) and right after a failed write. Readers
+         * inside the server avoid it with talon_audit_pin_files(); a reader
+         * in another process (the CLI) is still exposed during such a cut. */
         data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (data == MAP_FAILED) {
             int e = errno;

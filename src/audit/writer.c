@@ -169,9 +169,15 @@ static void mark_unhealthy(talon_audit_trail *t, int err)
 /* Cut the file back to the last complete record after a failed write. */
 static int truncate_to_good(talon_audit_trail *t)
 {
+    int rc = 0;
+
+    /* Wait for readers of this process that map the file: touching a page
+     * past the new end would raise SIGBUS in them. */
+    pthread_rwlock_wrlock(&t->pin);
     if (ftruncate(t->fd, (off_t)t->file_size) < 0)
-        return -errno;
-    return 0;
+        rc = -errno;
+    pthread_rwlock_unlock(&t->pin);
+    return rc;
 }
 
 /* Write the batch buffer and, when durable, fdatasync it. On failure the
