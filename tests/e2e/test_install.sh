@@ -35,7 +35,7 @@ pkg-config --exists talon || fail "pkg-config does not find talon.pc in $libdir/
 # The README's first app, taken from the README itself so the two cannot drift.
 awk '/^```c$/ {inside=1; next} /^```$/ {if (inside) exit} inside' "$source/README.md" > "$work/app.c"
 grep -q talon_app_serve "$work/app.c" || fail "no C example found in README.md"
-# Listen on a port the kernel picks: replace the default options' listen address.
+# Make the example listen on the free port picked below (APP_LISTEN).
 sed -i 's|talon_server_options_init(&opts);|talon_server_options_init(\&opts); opts.listen = getenv("APP_LISTEN");|' "$work/app.c"
 sed -i '1i #include <stdlib.h>' "$work/app.c"
 
