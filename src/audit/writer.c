@@ -282,6 +282,11 @@ int audit_seal_epoch(talon_audit_trail *t, const char *cause)
     rc = audit_write_system_record(t, "audit_epoch_sealed", TALON_AUDIT_SUCCESS, NULL, data);
     if (rc < 0)
         return rc;
+    /* The seal's own hash, logged below: a copy kept off this machine (the
+     * app log forwarded to syslog) witnesses that the trail reached it. */
+    char seal_hash[AUDIT_HEX_HASH_LEN + 1];
+    audit_hex(seal_hash, t->prev, AUDIT_HASH_LEN);
+    seal_hash[AUDIT_HEX_HASH_LEN] = '\0';
 
     /* The seal is durable: move to the next key and forget this one. */
     rc = audit_key_evolve(t->key);
@@ -311,8 +316,9 @@ int audit_seal_epoch(talon_audit_trail *t, const char *cause)
                         t->state_path, t->epoch, strerror(-rc));
         return rc;
     }
-    talon_log_info(t->log, "audit trail: sealed epoch %" PRIu64 " (%s, %" PRIu64 " records), "
-                   "now in epoch %" PRIu64, t->epoch - 1, cause, count, t->epoch);
+    talon_log_info(t->log, "audit trail: sealed epoch %" PRIu64 " (%s, %" PRIu64 " records) "
+                   "with seq %" PRIu64 " hash %s, now in epoch %" PRIu64,
+                   t->epoch - 1, cause, count, seal_seq, seal_hash, t->epoch);
     return 0;
 }
 
