@@ -24,8 +24,11 @@
 
 /* The demo's policy when the configuration has no [audit.policy] rules.
  * Every change is recorded with its redacted request body and held until
- * durable. Reads are recorded as metadata without waiting. */
+ * durable. Reads are recorded as metadata without waiting, except the health
+ * check and the greeting, which touch no data. */
 static const char *const default_rules[] = {
+    "GET,HEAD /health none",
+    "GET,HEAD /hello none",
     "POST /login request_response sync",
     "POST /logout metadata sync",
     "GET /audit metadata sync",
