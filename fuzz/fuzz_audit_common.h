@@ -23,9 +23,9 @@ static char fa_input[128];    /* where each input is written */
 static char *fa_original;     /* bytes of the trail the writer made */
 static size_t fa_original_len;
 
-static void fa_die(const char *what, const char *err)
+static void fa_die(const char *step, const char *err)
 {
-    fprintf(stderr, "fuzz setup: %s: %s\n", what, err);
+    fprintf(stderr, "fuzz setup: %s: %s\n", step, err);
     abort();
 }
 

@@ -13,7 +13,7 @@
  * - the request id is 1..64 printable bytes without space, quote or
  *   backslash; a trace id is 32 lowercase hex digits;
  * - the client address is the peer or a parseable IP address;
- * - the pipeline answers a status in 100..599; 405 carries Allow; a
+ * - the pipeline sets a status in 100..599, 405 carries Allow, and a
  *   target the parser flagged gets 400. */
 #include <arpa/inet.h>
 #include <stdbool.h>
