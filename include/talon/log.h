@@ -104,6 +104,21 @@ int talon_sink_open_file(talon_sink **out, const char *path,
 /* Sinks for containers: stdout and stderr (still buffered by the writer). */
 int talon_sink_open_stdout(talon_sink **out, const talon_sink_options *opts);
 int talon_sink_open_stderr(talon_sink **out, const talon_sink_options *opts);
+/* Open a syslog sink: records go to a syslog server as RFC 5424 messages,
+ * written by the writer thread like every other sink. url is
+ *   syslog:///dev/log              unix datagram socket (the local daemon)
+ *   syslog://HOST[:PORT]           UDP, one message per datagram (RFC 5426)
+ *   syslog+udp://HOST[:PORT]       the same
+ *   syslog+tcp://HOST[:PORT]       TCP with octet-counting framing (RFC 6587)
+ * HOST is a name, an IPv4 address or [IPv6]; PORT defaults to 514. The
+ * sink is opened even when the server is not reachable yet: the writer
+ * connects again with backoff, and buffered records wait within
+ * max_buffered. Returns 0 or a negative errno (bad URL, unknown host) with
+ * err naming the URL. talon_sink_open_file() calls this for such a path. */
+int talon_sink_open_syslog(talon_sink **out, const char *url, const talon_sink_options *opts,
+                           char *err, size_t errlen);
+/* True when path names a syslog sink ("syslog:" or "syslog+tcp:" ...). */
+bool talon_sink_path_is_syslog(const char *path);
 /* Look up a sink by path ("-" or "stderr", "stdout"); NULL if not open. */
 talon_sink *talon_sink_find(const char *path);
 /* Records dropped by this sink's overflow policy or write errors, so far. */
@@ -118,6 +133,28 @@ int talon_sink_flush(talon_sink *sink);
  * variable. */
 talon_log_format *talon_log_format_compile(const char *spec, char *err, size_t errlen);
 void talon_log_format_free(talon_log_format *fmt);
+
+/* Header values of the "rfc5424" syslog format. */
+typedef struct talon_rfc5424_options {
+    int facility;           /* 0-23 (user = 1, local0 = 16); default 1 */
+    const char *hostname;   /* NULL: gethostname() */
+    const char *app_name;   /* NULL: the program name */
+    const char *procid;     /* NULL: the process id when compiled */
+    const char *sd_id;      /* SD-ID of the fields; NULL: "talon@32473" */
+} talon_rfc5424_options;
+
+void talon_rfc5424_options_init(talon_rfc5424_options *opts);
+/* Compile the "rfc5424" format with these header values: each record
+ * becomes "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD-ID k="v" ...]
+ * MSG\n", with MSGID the logger name and one SD-PARAM per field.
+ * talon_log_format_compile("rfc5424") uses the defaults. Returns NULL with
+ * err set on a facility out of range or a header value that RFC 5424 does
+ * not allow (empty, longer than its limit, or not printable ASCII). */
+talon_log_format *talon_log_format_compile_rfc5424(const talon_rfc5424_options *opts,
+                                                   char *err, size_t errlen);
+/* Parse a facility name ("kern", "user", "daemon", "auth", "authpriv",
+ * "local0".."local7", ...) or number 0-23. Returns 0 or -EINVAL. */
+int talon_syslog_facility_parse(const char *name, int *out);
 /* Format one record as exactly one line ending in '\n' into buf. Returns the
  * line length; when it exceeds cap, nothing past cap is written and the
  * caller retries with a larger buffer. */
@@ -187,6 +224,11 @@ size_t talon_escape_text(char *dst, size_t cap, const char *src, size_t len);
 /* JSON string contents (no quotes): '"', '\\', bytes < 0x20 and 0x7f become
  * \" \\ \n \r \t or \u00XX; each byte of invalid UTF-8 becomes \u00XX. */
 size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len);
+/* RFC 5424 PARAM-VALUE contents (no quotes): '"', '\\' and ']' become \" \\
+ * and \], as the RFC requires; bytes < 0x20, 0x7f and each byte of invalid
+ * UTF-8 become the four characters \xHH, written with the backslash escaped
+ * (\\xHH), so the value a receiver decodes reads \xHH. */
+size_t talon_escape_sd_value(char *dst, size_t cap, const char *src, size_t len);
 
 #ifdef __cplusplus
 }

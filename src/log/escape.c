@@ -172,3 +172,47 @@ size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len)
     }
     return pos;
 }
+
+size_t talon_escape_sd_value(char *dst, size_t cap, const char *src, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t pos = 0, i = 0;
+
+    while (i < len) {
+        size_t run = i + safe_run(s + i, len - i);
+
+        /* safe_run() lets ']' through: it ends a PARAM-VALUE's SD-ELEMENT. */
+        while (i < run) {
+            const unsigned char *bracket = memchr(s + i, ']', run - i);
+            size_t end = bracket ? (size_t)(bracket - s) : run;
+
+            emit(dst, cap, &pos, s + i, end - i);
+            i = end;
+            if (bracket) {
+                emit(dst, cap, &pos, "\\]", 2);
+                i++;
+            }
+        }
+        if (i == len)
+            break;
+
+        size_t seq = utf8_sequence_length(s + i, len - i);
+        if (seq) {
+            emit(dst, cap, &pos, s + i, seq);
+            i += seq;
+            continue;
+        }
+
+        unsigned char c = s[i++];
+        if (c == '"') {
+            emit(dst, cap, &pos, "\\\"", 2);
+        } else if (c == '\\') {
+            emit(dst, cap, &pos, "\\\\", 2);
+        } else {
+            char esc[5] = { '\\', '\\', 'x', hex_digits[c >> 4], hex_digits[c & 0xf] };
+
+            emit(dst, cap, &pos, esc, sizeof(esc));
+        }
+    }
+    return pos;
+}

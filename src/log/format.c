@@ -669,6 +669,8 @@ size_t talon_log_format_record(const talon_log_format *fmt, const talon_log_reco
     case FORMAT_LOGFMT:
         format_logfmt(&o, rec);
         break;
+    case FORMAT_RFC5424:
+        return log_format_rfc5424(fmt, rec, buf, cap);
     case FORMAT_OPS:
         for (size_t i = 0; i < fmt->nops; i++)
             run_op(&o, &fmt->ops[i], rec, fmt->escape);

@@ -221,7 +221,7 @@ talon_log_format *talon_log_format_compile(const char *spec, char *err, size_t e
 
     if (!spec || !spec[0]) {
         set_error(err, errlen, "log format is empty; use text, json, logfmt, combined, "
-                  "common or a string with $variables");
+                  "common, rfc5424 or a string with $variables");
         return NULL;
     }
     fmt = calloc(1, sizeof(*fmt));
@@ -242,6 +242,10 @@ talon_log_format *talon_log_format_compile(const char *spec, char *err, size_t e
     if (strcmp(spec, "logfmt") == 0) {
         fmt->kind = FORMAT_LOGFMT;
         return fmt;
+    }
+    if (strcmp(spec, "rfc5424") == 0) {
+        free(fmt);
+        return talon_log_format_compile_rfc5424(NULL, err, errlen);
     }
 
     fmt->kind = FORMAT_OPS;
@@ -270,7 +274,7 @@ talon_log_format *talon_log_format_compile(const char *spec, char *err, size_t e
         }
         if (!strchr(spec + skip, '$')) {
             set_error(err, errlen, "log format: unknown format name \"%.64s\"; use text, json, "
-                      "logfmt, combined, common or a string with $variables", spec);
+                      "logfmt, combined, common, rfc5424 or a string with $variables", spec);
             goto err;
         }
         body = spec + skip;
@@ -299,5 +303,7 @@ void talon_log_format_free(talon_log_format *fmt)
         return;
     free(fmt->ops);
     free(fmt->spec);
+    free(fmt->syslog_header);
+    free(fmt->sd_id);
     free(fmt);
 }

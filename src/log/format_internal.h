@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 
+#include "talon/log.h"
+
 /* The ECS version whose field names the "json" format follows. */
 #define TALON_ECS_VERSION "8.11.0"
 
@@ -12,7 +14,8 @@ typedef enum format_kind {
     FORMAT_TEXT = 0, /* time LEVEL logger message key=value ... */
     FORMAT_JSON,     /* ECS JSON lines */
     FORMAT_LOGFMT,   /* time=... level=... logger=... msg=... key=value */
-    FORMAT_OPS       /* "combined", "common" and custom strings */
+    FORMAT_OPS,      /* "combined", "common" and custom strings */
+    FORMAT_RFC5424   /* syslog messages (format_rfc5424.c) */
 } format_kind;
 
 typedef enum op_kind {
@@ -46,6 +49,15 @@ struct talon_log_format {
     format_op *ops;
     size_t nops;
     char *spec;       /* owned copy; literals and keys point into it */
+    /* FORMAT_RFC5424 only. */
+    int facility;
+    char *syslog_header; /* " HOSTNAME APP-NAME PROCID " after the timestamp */
+    char *sd_id;
 };
+
+/* Format rec as one RFC 5424 message ending in '\n' (format_rfc5424.c);
+ * same contract as talon_log_format_record(). */
+size_t log_format_rfc5424(const talon_log_format *fmt, const talon_log_record *rec,
+                          char *buf, size_t cap);
 
 #endif

@@ -25,6 +25,10 @@ typedef struct log_sink_spec {
     talon_log_format *fmt;     /* NULL until set */
     char *fmt_spec;
     talon_sink_options opts;
+    /* Header values of the rfc5424 format; syslog_key names one that was set. */
+    talon_rfc5424_options syslog;
+    const char *syslog_key;
+    char *app_name, *hostname, *sd_id;
 } log_sink_spec;
 
 static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -40,6 +44,9 @@ static void spec_free(log_sink_spec *s)
     free(s->logger);
     free(s->file);
     free(s->fmt_spec);
+    free(s->app_name);
+    free(s->hostname);
+    free(s->sd_id);
     talon_log_format_free(s->fmt);
     free(s);
 }
@@ -77,6 +84,7 @@ static log_sink_spec *spec_get(const char *section)
     }
     s->level = TALON_LOG_INFO;
     talon_sink_options_init(&s->opts);
+    talon_rfc5424_options_init(&s->syslog);
     *tail = s; /* keep file order, so sinks attach in the order written */
     return s;
 }
@@ -109,6 +117,53 @@ static int set_uint(const char *value, unsigned long long max, unsigned *out, co
     return 0;
 }
 
+/* facility, app_name, hostname, sd_id: header values of the rfc5424
+ * format, checked here so that errors carry the file and line. */
+static int set_syslog_key(log_sink_spec *s, const char *key, const char *value, char *err,
+                          size_t errlen)
+{
+    talon_rfc5424_options probe;
+    char **slot = NULL;
+
+    talon_rfc5424_options_init(&probe);
+    if (strcmp(key, "facility") == 0) {
+        if (talon_syslog_facility_parse(value, &s->syslog.facility) < 0) {
+            snprintf(err, errlen, "invalid value '%s'; expected kern, user, mail, daemon, auth, "
+                     "syslog, lpr, news, uucp, cron, authpriv, ftp, ntp, security, console, "
+                     "clock, local0 ... local7, or a number from 0 to 23", value);
+            return -EINVAL;
+        }
+        s->syslog_key = "facility";
+        return 0;
+    }
+    if (strcmp(key, "app_name") == 0) {
+        probe.app_name = value;
+        slot = &s->app_name;
+    } else if (strcmp(key, "hostname") == 0) {
+        probe.hostname = value;
+        slot = &s->hostname;
+    } else {
+        probe.sd_id = value;
+        slot = &s->sd_id;
+    }
+    char ferr[256];
+    talon_log_format *fmt = talon_log_format_compile_rfc5424(&probe, ferr, sizeof(ferr));
+    if (!fmt) {
+        snprintf(err, errlen, "%s", ferr);
+        return -EINVAL;
+    }
+    talon_log_format_free(fmt);
+    free(*slot);
+    *slot = strdup(value);
+    if (!*slot)
+        return -ENOMEM;
+    s->syslog.app_name = s->app_name;
+    s->syslog.hostname = s->hostname;
+    s->syslog.sd_id = s->sd_id;
+    s->syslog_key = strcmp(key, "app_name") == 0 ? "app_name" : strcmp(key, "hostname") == 0 ? "hostname" : "sd_id";
+    return 0;
+}
+
 static int spec_set(log_sink_spec *s, const char *key, const char *value, char *err, size_t errlen)
 {
     talon_sink_options *o = &s->opts;
@@ -123,8 +178,8 @@ static int spec_set(log_sink_spec *s, const char *key, const char *value, char *
         char ferr[256];
         talon_log_format *fmt = talon_log_format_compile(value, ferr, sizeof(ferr));
         if (!fmt) {
-            snprintf(err, errlen, "invalid value '%s': %s; expected text, json, logfmt, combined "
-                     "or a format string with $variables", value, ferr);
+            snprintf(err, errlen, "invalid value '%s': %s; expected text, json, logfmt, combined, "
+                     "rfc5424 or a format string with $variables", value, ferr);
             return -EINVAL;
         }
         talon_log_format_free(s->fmt);
@@ -133,10 +188,25 @@ static int spec_set(log_sink_spec *s, const char *key, const char *value, char *
         s->fmt_spec = strdup(value);
         return 0;
     }
+    if (strcmp(key, "facility") == 0 || strcmp(key, "app_name") == 0 ||
+        strcmp(key, "hostname") == 0 || strcmp(key, "sd_id") == 0)
+        return set_syslog_key(s, key, value, err, errlen);
     if (strcmp(key, "file") == 0) {
         if (!*value) {
-            snprintf(err, errlen, "empty value; expected a file path, - (stderr) or stdout");
+            snprintf(err, errlen, "empty value; expected a file path, - (stderr), stdout or a "
+                     "syslog URL (syslog:///dev/log, syslog://HOST:PORT, syslog+tcp://HOST:PORT)");
             return -EINVAL;
+        }
+        if (talon_sink_path_is_syslog(value)) {
+            /* Parse now, so a bad URL is reported with its line. */
+            char perr[512] = "";
+            log_syslog *probe = NULL;
+            int rc = log_syslog_parse(value, &probe, perr, sizeof(perr));
+            if (rc < 0) {
+                snprintf(err, errlen, "%s", perr);
+                return rc;
+            }
+            log_syslog_free(probe);
         }
         free(s->file);
         s->file = strdup(value);
@@ -206,7 +276,7 @@ static int spec_set(log_sink_spec *s, const char *key, const char *value, char *
     }
     snprintf(err, errlen, "unknown key; expected level, format, file, mode, buffer_size, "
              "max_buffered, flush_interval_ms, overflow, rotate_size, rotate_interval, "
-             "rotate_keep or rotate_gzip");
+             "rotate_keep, rotate_gzip, facility, app_name, hostname or sd_id");
     return -EINVAL;
 }
 
@@ -234,6 +304,41 @@ int talon_log_config_set(const char *section, const char *key, const char *value
 static const char *default_format_name(const char *logger)
 {
     return strcmp(logger, "access") == 0 ? "combined" : "text";
+}
+
+/* A syslog URL takes the rfc5424 format (its default), and the rfc5424
+ * keys need that format; compile it with the section's header values. */
+static int syslog_spec_check(log_sink_spec *s, char *err, size_t errlen)
+{
+    bool to_syslog = talon_sink_path_is_syslog(s->file);
+    bool rfc5424 = s->fmt_spec ? strcmp(s->fmt_spec, "rfc5424") == 0 : to_syslog;
+
+    if (to_syslog && !rfc5424) {
+        snprintf(err, errlen, "[%s] format: invalid value '%s' for a syslog sink; expected rfc5424 "
+                 "(the default for syslog URLs)", s->section, s->fmt_spec);
+        return -EINVAL;
+    }
+    if (s->syslog_key && !rfc5424) {
+        snprintf(err, errlen, "[%s] %s: applies to the rfc5424 format only; set file to a syslog "
+                 "URL or format = rfc5424", s->section, s->syslog_key);
+        return -EINVAL;
+    }
+    if (to_syslog && (s->opts.rotate_size || s->opts.rotate_interval_s)) {
+        snprintf(err, errlen, "[%s] %s: a syslog sink does not rotate; remove the key",
+                 s->section, s->opts.rotate_size ? "rotate_size" : "rotate_interval");
+        return -EINVAL;
+    }
+    if (!rfc5424)
+        return 0;
+    char ferr[256];
+    talon_log_format *fmt = talon_log_format_compile_rfc5424(&s->syslog, ferr, sizeof(ferr));
+    if (!fmt) {
+        snprintf(err, errlen, "[%s] format: %s", s->section, ferr);
+        return -EINVAL;
+    }
+    talon_log_format_free(s->fmt);
+    s->fmt = fmt;
+    return 0;
 }
 
 static int keep_format(talon_log_format *fmt)
@@ -276,6 +381,9 @@ int talon_log_config_apply(char *err, size_t errlen)
             rc = -EINVAL;
             goto out;
         }
+        rc = syslog_spec_check(s, err, errlen);
+        if (rc < 0)
+            goto out;
         if (!s->fmt) {
             char ferr[256];
             s->fmt = talon_log_format_compile(default_format_name(s->logger), ferr, sizeof(ferr));

@@ -32,12 +32,14 @@ typedef struct log_chunk {
     char data[];
 } log_chunk;
 
-typedef enum { SINK_FILE, SINK_STDOUT, SINK_STDERR } log_sink_kind;
+typedef enum { SINK_FILE, SINK_STDOUT, SINK_STDERR, SINK_SYSLOG } log_sink_kind;
+
+typedef struct log_syslog log_syslog;
 
 struct talon_sink {
     struct talon_sink *next; /* registry list; immutable once published */
     log_sink_kind kind;
-    char *path;              /* file path, or "stdout" / "stderr" */
+    char *path;              /* file path, "stdout" / "stderr", or a syslog URL */
     talon_sink_options opts;
 
     /* Guarded by lock: the buffers and their accounting. */
@@ -58,6 +60,7 @@ struct talon_sink {
     atomic_int gzip_pending;      /* rotated files of this sink being compressed */
 
     /* Writer thread only (and the opener before the sink is published). */
+    log_syslog *syslog;      /* SINK_SYSLOG: address and socket (syslog.c) */
     int fd;
     dev_t dev;
     ino_t ino;
@@ -85,6 +88,20 @@ void log_sink_count_drop(talon_sink *sink);
 int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, ino_t *ino,
                      uint64_t *size, char *err, size_t errlen);
 void log_sink_free_all(void);
+
+/* Syslog transport (syslog.c). */
+int log_syslog_parse(const char *url, log_syslog **out, char *err, size_t errlen);
+void log_syslog_free(log_syslog *sl);
+/* First connection attempt, before the sink is published; a failure is
+ * logged and retried by the writer. */
+void log_syslog_connect_at_open(talon_sink *s);
+/* The bytes to store before a line of len bytes (its first *body bytes are
+ * stored): "LENGTH " for TCP, nothing for datagrams. Returns the prefix
+ * length. */
+size_t log_syslog_frame_prefix(const talon_sink *s, size_t len, char prefix[24], size_t *body);
+/* Send batch from byte *off; writer thread only. Same contract as a file
+ * write: 0, or a negative errno with *off at the first byte not sent. */
+int log_syslog_write(talon_sink *s, log_chunk *batch, size_t *off);
 
 /* Writer thread (writer.c). */
 int log_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);

@@ -197,6 +197,7 @@ static void sink_destroy(talon_sink *s)
 {
     if (s->kind == SINK_FILE && s->fd >= 0)
         close(s->fd);
+    log_syslog_free(s->syslog);
     free(s->cur);
     free(s->spare);
     while (s->full_head) {
@@ -260,6 +261,8 @@ int talon_sink_open_file(talon_sink **out, const char *path, const talon_sink_op
         return talon_sink_open_stderr(out, opts);
     if (strcmp(path, "stdout") == 0)
         return talon_sink_open_stdout(out, opts);
+    if (talon_sink_path_is_syslog(path))
+        return talon_sink_open_syslog(out, path, opts, err, errlen);
 
     int rc = 0;
     pthread_mutex_lock(&sinks_lock);
@@ -278,6 +281,43 @@ int talon_sink_open_file(talon_sink **out, const char *path, const talon_sink_op
         goto fail;
     s->fd = rc;
     log_rotate_schedule(s, log_now_realtime_ns());
+    rc = sink_publish(s);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot start the log writer thread: %s", strerror(-rc));
+        goto fail;
+    }
+    goto out;
+fail:
+    sink_destroy(s);
+    s = NULL;
+out:
+    pthread_mutex_unlock(&sinks_lock);
+    *out = s;
+    return s ? 0 : (rc ? rc : -ENOMEM);
+}
+
+int talon_sink_open_syslog(talon_sink **out, const char *url, const talon_sink_options *opts,
+                           char *err, size_t errlen)
+{
+    if (!out || !url) {
+        snprintf(err, errlen, "syslog URL is empty");
+        return -EINVAL;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&sinks_lock);
+    talon_sink *s = sink_find_locked(url);
+    if (s)
+        goto out;
+    s = sink_new(SINK_SYSLOG, url, opts);
+    if (!s) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "out of memory opening syslog sink %s", url);
+        goto out;
+    }
+    rc = log_syslog_parse(url, &s->syslog, err, errlen);
+    if (rc < 0)
+        goto fail;
+    log_syslog_connect_at_open(s);
     rc = sink_publish(s);
     if (rc < 0) {
         snprintf(err, errlen, "cannot start the log writer thread: %s", strerror(-rc));
@@ -385,11 +425,19 @@ static bool chunk_seal(talon_sink *s)
 void log_sink_append(talon_sink *s, const char *line, size_t len)
 {
     bool wake = false;
+    char prefix[24];
+    size_t plen = 0, body = len;
+    /* A TCP syslog sink stores each message as its frame. */
+    if (s->kind == SINK_SYSLOG) {
+        plen = log_syslog_frame_prefix(s, len, prefix, &body);
+        len = plen + body;
+    }
     pthread_mutex_lock(&s->lock);
     for (;;) {
         log_chunk *c = s->cur;
         if (c && c->cap - c->len >= len) {
-            memcpy(c->data + c->len, line, len);
+            memcpy(c->data + c->len, prefix, plen);
+            memcpy(c->data + c->len + plen, line, body);
             c->len += len;
             c->lines++;
             s->appended += len;

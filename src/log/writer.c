@@ -123,6 +123,8 @@ static size_t batch_length(const log_chunk *batch)
  * not written. */
 static int batch_write(talon_sink *s, log_chunk *batch, size_t *off)
 {
+    if (s->kind == SINK_SYSLOG)
+        return log_syslog_write(s, batch, off);
     for (;;) {
         struct iovec iov[64];
         int n = 0;
@@ -164,9 +166,11 @@ static void report_failure(talon_sink *s, int64_t now)
     pthread_mutex_unlock(&s->lock);
     log_report(TALON_LOG_ERROR,
                "log sink %s: write failed: %s; %u attempts so far, %llu records dropped in total, "
-               "%zu bytes kept in memory, retrying every second",
+               "%zu bytes kept in memory, %s",
                s->path, strerror(s->last_errno), s->failed_writes,
-               (unsigned long long)atomic_load(&s->dropped), pending);
+               (unsigned long long)atomic_load(&s->dropped), pending,
+               s->kind == SINK_SYSLOG ? "reconnecting with backoff when the connection is lost"
+                                      : "retrying every second");
 }
 
 /* Write the held batch, if any. Returns true when the sink may go on. */

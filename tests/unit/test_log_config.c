@@ -94,7 +94,7 @@ static void errors_name_file_line_key(void **state)
     expect_error("[log.app]\ncolour = red\n",
                  "2: [log.app] colour: unknown key; expected level, format, file, mode, "
                  "buffer_size, max_buffered, flush_interval_ms, overflow, rotate_size, "
-                 "rotate_interval, rotate_keep or rotate_gzip");
+                 "rotate_interval, rotate_keep, rotate_gzip, facility, app_name, hostname or sd_id");
     expect_error("[server]\nport = http\n",
                  "2: [server] port: invalid value 'http'; expected a port number");
     expect_error("[log.app]\nfile = a.log\nthis line has no equals sign\n",
@@ -110,7 +110,7 @@ static void invalid_format_is_rejected(void **state)
     char prefix[4200];
     snprintf(prefix, sizeof(prefix), "%s:2: [log.access] format: invalid value '$remote_addr $no_such_variable': ", path);
     assert_memory_equal(err, prefix, strlen(prefix));
-    assert_non_null(strstr(err, "expected text, json, logfmt, combined or a format string"));
+    assert_non_null(strstr(err, "expected text, json, logfmt, combined, rfc5424 or a format string"));
 }
 
 /* A missing file is reported with its path and errno. */
