@@ -13,6 +13,7 @@
  *   the completed callback comes instead, and it frees the request;
  * - the completed callback may run with MHD's internal lock held, so it
  *   must not call back into MHD. */
+#include "http/framing.h"
 #include "http/pipeline.h"
 
 #include <errno.h>
@@ -151,15 +152,47 @@ typedef struct head_copy {
     talon_req *req;
     size_t bytes;
     int rc;
+    int status;          /* 400 when a field is malformed */
+    const char *why;
 } head_copy;
 
+/* libmicrohttpd 0.9.75 parses a field line in place: the colon becomes a
+ * NUL and the value starts after the whitespace that follows it. For an
+ * obs-fold (a line starting with SP or HTAB) it appends the continuation
+ * to the field *name*, which leaves the name running past where its value
+ * starts, or moved away from it. RFC 9112 section 5.2 asks a server to
+ * reject or unfold an obs-fold; a field not laid out as parsed in place is
+ * rejected. */
+static bool field_in_place(const char *name, size_t name_len, const char *value)
+{
+    const char *p = name + name_len + 1;
+    if (value < p || value - p > 65536)
+        return false;
+    for (; p < value; p++) {
+        if (*p != ' ' && *p != '\t')
+            return false;
+    }
+    return true;
+}
+
 static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *name,
-                                   const char *value)
+                                   size_t name_len, const char *value, size_t value_len)
 {
     head_copy *h = cls;
-    if (value == NULL)
+    bool parsed = value != NULL;
+    if (!parsed) {
         value = "";
-    h->bytes += strlen(name) + strlen(value) + 4; /* ": " and CRLF */
+        value_len = 0;
+    }
+    h->bytes += name_len + value_len + 4; /* ": " and CRLF */
+    if (h->status == 0) {
+        h->status = talon_framing_check_field(name, name_len, value, value_len, &h->why);
+        if (h->status == 0 && parsed && !field_in_place(name, name_len, value)) {
+            h->status = 400;
+            h->why = "A header field is folded over several lines (obs-fold), which RFC 9112 "
+                     "section 5.2 obsoletes; send each field on one line.";
+        }
+    }
     if (h->rc == 0)
         h->rc = talon_req_add_header(h->req, name, value);
     return MHD_YES;
@@ -250,8 +283,9 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
     const char *target = req->target;
     if (talon_req_set_line(req, method, target, version) < 0)
         return MHD_NO;
-    head_copy h = { req, strlen(method) + strlen(target) + strlen(version) + 4, 0 };
-    MHD_get_connection_values(c, MHD_HEADER_KIND, copy_header, &h);
+    size_t line_bytes = strlen(method) + strlen(target) + strlen(version) + 4;
+    head_copy h = { req, line_bytes, 0, 0, NULL };
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, copy_header, &h);
     if (h.rc < 0)
         return MHD_NO;
     talon_req_prepare(req);
@@ -270,6 +304,15 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
         talon_resp_set_header(&req->resp, "Retry-After", "1");
         return queue_response(e, c, req);
     }
+    if (line_bytes > e->max_header_size) {
+        /* As nginx does: a request line alone over the head limit is 414.
+         * Past libmicrohttpd's pool, libmicrohttpd answers 414 itself. */
+        char desc[160];
+        snprintf(desc, sizeof(desc), "The request line is %zu bytes; the limit is %zu bytes.",
+                 line_bytes, e->max_header_size);
+        talon_pipeline_run_error(req, 414, desc);
+        return queue_response(e, c, req);
+    }
     if (h.bytes > e->max_header_size) {
         char desc[160];
         snprintf(desc, sizeof(desc), "The request head is %zu bytes; the limit is %zu bytes.",
@@ -277,14 +320,15 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
         talon_pipeline_run_error(req, 431, desc);
         return queue_response(e, c, req);
     }
-    const char *cl = talon_req_header(req, "Content-Length");
-    if (cl != NULL && talon_req_header(req, "Transfer-Encoding") != NULL) {
-        /* RFC 9112 section 6.3: such a message may be a smuggling attempt;
-         * reject it and close the connection. */
-        talon_pipeline_run_error(req, 400, "The request has both Content-Length and "
-                                 "Transfer-Encoding; send only one.");
+    const char *why = h.why;
+    int status = h.status ? h.status : talon_framing_check_head(req, &why);
+    if (status != 0) {
+        engine_warn(e, "request %s from %s rejected with %d: %s", req->id, req->peer_ip,
+                    status, why);
+        talon_pipeline_run_error(req, status, why);
         return queue_response(e, c, req);
     }
+    const char *cl = talon_req_header(req, "Content-Length");
     if (cl != NULL) {
         char *end;
         errno = 0;
