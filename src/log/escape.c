@@ -94,7 +94,7 @@ static inline size_t safe_run(const unsigned char *s, size_t len)
  * caller learns the full length. Nothing is written past cap. */
 static inline void emit(char *dst, size_t cap, size_t *pos, const void *src, size_t n)
 {
-    if (*pos + n <= cap)
+    if (n != 0 && *pos + n <= cap) /* dst is NULL when cap is 0 */
         memcpy(dst + *pos, src, n);
     *pos += n;
 }
