@@ -66,6 +66,10 @@ typedef struct talon_audit_options {
     talon_audit_failure failure; /* default FAIL_CLOSED */
     const char *const *redact_keys; /* NULL-terminated; NULL: the default list */
     size_t max_body_size;        /* bytes of a request body kept at level "request"; default 4096 */
+    /* Logger that receives a witness line for each seal, sys_startup and
+     * sys_shutdown (docs/audit-format.md, "External witness"); point it at
+     * a syslog sink on another host. NULL: "audit.witness"; "none": off. */
+    const char *witness;
     void *owned;                 /* internal: strings copied by talon_audit_config_set */
 } talon_audit_options;
 

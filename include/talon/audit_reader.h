@@ -150,6 +150,51 @@ int talon_audit_verify(talon_audit_reader *reader, const talon_audit_verify_opti
 int talon_audit_key_load(const char *path, uint8_t trail[16], uint8_t key0[32],
                          char *err, size_t errlen);
 
+/* ---- External witness -------------------------------------------------- */
+
+/* One chain head that the server sent to its witness logger, read back from
+ * a witness log (docs/audit-format.md, "External witness"). */
+typedef struct talon_audit_witness_head {
+    char trail[33];          /* trail id, 32 hex digits */
+    uint64_t epoch;
+    uint64_t seq;            /* last_seq: the witnessed record's seq */
+    char head[65];           /* hex SHA-256 of that record's P_i */
+    char record[32];         /* audit_epoch_sealed, sys_startup or sys_shutdown */
+    char cause[16];          /* interval, rotation, shutdown or startup */
+    uint64_t line;           /* line of the witness log */
+} talon_audit_witness_head;
+
+typedef struct talon_audit_witness {
+    char *path;
+    talon_audit_witness_head *heads;
+    size_t count;
+} talon_audit_witness;
+
+/* Read every witness line of a log file: a line counts when it contains
+ * "talon-audit-witness v1 ", anywhere, so a syslog server's file with RFC
+ * 5424 headers or a talon text log both work. Returns 0, or a negative
+ * errno with err naming the file (and line, for a malformed witness line). */
+int talon_audit_witness_load(const char *path, talon_audit_witness **out, char *err, size_t errlen);
+void talon_audit_witness_free(talon_audit_witness *witness);
+
+typedef struct talon_audit_witness_result {
+    uint64_t checked;        /* heads of this trail found in it with the same hash */
+    uint64_t other_trails;   /* witness lines of other trails, ignored */
+    uint64_t before_start;   /* heads older than the trail's first record (retention) */
+    uint64_t last_seq;       /* highest witnessed seq of this trail */
+} talon_audit_witness_result;
+
+/* Check every witnessed head of trail_hex against the trail: the record
+ * with that seq must exist and hash to the witnessed head. A head past the
+ * trail's last record means the trail was cut ("truncated after the last
+ * seal"). Only when result->verdict is still TALON_AUDIT_INTACT is the
+ * first problem written to it (verdict, file, line, seq, detail). Returns 0
+ * when the check ran, -ENOENT when the witness has no line for this trail,
+ * or another negative errno; err says why. */
+int talon_audit_witness_check(talon_audit_reader *reader, const talon_audit_witness *witness,
+                              const char *trail_hex, talon_audit_verify_result *result,
+                              talon_audit_witness_result *wres, char *err, size_t errlen);
+
 /* ---- Query ------------------------------------------------------------- */
 
 /* Record selection. Every set field must match (AND). Strings are compared

@@ -111,6 +111,8 @@ static int copy_options(talon_audit_trail *t, const talon_audit_options *o)
     t->mode = o->mode ? o->mode : 0600;
     t->queue_capacity = o->queue_capacity ? o->queue_capacity : 65536;
     t->failure = o->failure;
+    if (o->witness == NULL || strcmp(o->witness, "none") != 0)
+        t->witness = talon_logger_get(o->witness != NULL ? o->witness : "audit.witness");
     return audit_redactor_init(&t->redact, o->redact_keys);
 }
 
@@ -204,6 +206,8 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
     data = json_pack("{s:I,s:s,s:s,s:I}", "pid", (json_int_t)getpid(), "version", "0.1.0",
                      "file", file, "epoch", (json_int_t)t->epoch);
     rc = audit_write_system_record(t, "sys_startup", TALON_AUDIT_SUCCESS, NULL, data);
+    if (rc == 0)
+        audit_witness_emit(t, "sys_startup", "startup");
     if (rc < 0) {
         if (t->failure == TALON_AUDIT_FAIL_CLOSED) {
             snprintf(err, errlen, "cannot write to the audit trail in %s: %s", t->dir,
@@ -409,6 +413,7 @@ static audit_item *shutdown_item(talon_audit_trail *t)
     memset(it, 0, head);
     it->kind = AUDIT_ITEM_RECORD;
     it->mode = TALON_AUDIT_SYNC;
+    it->witness = true;
     it->len = b.len - head;
     return it;
 }

@@ -129,6 +129,7 @@ typedef struct audit_item {
     talon_audit_done_fn done;
     void *ctx;
     int status;     /* set when this record alone failed (-ENOMEM) */
+    bool witness;   /* sys_shutdown: send its head to the witness once written */
     size_t len;     /* bytes of middle */
     char middle[];  /* "time":... up to the comma after "trail" */
 } audit_item;
@@ -156,6 +157,7 @@ struct talon_audit_trail {
     talon_audit_failure failure;
     audit_redactor redact;
     talon_logger *log;
+    talon_logger *witness;    /* NULL: no witness lines */
 
     /* Queue: submitters append under mutex; the writer takes the whole list. */
     pthread_mutex_t mutex;
@@ -220,6 +222,10 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
 int audit_rotate_file(talon_audit_trail *t);
 void audit_apply_retention(talon_audit_trail *t);
 int audit_fsync_dir(const char *dir);
+
+/* witness.c: send the head of the record just written (t->seq, t->prev)
+ * to the witness logger. Writer thread or open/close only. */
+void audit_witness_emit(talon_audit_trail *t, const char *record_type, const char *cause);
 
 /* writer.c */
 void *audit_writer_main(void *arg);

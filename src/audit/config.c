@@ -13,6 +13,7 @@ typedef struct owned_strings {
     char *dir;
     char *state_file;
     char *host;
+    char *witness;
     char **redact_keys; /* NULL-terminated */
 } owned_strings;
 
@@ -23,7 +24,7 @@ static const char *const default_redact_words[] = {
 
 static const char accepted_keys[] =
     "dir, state_file, host, epoch_seconds (or epoch_interval), rotate_size, rotate_interval, "
-    "rotate_keep, mode (or file_mode), queue_capacity, failure, redact_keys, max_body_size";
+    "rotate_keep, mode (or file_mode), queue_capacity, failure, redact_keys, max_body_size, witness";
 
 void talon_audit_options_init(talon_audit_options *opts)
 {
@@ -154,6 +155,14 @@ int talon_audit_config_set(talon_audit_options *opts, const char *key, const cha
         return set_string(&own->state_file, &opts->state_file, value);
     if (strcmp(key, "host") == 0)
         return set_string(&own->host, &opts->host, value);
+    if (strcmp(key, "witness") == 0) {
+        if (value[0] == '\0' || strchr(value, ' ') != NULL) {
+            snprintf(err, errlen, "invalid value '%s'; expected a logger name such as "
+                     "audit.witness, or none", value);
+            return -EINVAL;
+        }
+        return set_string(&own->witness, &opts->witness, value);
+    }
 
     if (strcmp(key, "epoch_seconds") == 0 || strcmp(key, "epoch_interval") == 0) {
         rc = talon_config_parse_seconds(value, &n, err, errlen);
@@ -262,11 +271,14 @@ void talon_audit_options_release(talon_audit_options *opts)
         opts->state_file = NULL;
     if (opts->host == own->host)
         opts->host = NULL;
+    if (opts->witness == own->witness)
+        opts->witness = NULL;
     if (opts->redact_keys == (const char *const *)own->redact_keys)
         opts->redact_keys = NULL;
     free(own->dir);
     free(own->state_file);
     free(own->host);
+    free(own->witness);
     free_words(own->redact_keys);
     free(own);
     opts->owned = NULL;

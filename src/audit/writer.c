@@ -282,6 +282,7 @@ int audit_seal_epoch(talon_audit_trail *t, const char *cause)
     rc = audit_write_system_record(t, "audit_epoch_sealed", TALON_AUDIT_SUCCESS, NULL, data);
     if (rc < 0)
         return rc;
+    audit_witness_emit(t, "audit_epoch_sealed", cause);
     /* The seal's own hash, logged below: a copy kept off this machine (the
      * app log forwarded to syslog) witnesses that the trail reached it. */
     char seal_hash[AUDIT_HEX_HASH_LEN + 1];
@@ -523,6 +524,7 @@ static bool process_batch(talon_audit_trail *t, audit_item *list)
     size_t nrecords = 0;
     uint64_t reported = 0;
     bool durable = false, stop = false;
+    bool witness_last = false; /* the last record appended is sys_shutdown */
 
     if (atomic_load(&t->healthy))
         (void)store_pending_state(t);
@@ -538,10 +540,14 @@ static bool process_batch(talon_audit_trail *t, audit_item *list)
             /* Everything queued before a control item is written first. */
             int rc = 0;
             it->next = NULL; /* detach, so the segment ends here */
-            if (atomic_load(&t->healthy))
+            if (atomic_load(&t->healthy)) {
                 rc = flush_segment(t, &mark, seg, it, nrecords, true);
-            else
+                if (rc == 0 && witness_last)
+                    audit_witness_emit(t, "sys_shutdown", "shutdown");
+            } else {
                 complete_records(t, seg, it, -atomic_load(&t->error));
+            }
+            witness_last = false;
             if (rc < 0 && reported > 0)
                 atomic_fetch_add(&t->lost_unreported, reported);
             reported = 0;
@@ -567,6 +573,7 @@ static bool process_batch(talon_audit_trail *t, audit_item *list)
                 continue;
             }
             nrecords++;
+            witness_last = it->witness;
             if (it->mode == TALON_AUDIT_SYNC)
                 durable = true;
         }

@@ -135,7 +135,7 @@ static int audit_keygen(int argc, char **argv)
 static void verify_usage(FILE *out)
 {
     fputs("usage: talon audit verify [--key FILE | --no-key] [--open] [--partial]\n"
-          "                          [--format text|json] [--threads N] PATH...\n\n"
+          "                          [--witness FILE] [--format text|json] [--threads N] PATH...\n\n"
           "Check a trail: every record's hash chain link, sequence number, epoch and\n"
           "MAC, every seal, and the end of every file. PATH is a trail directory or\n"
           "trail files in order.\n\n"
@@ -145,6 +145,10 @@ static void verify_usage(FILE *out)
           "  --open         the trail is live: records after the last seal are allowed\n"
           "  --partial      the oldest files were removed by retention: accept a trail\n"
           "                 that does not start at seq 1\n"
+          "  --witness FILE a log that holds the witness lines the server sent (for\n"
+          "                 example a syslog server's file): every witnessed chain head\n"
+          "                 must be in the trail, which detects a trail cut after its\n"
+          "                 last seal\n"
           "  --format FMT   text (default) or json (one object)\n"
           "  --threads N    hashing threads (default: one per CPU)\n"
           "  -h, --help     show this help\n\n"
@@ -152,7 +156,8 @@ static void verify_usage(FILE *out)
           "FILE:LINE, its seq and the reason), 2 usage or I/O error.\n", out);
 }
 
-static void print_result_json(const talon_audit_verify_result *r)
+static void print_result_json(const talon_audit_verify_result *r, const talon_audit_witness *w,
+                              const talon_audit_witness_result *wr)
 {
     json_t *o = json_pack("{s:b,s:s,s:s?,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s}",
                           "intact", r->verdict == TALON_AUDIT_INTACT,
@@ -168,12 +173,19 @@ static void print_result_json(const talon_audit_verify_result *r)
         cli_error("audit verify: cannot build the JSON result");
         return;
     }
+    if (w)
+        json_object_set_new(o, "witness", json_pack("{s:s,s:I,s:I,s:I,s:I}", "file", w->path,
+                                                     "checked", (json_int_t)wr->checked,
+                                                     "other_trails", (json_int_t)wr->other_trails,
+                                                     "before_start", (json_int_t)wr->before_start,
+                                                     "last_seq", (json_int_t)wr->last_seq));
     json_dumpf(o, stdout, JSON_COMPACT);
     fputc('\n', stdout);
     json_decref(o);
 }
 
-static void print_result_text(const talon_audit_verify_result *r, const talon_audit_verify_options *o)
+static void print_result_text(const talon_audit_verify_result *r, const talon_audit_verify_options *o,
+                              const talon_audit_witness *w, const talon_audit_witness_result *wr)
 {
     if (r->verdict != TALON_AUDIT_INTACT) {
         printf("NOT INTACT: %s:%llu: seq %llu: %s: %s\n", r->file ? r->file : "(trail)",
@@ -197,6 +209,10 @@ static void print_result_text(const talon_audit_verify_result *r, const talon_au
     if (r->unsealed)
         printf("  %llu records after the last seal are not sealed yet (--open)\n", (unsigned long long)r->unsealed);
     printf("  trail %s, head %s\n", r->trail, r->head);
+    if (w)
+        printf("  witness %s: %llu chain heads match (up to seq %llu)%s\n", w->path,
+               (unsigned long long)wr->checked, (unsigned long long)wr->last_seq,
+               wr->before_start ? ", older ones precede the trail's first record" : "");
 }
 
 /* Name the bytes crash recovery moved aside (audit-NNNNNNNN.jsonl.torn-T):
@@ -225,12 +241,14 @@ static int audit_verify(int argc, char **argv)
         { "partial", no_argument, NULL, 'p' },
         { "format", required_argument, NULL, 'f' },
         { "threads", required_argument, NULL, 't' },
+        { "witness", required_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     talon_audit_verify_options opts;
     talon_audit_verify_options_init(&opts);
     bool json = false;
+    const char *witness_path = NULL;
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "k:h", longopts, NULL)) != -1) {
@@ -239,6 +257,7 @@ static int audit_verify(int argc, char **argv)
         case 'n': opts.no_key = true; break;
         case 'o': opts.open = true; break;
         case 'p': opts.partial = true; break;
+        case 'w': witness_path = optarg; break;
         case 'f':
             if (strcmp(optarg, "json") == 0)
                 json = true;
@@ -276,10 +295,17 @@ static int audit_verify(int argc, char **argv)
     }
 
     char err[512];
+    talon_audit_witness *witness = NULL;
+    talon_audit_witness_result wres = { 0 };
+    if (witness_path && talon_audit_witness_load(witness_path, &witness, err, sizeof err) < 0) {
+        cli_error("audit verify: %s", err);
+        return CLI_USAGE;
+    }
     talon_audit_reader *reader;
     if (talon_audit_reader_open(&reader, (const char *const *)argv + optind, (size_t)(argc - optind), err,
                                 sizeof err) < 0) {
         cli_error("audit verify: %s", err);
+        talon_audit_witness_free(witness);
         return CLI_USAGE;
     }
     cli_progress progress;
@@ -290,17 +316,21 @@ static int audit_verify(int argc, char **argv)
     talon_audit_verify_result res;
     int rc = talon_audit_verify(reader, &opts, &res, err, sizeof err);
     cli_progress_end(&progress);
+    if (rc == 0 && witness)
+        rc = talon_audit_witness_check(reader, witness, res.trail, &res, &wres, err, sizeof err);
     if (rc < 0) {
         cli_error("audit verify: %s", err);
         talon_audit_reader_close(reader);
+        talon_audit_witness_free(witness);
         return CLI_USAGE;
     }
     if (json)
-        print_result_json(&res);
+        print_result_json(&res, witness, &wres);
     else {
-        print_result_text(&res, &opts);
+        print_result_text(&res, &opts, witness, &wres);
         print_torn_files(argv + optind, argc - optind);
     }
     talon_audit_reader_close(reader);
+    talon_audit_witness_free(witness);
     return res.verdict == TALON_AUDIT_INTACT ? CLI_OK : CLI_NOT_OK;
 }

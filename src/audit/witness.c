@@ -1,0 +1,340 @@
+/* The external witness of an audit trail.
+ *
+ * Records after the last seal, and whole runs after an earlier shutdown
+ * seal, can be cut from a trail by someone who holds the current key, and
+ * no check on the trail alone can tell. So the writer sends the chain head
+ * at each seal, sys_startup and sys_shutdown to a logger (normally a syslog
+ * sink on another machine) as one line:
+ *
+ *   talon-audit-witness v1 trail=<32 hex> epoch=E last_seq=S head=<64 hex>
+ *       record=<type> cause=<cause>
+ *
+ * and `talon audit verify --witness FILE` checks that the trail still holds
+ * a record S whose hash is that head. A witness line can only add checks: a
+ * forged one makes verification fail, never pass.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit_internal.h"
+#include "audit/reader_internal.h"
+
+#define WITNESS_MARK "talon-audit-witness v1 "
+#define RECORD_HEAD "{\"v\":1,\"seq\":"
+
+/* ---- Writing (the trail's writer thread) ---- */
+
+void audit_witness_emit(talon_audit_trail *t, const char *record_type, const char *cause)
+{
+    char head[AUDIT_HEX_HASH_LEN + 1];
+
+    if (t->witness == NULL || !talon_logger_enabled(t->witness, TALON_LOG_INFO))
+        return;
+    audit_hex(head, t->prev, AUDIT_HASH_LEN);
+    head[AUDIT_HEX_HASH_LEN] = '\0';
+    /* The same values as fields, so a syslog receiver also gets them as
+     * RFC 5424 structured data. */
+    talon_field fields[] = {
+        TALON_F_STR("audit.trail", t->trail_hex),
+        TALON_F_UINT("audit.epoch", t->epoch),
+        TALON_F_UINT("audit.last_seq", t->seq),
+        TALON_F_STR("audit.head", head),
+        TALON_F_STR("audit.record", record_type),
+        TALON_F_STR("audit.cause", cause),
+    };
+    talon_log_fields(t->witness, TALON_LOG_INFO, fields, sizeof(fields) / sizeof(fields[0]),
+                     WITNESS_MARK "trail=%s epoch=%" PRIu64 " last_seq=%" PRIu64 " head=%s "
+                     "record=%s cause=%s", t->trail_hex, t->epoch, t->seq, head, record_type, cause);
+}
+
+/* ---- Reading a witness log ---- */
+
+/* Copy the value of "key=" at *p (up to a space or the end) into out when
+ * it is 1 to outlen - 1 bytes of the allowed set. */
+static bool take_value(const char **p, const char *key, const char *allowed, char *out, size_t outlen)
+{
+    size_t klen = strlen(key);
+
+    if (strncmp(*p, key, klen) != 0)
+        return false;
+    const char *v = *p + klen;
+    size_t n = strspn(v, allowed);
+    if (n == 0 || n >= outlen || (v[n] != ' ' && v[n] != '\0'))
+        return false;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    *p = v + n + (v[n] == ' ');
+    return true;
+}
+
+static bool take_u64(const char **p, const char *key, uint64_t *out)
+{
+    char digits[21];
+
+    if (!take_value(p, key, "0123456789", digits, sizeof(digits)))
+        return false;
+    errno = 0;
+    *out = strtoull(digits, NULL, 10);
+    return errno == 0;
+}
+
+static bool parse_witness(const char *text, talon_audit_witness_head *h)
+{
+    static const char hex[] = "0123456789abcdef";
+    static const char name[] = "abcdefghijklmnopqrstuvwxyz_";
+    const char *p = text;
+
+    return take_value(&p, "trail=", hex, h->trail, sizeof(h->trail)) && strlen(h->trail) == 32 &&
+           take_u64(&p, "epoch=", &h->epoch) && take_u64(&p, "last_seq=", &h->seq) &&
+           take_value(&p, "head=", hex, h->head, sizeof(h->head)) && strlen(h->head) == 64 &&
+           take_value(&p, "record=", name, h->record, sizeof(h->record)) &&
+           take_value(&p, "cause=", name, h->cause, sizeof(h->cause));
+}
+
+void talon_audit_witness_free(talon_audit_witness *w)
+{
+    if (w == NULL)
+        return;
+    free(w->path);
+    free(w->heads);
+    free(w);
+}
+
+int talon_audit_witness_load(const char *path, talon_audit_witness **out, char *err, size_t errlen)
+{
+    talon_audit_witness *w = calloc(1, sizeof(*w));
+    FILE *f = NULL;
+    char *line = NULL;
+    size_t cap = 0, alloc = 0;
+    uint64_t lineno = 0;
+    int rc = 0;
+
+    if (w == NULL || (w->path = strdup(path)) == NULL) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto fail;
+    }
+    f = fopen(path, "re");
+    if (f == NULL) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot read witness log %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (n > 0 && line[n - 1] == '\n')
+            line[--n] = '\0';
+        const char *mark = strstr(line, WITNESS_MARK);
+        if (mark == NULL)
+            continue;
+        if (w->count == alloc) {
+            size_t more = alloc ? alloc * 2 : 64;
+            talon_audit_witness_head *heads = realloc(w->heads, more * sizeof(*heads));
+            if (heads == NULL) {
+                rc = -ENOMEM;
+                snprintf(err, errlen, "%s: out of memory", path);
+                goto fail;
+            }
+            w->heads = heads;
+            alloc = more;
+        }
+        talon_audit_witness_head *h = &w->heads[w->count];
+        memset(h, 0, sizeof(*h));
+        if (!parse_witness(mark + strlen(WITNESS_MARK), h)) {
+            rc = -EINVAL;
+            snprintf(err, errlen, "%s:%" PRIu64 ": malformed witness line; expected "
+                     WITNESS_MARK "trail=<32 hex> epoch=N last_seq=N head=<64 hex> record=TYPE "
+                     "cause=CAUSE", path, lineno);
+            goto fail;
+        }
+        h->line = lineno;
+        w->count++;
+    }
+    if (ferror(f)) {
+        rc = -EIO;
+        snprintf(err, errlen, "cannot read witness log %s: read error", path);
+        goto fail;
+    }
+    fclose(f);
+    free(line);
+    *out = w;
+    return 0;
+
+fail:
+    if (f != NULL)
+        fclose(f);
+    free(line);
+    talon_audit_witness_free(w);
+    return rc;
+}
+
+/* ---- Checking a trail against it ---- */
+
+static int by_seq(const void *a, const void *b)
+{
+    const talon_audit_witness_head *x = *(const talon_audit_witness_head *const *)a;
+    const talon_audit_witness_head *y = *(const talon_audit_witness_head *const *)b;
+
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The seq of a record line, from its fixed head; false for other lines. */
+static bool line_seq(const char *p, size_t len, uint64_t *seq)
+{
+    size_t k = sizeof(RECORD_HEAD) - 1;
+    uint64_t v = 0;
+    size_t digits = 0;
+
+    if (len <= k || memcmp(p, RECORD_HEAD, k) != 0)
+        return false;
+    while (k < len && p[k] >= '0' && p[k] <= '9' && digits < 20) {
+        v = v * 10 + (uint64_t)(p[k++] - '0');
+        digits++;
+    }
+    *seq = v;
+    return digits > 0 && k < len && p[k] == ',';
+}
+
+static void report(talon_audit_verify_result *res, talon_audit_verdict verdict, const char *file,
+                   uint64_t line, uint64_t seq, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void report(talon_audit_verify_result *res, talon_audit_verdict verdict, const char *file,
+                   uint64_t line, uint64_t seq, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (res->verdict != TALON_AUDIT_INTACT)
+        return; /* the first problem is already named */
+    res->verdict = verdict;
+    res->file = file;
+    res->line = line;
+    res->seq = seq;
+    va_start(ap, fmt);
+    vsnprintf(res->detail, sizeof(res->detail), fmt, ap);
+    va_end(ap);
+}
+
+/* Compare one witnessed head with the record line that has its seq. */
+static void check_head(const talon_audit_witness *w, const talon_audit_witness_head *h,
+                       const reader_file *f, const char *p, size_t len, uint64_t lineno,
+                       talon_audit_verify_result *res, talon_audit_witness_result *wres)
+{
+    talon_audit_record rec;
+    unsigned char hash[32];
+    char hex[65];
+    static const char digits[] = "0123456789abcdef";
+
+    if (talon_audit_record_parse(p, len, &rec, NULL, 0) < 0) {
+        report(res, TALON_AUDIT_MODIFIED, f->path, lineno, h->seq,
+               "record seq %" PRIu64 " does not parse, but the witness (%s:%" PRIu64 ") saw it",
+               h->seq, w->path, h->line);
+        return;
+    }
+    EVP_Digest(rec.line, rec.prefix_len, hash, NULL, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[hash[i] >> 4];
+        hex[2 * i + 1] = digits[hash[i] & 15];
+    }
+    hex[64] = '\0';
+    if (strcmp(hex, h->head) != 0 || rec.epoch != h->epoch) {
+        report(res, TALON_AUDIT_MODIFIED, f->path, lineno, h->seq,
+               "record seq %" PRIu64 " (epoch %" PRIu64 ", hash %.16s...) differs from the head the "
+               "witness saw at %s:%" PRIu64 " (epoch %" PRIu64 ", head %.16s..., %s): the record "
+               "was rewritten after it was witnessed",
+               h->seq, rec.epoch, hex, w->path, h->line, h->epoch, h->head, h->record);
+        return;
+    }
+    wres->checked++;
+}
+
+int talon_audit_witness_check(talon_audit_reader *reader, const talon_audit_witness *w,
+                              const char *trail_hex, talon_audit_verify_result *res,
+                              talon_audit_witness_result *wres, char *err, size_t errlen)
+{
+    const talon_audit_witness_head **mine;
+    size_t n = 0, next = 0;
+    uint64_t first_seq = 0, last_seq = 0;
+    const char *last_file = NULL;
+    uint64_t last_line = 0;
+    bool any = false;
+
+    memset(wres, 0, sizeof(*wres));
+    mine = calloc(w->count ? w->count : 1, sizeof(*mine));
+    if (mine == NULL) {
+        snprintf(err, errlen, "out of memory checking the witness %s", w->path);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < w->count; i++) {
+        if (strcmp(w->heads[i].trail, trail_hex) != 0) {
+            wres->other_trails++;
+            continue;
+        }
+        mine[n++] = &w->heads[i];
+        if (w->heads[i].seq > wres->last_seq)
+            wres->last_seq = w->heads[i].seq;
+    }
+    if (n == 0) {
+        free(mine);
+        snprintf(err, errlen, "witness log %s has no line for trail %s (%" PRIu64 " lines of other "
+                 "trails); check the [audit] witness logger and where its sink sends the lines",
+                 w->path, trail_hex, wres->other_trails);
+        return -ENOENT;
+    }
+    qsort(mine, n, sizeof(*mine), by_seq);
+
+    /* One pass over the trail in order; only lines with a witnessed seq are
+     * parsed and hashed. */
+    for (size_t fi = 0; fi < reader->nfiles && next < n; fi++) {
+        const reader_file *f = &reader->files[fi];
+        size_t off = 0;
+        uint64_t lineno = 0;
+
+        while (off < f->size && next < n) {
+            const char *p = f->data + off;
+            const char *nl = memchr(p, '\n', f->size - off);
+            if (nl == NULL)
+                break; /* a torn last line is not a record */
+            size_t len = (size_t)(nl - p);
+            uint64_t seq;
+            off += len + 1;
+            lineno++;
+            if (!line_seq(p, len, &seq))
+                continue;
+            if (!any)
+                first_seq = seq;
+            any = true;
+            last_seq = seq;
+            last_file = f->path;
+            last_line = lineno;
+            while (next < n && mine[next]->seq < seq) {
+                const talon_audit_witness_head *h = mine[next++];
+                if (h->seq < first_seq) {
+                    wres->before_start++; /* removed by retention before the trail we have */
+                    continue;
+                }
+                report(res, TALON_AUDIT_DELETED, f->path, lineno, h->seq,
+                       "seq %" PRIu64 " (%s, witnessed at %s:%" PRIu64 ") is missing from the trail",
+                       h->seq, h->record, w->path, h->line);
+            }
+            while (next < n && mine[next]->seq == seq)
+                check_head(w, mine[next++], f, p, len, lineno, res, wres);
+        }
+    }
+    if (next < n) {
+        const talon_audit_witness_head *h = mine[n - 1];
+        report(res, TALON_AUDIT_TRUNCATED, last_file, last_line, last_seq,
+               "truncated after the last seal: the witness (%s:%" PRIu64 ") saw seq %" PRIu64
+               " (%s, cause %s, epoch %" PRIu64 "), but the trail ends at seq %" PRIu64
+               "; %zu witnessed heads are past its end",
+               w->path, h->line, h->seq, h->record, h->cause, h->epoch, last_seq, n - next);
+    }
+    free(mine);
+    return 0;
+}
