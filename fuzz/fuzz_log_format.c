@@ -6,8 +6,8 @@
  * arbitrary keys. Each chunk is one length byte (255: two more bytes of
  * length follow) and the bytes, so values may hold any byte.
  *
- * Invariants checked for "text", "json", "logfmt", "combined", "common" and
- * the custom spec (when it compiles):
+ * Invariants checked for "text", "json", "logfmt", "combined", "common",
+ * "rfc5424" (syslog) and the custom spec (when it compiles):
  * - exactly one line: ends in '\n', no other '\n', no byte below 0x20 and
  *   no 0x7f anywhere else;
  * - valid UTF-8 (invalid input bytes are escaped);
@@ -206,9 +206,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     size_t small_cap = (size_t)capb[0] << 8 | capb[1];
 
-    static const char *const names[] = { "text", "json", "logfmt", "combined", "common" };
-    static talon_log_format *builtin[5];
-    for (size_t i = 0; i < 5; i++) {
+    static const char *const names[] = { "text", "json", "logfmt", "combined", "common",
+                                         "rfc5424" };
+    static talon_log_format *builtin[6];
+    for (size_t i = 0; i < 6; i++) {
         if (builtin[i] == NULL) {
             char err[256];
             builtin[i] = talon_log_format_compile(names[i], err, sizeof(err));
