@@ -141,6 +141,11 @@ typedef struct talon_rfc5424_options {
     const char *app_name;   /* NULL: the program name */
     const char *procid;     /* NULL: the process id when compiled */
     const char *sd_id;      /* SD-ID of the fields; NULL: "talon@32473" */
+    /* NULL: MSG is the record's message and the fields are SD-PARAMs. A
+     * format name or string ("combined", "json", ...): MSG is the line of
+     * that format and STRUCTURED-DATA is "-", as nginx sends its access log
+     * to syslog. */
+    const char *msg_format;
 } talon_rfc5424_options;
 
 void talon_rfc5424_options_init(talon_rfc5424_options *opts);

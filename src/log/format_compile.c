@@ -305,5 +305,6 @@ void talon_log_format_free(talon_log_format *fmt)
     free(fmt->spec);
     free(fmt->syslog_header);
     free(fmt->sd_id);
+    talon_log_format_free(fmt->msg_format);
     free(fmt);
 }

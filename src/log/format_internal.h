@@ -53,6 +53,7 @@ struct talon_log_format {
     int facility;
     char *syslog_header; /* " HOSTNAME APP-NAME PROCID " after the timestamp */
     char *sd_id;
+    talon_log_format *msg_format; /* owned; NULL: message and SD-PARAMs */
 };
 
 /* Format rec as one RFC 5424 message ending in '\n' (format_rfc5424.c);

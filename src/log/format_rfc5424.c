@@ -9,6 +9,9 @@
  * (mmpstrucdata) gets them as named properties; a record without fields
  * has the NILVALUE "-". MSG is the message, escaped as in the text format.
  *
+ * With a msg_format ("combined", "json", ...), MSG is that format's line
+ * and STRUCTURED-DATA is "-": the line already holds the fields.
+ *
  * MSG is written without the UTF-8 BOM that RFC 5424 allows: many receivers
  * keep the BOM as part of the text, and an escaped message is already valid
  * UTF-8 (the RFC's MSG-ANY accepts it as it is).
@@ -222,6 +225,15 @@ size_t log_format_rfc5424(const talon_log_format *fmt, const talon_log_record *r
     out_put(&o, fmt->syslog_header, strlen(fmt->syslog_header));
     out_token(&o, rec->logger ? rec->logger : "", RFC5424_NAME_MAX, printusascii);
     out_char(&o, ' ');
+    if (fmt->msg_format) {
+        /* Another format's line (one line, already escaped) without its '\n'. */
+        out_put(&o, "- ", 2);
+        size_t room = out_room(&o);
+        size_t n = talon_log_format_record(fmt->msg_format, rec, room ? o.buf + o.len : NULL, room);
+        o.len += n > 0 ? n - 1 : 0;
+        out_char(&o, '\n');
+        return o.len;
+    }
     out_structured_data(&o, fmt, rec);
 
     size_t mlen = 0;
@@ -371,6 +383,16 @@ talon_log_format *talon_log_format_compile_rfc5424(const talon_rfc5424_options *
     fmt->facility = opts->facility;
     fmt->syslog_header = build_header(opts, err, errlen);
     fmt->sd_id = strdup(sd_id);
+    if (fmt->syslog_header && fmt->sd_id && opts->msg_format &&
+        strcmp(opts->msg_format, "rfc5424") != 0) {
+        char ierr[200];
+        fmt->msg_format = talon_log_format_compile(opts->msg_format, ierr, sizeof(ierr));
+        if (!fmt->msg_format) {
+            snprintf(err, errlen, "%s", ierr);
+            talon_log_format_free(fmt);
+            return NULL;
+        }
+    }
     if (!fmt->syslog_header || !fmt->sd_id) {
         if (fmt->syslog_header)
             snprintf(err, errlen, "log format rfc5424: out of memory");

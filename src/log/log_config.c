@@ -306,18 +306,15 @@ static const char *default_format_name(const char *logger)
     return strcmp(logger, "access") == 0 ? "combined" : "text";
 }
 
-/* A syslog URL takes the rfc5424 format (its default), and the rfc5424
- * keys need that format; compile it with the section's header values. */
+/* A syslog sink always writes RFC 5424 messages: with format rfc5424 (the
+ * default there) MSG is the message and the fields are SD-PARAMs, with any
+ * other format MSG is that format's line. The rfc5424 keys need one of the
+ * two; compile the format with the section's header values. */
 static int syslog_spec_check(log_sink_spec *s, char *err, size_t errlen)
 {
     bool to_syslog = talon_sink_path_is_syslog(s->file);
-    bool rfc5424 = s->fmt_spec ? strcmp(s->fmt_spec, "rfc5424") == 0 : to_syslog;
+    bool rfc5424 = to_syslog || (s->fmt_spec && strcmp(s->fmt_spec, "rfc5424") == 0);
 
-    if (to_syslog && !rfc5424) {
-        snprintf(err, errlen, "[%s] format: invalid value '%s' for a syslog sink; expected rfc5424 "
-                 "(the default for syslog URLs)", s->section, s->fmt_spec);
-        return -EINVAL;
-    }
     if (s->syslog_key && !rfc5424) {
         snprintf(err, errlen, "[%s] %s: applies to the rfc5424 format only; set file to a syslog "
                  "URL or format = rfc5424", s->section, s->syslog_key);
@@ -330,6 +327,8 @@ static int syslog_spec_check(log_sink_spec *s, char *err, size_t errlen)
     }
     if (!rfc5424)
         return 0;
+    /* A syslog sink wraps any other format's line in an RFC 5424 header. */
+    s->syslog.msg_format = to_syslog ? s->fmt_spec : NULL;
     char ferr[256];
     talon_log_format *fmt = talon_log_format_compile_rfc5424(&s->syslog, ferr, sizeof(ferr));
     if (!fmt) {

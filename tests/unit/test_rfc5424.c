@@ -199,6 +199,40 @@ static void defaults_by_name(void **state)
     talon_log_format_free(fmt);
 }
 
+static void other_format_as_msg(void **state)
+{
+    (void)state;
+    talon_rfc5424_options o;
+    char err[256] = "";
+
+    talon_rfc5424_options_init(&o);
+    o.facility = 16;
+    o.hostname = "web1";
+    o.app_name = "talon-demo";
+    o.procid = "4242";
+    o.msg_format = "$request_method \"$request_uri\" $status";
+    talon_log_format *fmt = talon_log_format_compile_rfc5424(&o, err, sizeof(err));
+    assert_non_null(fmt);
+    talon_field f[] = {
+        TALON_F_STR("http.request.method", "GET"),
+        TALON_F_STR("url.original", "/a\"b\n"),
+        TALON_F_INT("http.response.status_code", 404),
+    };
+    talon_log_record rec = { .time_ns = T0, .level = TALON_LOG_INFO, .logger = "access",
+                             .message = "ignored", .message_len = SIZE_MAX, .fields = f, .nfields = 3 };
+    char *line = format(fmt, &rec);
+
+    /* MSG is the other format's line; the fields are in it, so SD is "-". */
+    assert_string_equal(line, "<134>1 2024-05-01T10:00:00.123456Z web1 talon-demo 4242 access - "
+                              "GET \"/a\\x22b\\x0A\" 404\n");
+    free(line);
+    talon_log_format_free(fmt);
+
+    o.msg_format = "$no_such_variable";
+    assert_null(talon_log_format_compile_rfc5424(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "no_such_variable"));
+}
+
 static void compile_errors(void **state)
 {
     (void)state;
@@ -268,6 +302,7 @@ int main(void)
         cmocka_unit_test(names_made_valid),
         cmocka_unit_test(time_field_and_cap),
         cmocka_unit_test(defaults_by_name),
+        cmocka_unit_test(other_format_as_msg),
         cmocka_unit_test(compile_errors),
         cmocka_unit_test(facility_names),
         cmocka_unit_test(sd_value_escape),
