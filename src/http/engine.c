@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,14 @@ enum engine_state {
     STATE_QUEUED    /* response queued */
 };
 
+/* One open connection, for the slow-client check (sweep_slow_heads). */
+typedef struct engine_conn {
+    struct engine_conn *prev, *next;
+    int fd;
+    atomic_llong head_since_ns; /* when the current head began; 0 while a request is served */
+    bool cut;                   /* shut down by the sweep */
+} engine_conn;
+
 typedef struct talon_engine {
     talon_app *app;
     struct MHD_Daemon *daemon;
@@ -44,6 +53,9 @@ typedef struct talon_engine {
     atomic_long in_flight;        /* requests created and not yet completed */
     atomic_long connections;      /* open connections */
     unsigned connection_limit;
+    unsigned connection_timeout_s;
+    pthread_mutex_t conns_lock;   /* guards the list of open connections */
+    engine_conn *conns;
     pthread_mutex_t held_lock;    /* guards the list of suspended requests */
     talon_req *held;
     size_t nheld;
@@ -109,15 +121,85 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* Count open connections: talon enforces connection_limit itself so that
- * the connection over the limit gets a 503 instead of a silent close. */
+ * the connection over the limit gets a 503 instead of a silent close. Each
+ * connection is also listed for sweep_slow_heads(). libmicrohttpd notifies
+ * the close before it closes the socket, so a listed fd is always open. */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
     talon_engine *e = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         atomic_fetch_add(&e->connections, 1);
-    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        engine_conn *ec = calloc(1, sizeof(*ec));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ec == NULL || ci == NULL) {
+            free(ec);
+            return; /* not swept; libmicrohttpd's idle timeout still applies */
+        }
+        ec->fd = ci->connect_fd;
+        atomic_init(&ec->head_since_ns, talon_now_ns());
+        pthread_mutex_lock(&e->conns_lock);
+        ec->next = e->conns;
+        if (e->conns != NULL)
+            e->conns->prev = ec;
+        e->conns = ec;
+        pthread_mutex_unlock(&e->conns_lock);
+        *socket_ctx = ec;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         atomic_fetch_sub(&e->connections, 1);
+        engine_conn *ec = *socket_ctx;
+        if (ec == NULL)
+            return;
+        pthread_mutex_lock(&e->conns_lock);
+        if (ec->prev != NULL)
+            ec->prev->next = ec->next;
+        else
+            e->conns = ec->next;
+        if (ec->next != NULL)
+            ec->next->prev = ec->prev;
+        pthread_mutex_unlock(&e->conns_lock);
+        free(ec);
+        *socket_ctx = NULL;
+    }
+}
+
+/* Mark the connection of c as serving a request (head complete), or as
+ * waiting for the next head from now on. */
+static void conn_set_waiting(struct MHD_Connection *c, bool waiting)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    engine_conn *ec = ci != NULL ? ci->socket_context : NULL;
+    if (ec != NULL)
+        atomic_store(&ec->head_since_ns, waiting ? talon_now_ns() : 0);
+}
+
+/* Close connections whose request head is still incomplete a second after
+ * connection_timeout_s: libmicrohttpd's timeout restarts at every byte, so
+ * a client sending its head byte by byte (slowloris) would never time out.
+ * The second of grace lets libmicrohttpd close the merely idle ones first.
+ * shutdown() makes libmicrohttpd see the end of the stream and close. */
+static void sweep_slow_heads(talon_engine *e)
+{
+    if (e->connection_timeout_s == 0)
+        return;
+    int64_t now = talon_now_ns();
+    int64_t limit = ((int64_t)e->connection_timeout_s + 1) * 1000000000;
+    unsigned cut = 0;
+    pthread_mutex_lock(&e->conns_lock);
+    for (engine_conn *ec = e->conns; ec != NULL; ec = ec->next) {
+        int64_t since = atomic_load(&ec->head_since_ns);
+        if (since != 0 && !ec->cut && now - since > limit) {
+            shutdown(ec->fd, SHUT_RDWR);
+            ec->cut = true;
+            cut++;
+        }
+    }
+    pthread_mutex_unlock(&e->conns_lock);
+    if (cut > 0)
+        engine_warn(e, "closed %u connections that sent no complete request head within %u s "
+                    "(slow or stalled clients)", cut, e->connection_timeout_s);
 }
 
 /* Paths and query strings are decoded by talon (uri.c) from the raw target,
@@ -281,6 +363,7 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
                                    const char *method, const char *version)
 {
     const char *target = req->target;
+    conn_set_waiting(c, false);
     if (talon_req_set_line(req, method, target, version) < 0)
         return MHD_NO;
     size_t line_bytes = strlen(method) + strlen(target) + strlen(version) + 4;
@@ -452,6 +535,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     talon_app_run_completions(e->app, req, &done);
     talon_req_unref(req);
     atomic_fetch_sub(&e->in_flight, 1);
+    conn_set_waiting(c, true);
 }
 
 /* ---- Serving, signals and the drain ---- */
@@ -628,6 +712,8 @@ static void wait_for_stop(talon_app *app)
     struct pollfd p = { .fd = app->stop_pipe[0], .events = POLLIN };
     while (!atomic_load(&app->stopping)) {
         int rc = poll(&p, 1, 1000);
+        if (rc == 0 && app->engine != NULL)
+            sweep_slow_heads(app->engine);
         if (rc > 0) {
             char buf[16];
             ssize_t n = read(app->stop_pipe[0], buf, sizeof(buf));
@@ -675,6 +761,8 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     e->app = app;
     e->max_header_size = opts->max_header_size;
     e->connection_limit = opts->connection_limit;
+    e->connection_timeout_s = opts->connection_timeout_s;
+    pthread_mutex_init(&e->conns_lock, NULL);
     atomic_init(&e->connections, 0);
     atomic_init(&e->in_flight, 0);
     pthread_mutex_init(&e->held_lock, NULL);
@@ -717,6 +805,7 @@ err_signals:
     if (e->daemon == NULL) {
         pthread_mutex_destroy(&e->held_lock);
         pthread_mutex_destroy(&e->log_lock);
+        pthread_mutex_destroy(&e->conns_lock);
         free(e);
     }
     /* NOTE: when the drain gave up, the engine and its threads are leaked
