@@ -4,9 +4,9 @@
  *
  * PRI is facility * 8 + the severity of the record's level. TIMESTAMP is UTC
  * with microseconds. HOSTNAME, APP-NAME and PROCID are fixed when the
- * format is compiled; MSGID is the logger name. Each field of the record
+ * format is compiled, and MSGID is the logger name. Each field of the record
  * becomes one SD-PARAM of a single SD-ELEMENT, so a receiver such as rsyslog
- * (mmpstrucdata) gets them as named properties; a record without fields
+ * (mmpstrucdata) gets them as named properties. A record without fields
  * has the NILVALUE "-". MSG is the message, escaped as in the text format.
  *
  * With a msg_format ("combined", "json", ...), MSG is that format's line

@@ -160,7 +160,12 @@ static int set_syslog_key(log_sink_spec *s, const char *key, const char *value, 
     s->syslog.app_name = s->app_name;
     s->syslog.hostname = s->hostname;
     s->syslog.sd_id = s->sd_id;
-    s->syslog_key = strcmp(key, "app_name") == 0 ? "app_name" : strcmp(key, "hostname") == 0 ? "hostname" : "sd_id";
+    if (strcmp(key, "app_name") == 0)
+        s->syslog_key = "app_name";
+    else if (strcmp(key, "hostname") == 0)
+        s->syslog_key = "hostname";
+    else
+        s->syslog_key = "sd_id";
     return 0;
 }
 

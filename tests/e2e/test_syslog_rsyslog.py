@@ -2,10 +2,10 @@
 """Syslog sinks and the audit witness against a real rsyslogd.
 
 The test starts its own rsyslogd (never the system's, never port 514) with
-imtcp, imudp and imuxsock on a free 127.0.0.1 port and a private socket,
-and writes what it receives to files: the raw messages (%rawmsg%), the
-parsed RFC 5424 fields with the structured data as mmpstrucdata decodes it,
-and the witness lines alone. talon-demo sends its access log over TCP
+imtcp, imudp and imuxsock on a free 127.0.0.1 port and a private socket.
+rsyslogd writes three files: the raw messages (%rawmsg%), the parsed RFC
+5424 fields with the structured data as mmpstrucdata decodes it, and the
+witness lines alone. talon-demo sends its access log over TCP
 (octet counting), its app log over UDP and over the unix socket, and the
 audit witness over TCP. Checks:
   - 8 client threads x 100 requests give exactly one access message each;
