@@ -73,6 +73,7 @@ struct talon_sink {
     int last_errno;
     unsigned failed_writes;
     int64_t last_error_report_ns;
+    int64_t last_deleted_check_ns; /* last failed reopen of a deleted file, or 0 */
     int64_t last_drop_report_ns;
     uint64_t dropped_reported;
 };

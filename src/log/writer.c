@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -244,6 +245,25 @@ static void hold_failed(talon_sink *s, log_chunk *batch, size_t off, int err, in
     report_failure(s, now);
 }
 
+/* Reopen a file sink whose file was deleted while open (st_nlink is 0: the
+ * file or its directory was removed), so that its lines do not go into an
+ * unlinked inode until someone sends SIGHUP. A file renamed away without a
+ * signal keeps receiving lines under its new name, where they are kept.
+ * After a failed reopen, the next attempt waits a second. */
+static void reopen_if_deleted(talon_sink *s, int64_t now)
+{
+    struct stat st;
+    if (s->fd < 0 || fstat(s->fd, &st) < 0 || st.st_nlink > 0)
+        return;
+    if (s->last_deleted_check_ns != 0 && now - s->last_deleted_check_ns < REPORT_INTERVAL_NS)
+        return;
+    log_report(TALON_LOG_WARN, "log sink %s: the open file was deleted; reopening the path",
+               s->path);
+    log_reopen_sink(s);
+    bool still_deleted = fstat(s->fd, &st) == 0 && st.st_nlink == 0;
+    s->last_deleted_check_ns = still_deleted ? now : 0;
+}
+
 /* Write what the sink has buffered if a chunk is full, the interval passed,
  * a flush was requested or the process is stopping. */
 static void sink_service(talon_sink *s, int64_t now, bool stopping)
@@ -281,6 +301,8 @@ static void sink_service(talon_sink *s, int64_t now, bool stopping)
     s->last_flush_ns = now;
     pthread_mutex_unlock(&s->lock);
 
+    if (s->kind == SINK_FILE)
+        reopen_if_deleted(s, now);
     int rc = 0;
     log_chunk *rest = batch;
     while (rest && rc == 0) {
