@@ -373,9 +373,10 @@ static void report_oversized(talon_sink *s, log_syslog *sl, size_t len)
     if (now - sl->oversized_report_ns < NS_PER_S)
         return;
     sl->oversized_report_ns = now;
-    log_report(TALON_LOG_ERROR, "log sink %s: dropped %llu messages too long for one datagram "
+    uint64_t fresh = sl->oversized - sl->oversized_reported;
+    log_report(TALON_LOG_ERROR, "log sink %s: dropped %llu message%s too long for one datagram "
                "(the last one %zu bytes); use syslog+tcp:// for long records",
-               s->path, (unsigned long long)(sl->oversized - sl->oversized_reported), len);
+               s->path, (unsigned long long)fresh, fresh == 1 ? "" : "s", len);
     sl->oversized_reported = sl->oversized;
 }
 
