@@ -2,7 +2,9 @@
 """Fail-closed on a full disk. The test mounts a 1 MiB tmpfs for the trail
 (so it needs root) and fills it. Audited requests then get 503 with a JSON
 error, an error is logged, and nothing acknowledged is missing from the
-trail. Requests succeed again once space returns."""
+trail. Requests succeed again once space returns, and the app log says so. While
+the disk is full the middleware 503 carries Retry-After, unaudited routes
+are served, and the trail on disk verifies (no torn record)."""
 import http.client
 import json
 import os
@@ -76,8 +78,15 @@ def main():
             w.join(60)
         check(statuses.count(503) > 0, "no 503 while the trail is full: %r" % sorted(set(statuses)))
         check(set(statuses) <= {201, 503}, "unexpected statuses while full: %r" % set(statuses))
-        status, body = post_note(demo, "full-last")
+        status, headers, body = call(demo, "POST", "/notes", {"text": "full-last"},
+                                     headers={"X-Request-ID": "full-last"})
         check(status == 503, "a request while the trail is full: expected 503, got %d" % status)
+        check(headers.get("retry-after") == "1", "503 without Retry-After: 1: %r" % headers)
+        # Reads that are not audited (policy none) are still served.
+        status, _, _ = call(demo, "GET", "/health")
+        check(status == 200, "GET /health while the trail is full: %d" % status)
+        # What is on disk is whole: no torn record while the disk is full.
+        check_verify(demo, open_trail=True)
         check(isinstance(body, dict) and "audit trail" in body.get("description", ""),
               "503 without a clear JSON error: %r" % body)
         # The app log is buffered for up to a second: poll.
@@ -105,6 +114,11 @@ def main():
                   "(last status %d)" % status)
             time.sleep(0.2)
 
+        deadline = time.time() + 5
+        while "writable again" not in demo.read_stderr() and time.time() < deadline:
+            time.sleep(0.1)
+        check("writable again" in demo.read_stderr(), "the recovery of the trail is not in the "
+              "app log:\n" + demo.read_stderr()[-2000:])
         present = {(r.get("request") or {}).get("id") for r in records(demo, settle=0)}
         missing = [rid for rid in acked if rid not in present]
         check(not missing, "acknowledged but not in the trail: %s" % missing[:10])
