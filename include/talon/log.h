@@ -113,8 +113,11 @@ int talon_sink_open_stderr(talon_sink **out, const talon_sink_options *opts);
  * HOST is a name, an IPv4 address or [IPv6]; PORT defaults to 514. The
  * sink is opened even when the server is not reachable yet: the writer
  * connects again with backoff, and buffered records wait within
- * max_buffered. Returns 0 or a negative errno (bad URL, unknown host) with
- * err naming the URL. talon_sink_open_file() calls this for such a path. */
+ * max_buffered. Attach it with a format from
+ * talon_log_format_compile_rfc5424() (the configuration does this): the
+ * sink sends each line as it is. Returns 0 or a negative errno (bad URL,
+ * unknown host) with err naming the URL. talon_sink_open_file() calls this
+ * for such a path. */
 int talon_sink_open_syslog(talon_sink **out, const char *url, const talon_sink_options *opts,
                            char *err, size_t errlen);
 /* True when path names a syslog sink ("syslog:" or "syslog+tcp:" ...). */
