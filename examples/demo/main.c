@@ -5,11 +5,13 @@
  * SIGINT or SIGTERM. To add an area: write its file, add its routes call
  * to add_routes() and its configuration section to config_sections[]. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "demo.h"
@@ -160,14 +162,26 @@ typedef struct ready_ctx {
 } ready_ctx;
 
 /* Write the port to a temporary file and rename it, so that a reader never
- * sees a partial number. */
+ * sees a partial number. The file is 0644 whatever the umask: anyone may read
+ * the port, but no other user may change where a supervisor connects. */
 static void write_port_file(const char *path, unsigned port, talon_logger *log)
 {
-    char tmp[4096];
+    char tmp[4096], text[16];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL || fprintf(f, "%u\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) < 0)
-        talon_log_error(log, "cannot write the port file %s: %s", path, strerror(errno));
+    int len = snprintf(text, sizeof(text), "%u\n", port);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    bool ok = fd >= 0 && fchmod(fd, 0644) == 0 && write(fd, text, (size_t)len) == len;
+    int saved = errno;
+    if (fd >= 0 && close(fd) < 0 && ok) {
+        ok = false;
+        saved = errno;
+    }
+    if (ok && rename(tmp, path) < 0) {
+        ok = false;
+        saved = errno;
+    }
+    if (!ok)
+        talon_log_error(log, "cannot write the port file %s: %s", path, strerror(saved));
 }
 
 static void on_ready(talon_app *app, void *arg)
