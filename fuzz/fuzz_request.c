@@ -14,7 +14,10 @@
  *   backslash; a trace id is 32 lowercase hex digits;
  * - the client address is the peer or a parseable IP address;
  * - the pipeline sets a status in 100..599, 405 carries Allow, and a
- *   target the parser flagged gets 400. */
+ *   target the parser flagged gets 400.
+ * The access log then builds its record from the request (completion
+ * callback, json and combined formats; the lines go to /dev/null, their
+ * shape is fuzz_log_format's job). */
 #include <arpa/inet.h>
 #include <stdbool.h>
 #include <string.h>
@@ -22,6 +25,7 @@
 #include "fuzz_util.h"
 #include "http/pipeline.h"
 #include "http/uri.h"
+#include "talon/access_log.h"
 
 static talon_app *app;
 
@@ -54,6 +58,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         talon_app_add_route(app, "/files/{name}", &users, err, sizeof(err)) < 0 ||
         talon_proxies_parse("127.0.0.0/8, ::1, 10.0.0.0/8", &app->proxies, err, sizeof(err)) < 0)
         abort();
+
+    talon_sink *sink;
+    talon_sink_options so;
+    talon_sink_options_init(&so);
+    so.overflow = TALON_OVERFLOW_DROP; /* never wait for the writer thread */
+    talon_logger *access = talon_logger_get("access");
+    talon_log_format *json = talon_log_format_compile("json", err, sizeof(err));
+    talon_log_format *combined = talon_log_format_compile("combined", err, sizeof(err));
+    talon_access_log *log;
+    if (talon_sink_open_file(&sink, "/dev/null", &so, err, sizeof(err)) < 0 || !json || !combined ||
+        talon_logger_add_sink(access, sink, TALON_LOG_TRACE, json) < 0 ||
+        talon_logger_add_sink(access, sink, TALON_LOG_TRACE, combined) < 0 ||
+        talon_access_log_attach(app, NULL, &log, err, sizeof(err)) < 0) {
+        fprintf(stderr, "fuzz setup: access log: %s\n", err);
+        abort();
+    }
     return 0;
 }
 
@@ -230,6 +250,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(status == 400);
     if (status == 405)
         FUZZ_CHECK(talon_resp_header(resp, "Allow") != NULL);
+    talon_completion done = {
+        .bytes_sent = size, .duration_ns = (int64_t)size * 1000, .client_aborted = data[0] & 8,
+    };
+    talon_app_run_completions(app, req, &done);
 out:
     talon_pipeline_req_free(req);
     fuzz_parts_free(&fp);
