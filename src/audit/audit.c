@@ -18,7 +18,7 @@
 
 #define SUBMIT_LOG_INTERVAL_NS 1000000000LL
 
-static int make_dirs(const char *path, mode_t mode)
+int audit_make_dirs(const char *path, mode_t mode)
 {
     char *copy = strdup(path);
     int rc = 0;
@@ -58,6 +58,7 @@ static void trail_free(talon_audit_trail *t)
         close(t->state_fd);
     audit_crypto_free(&t->crypto);
     audit_redactor_free(&t->redact);
+    json_decref(t->recovered_pending);
     audit_buf_free(&t->batch);
     pthread_mutex_destroy(&t->mutex);
     pthread_cond_destroy(&t->wake);
@@ -167,7 +168,7 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
         goto fail;
     }
 
-    rc = make_dirs(t->dir, (t->mode & 0040) ? 0750 : 0700);
+    rc = audit_make_dirs(t->dir, (t->mode & 0040) ? 0750 : 0700);
     if (rc < 0) {
         snprintf(err, errlen, "cannot create the audit trail directory %s: %s", t->dir,
                  strerror(-rc));

@@ -201,6 +201,9 @@ struct talon_audit_trail {
     struct timespec next_retry;
     int64_t last_error_log_ns;
     uint64_t errors_unlogged;
+    bool file_removed;                    /* the active file has no name left (st_nlink 0) */
+    bool state_removed;                   /* key.state has no name left */
+    json_t *recovered_pending;            /* audit_recovered data not yet written, or NULL */
     atomic_uint_fast64_t lost_unreported; /* lost records not yet reported in the trail */
     atomic_uint_fast64_t rejected_during_outage;
     atomic_int_fast64_t submit_log_ns;    /* last rejection logged by a submitter */
@@ -222,6 +225,18 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
 int audit_rotate_file(talon_audit_trail *t);
 void audit_apply_retention(talon_audit_trail *t);
 int audit_fsync_dir(const char *dir);
+
+/* restore.c: put back the active file and key.state after their removal
+ * under the running server. Writer thread only. */
+/* Return -ENOENT, and flag what is gone, when the active file or key.state
+ * was unlinked (st_nlink 0), else 0. */
+int audit_check_removed(talon_audit_trail *t);
+/* Recreate what audit_check_removed() flagged; *recovered collects the
+ * data of the audit_recovered record to write next. */
+int audit_restore_removed(talon_audit_trail *t, json_t **recovered);
+
+/* audit.c: mkdir -p with mode for each level created. */
+int audit_make_dirs(const char *path, mode_t mode);
 
 /* witness.c: send the head of the record just written (t->seq, t->prev)
  * to the witness logger. Writer thread or open/close only. */

@@ -90,7 +90,8 @@ int audit_open_active_file(talon_audit_trail *t, unsigned index, bool create_new
 {
     char path[4096];
     struct stat st;
-    int flags = O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
+    /* Readable too: a removed file is restored from this descriptor. */
+    int flags = O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
     int fd, rc;
 
     rc = audit_trail_file_path(t, index, path, sizeof(path));

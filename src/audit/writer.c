@@ -204,6 +204,9 @@ static int write_batch(talon_audit_trail *t, const chain_mark *mark, bool durabl
         else
             atomic_fetch_add(&t->st_fsyncs, 1);
     }
+    /* Bytes in an unlinked file are not on record: fail the batch. */
+    if (rc == 0)
+        rc = audit_check_removed(t);
     if (rc < 0) {
         char path[4096];
         int trc;
@@ -211,11 +214,24 @@ static int write_batch(talon_audit_trail *t, const chain_mark *mark, bool durabl
         chain_restore(t, mark);
         trc = truncate_to_good(t);
         mark_unhealthy(t, -rc);
-        audit_log_error(t, "audit trail: cannot write %zu bytes to %s: %s%s; %s", b->len, path,
-                        strerror(-rc), trc < 0 ? " (and cannot cut the partial write back)" : "",
-                        t->failure == TALON_AUDIT_FAIL_CLOSED
-                            ? "audited requests are rejected until a retry succeeds"
-                            : "records are lost until a retry succeeds");
+        if (t->file_removed || t->state_removed) {
+            /* Restore at once: the retry needs no free space to come back. */
+            audit_monotonic(&t->next_retry);
+            audit_log_error(t, "audit trail: %s%s%s %s removed while open; the %zu bytes just "
+                            "written are not on record, so %s; restoring from the open "
+                            "descriptors", t->file_removed ? path : "",
+                            t->file_removed && t->state_removed ? " and " : "",
+                            t->state_removed ? t->state_path : "",
+                            t->file_removed && t->state_removed ? "were" : "was", b->len,
+                            t->failure == TALON_AUDIT_FAIL_CLOSED
+                                ? "their requests are rejected" : "their records are lost");
+        } else {
+            audit_log_error(t, "audit trail: cannot write %zu bytes to %s: %s%s; %s", b->len, path,
+                            strerror(-rc), trc < 0 ? " (and cannot cut the partial write back)" : "",
+                            t->failure == TALON_AUDIT_FAIL_CLOSED
+                                ? "audited requests are rejected until a retry succeeds"
+                                : "records are lost until a retry succeeds");
+        }
         b->len = 0;
         return rc;
     }
@@ -389,8 +405,16 @@ static void try_resume(talon_audit_trail *t)
     chain_mark mark;
     json_t *data;
     int err = atomic_load(&t->error);
+    size_t nrecords;
     int rc;
 
+    if (t->file_removed || t->state_removed) {
+        rc = audit_restore_removed(t, &t->recovered_pending);
+        if (rc < 0) {
+            mark_unhealthy(t, -rc); /* audit_restore_removed() logged it */
+            return;
+        }
+    }
     rc = store_pending_state(t);
     if (rc == 0)
         rc = truncate_to_good(t);
@@ -402,11 +426,21 @@ static void try_resume(talon_audit_trail *t)
 
     chain_save(t, &mark);
     t->batch.len = 0;
+    nrecords = 1;
+    rc = 0;
+    if (t->recovered_pending != NULL) {
+        rc = append_system_line(t, "audit_recovered", TALON_AUDIT_SUCCESS, NULL,
+                                json_incref(t->recovered_pending));
+        nrecords++;
+    }
     audit_format_time(since, t->down_since_ns);
     rejected = atomic_load(&t->rejected_during_outage);
     data = json_pack("{s:s,s:s,s:I}", "since", since, "error", strerror(err), "rejected",
                      (json_int_t)rejected);
-    rc = append_system_line(t, "audit_resumed", TALON_AUDIT_SUCCESS, NULL, data);
+    if (rc == 0)
+        rc = append_system_line(t, "audit_resumed", TALON_AUDIT_SUCCESS, NULL, data);
+    else
+        json_decref(data);
     if (rc == 0)
         rc = append_lost_report(t, &reported);
     if (rc < 0) {
@@ -421,7 +455,9 @@ static void try_resume(talon_audit_trail *t)
             atomic_fetch_add(&t->lost_unreported, reported);
         return; /* write_batch logged it and set the next retry */
     }
-    atomic_fetch_add(&t->st_records, reported > 0 ? 2 : 1);
+    atomic_fetch_add(&t->st_records, nrecords + (reported > 0 ? 1 : 0));
+    json_decref(t->recovered_pending);
+    t->recovered_pending = NULL;
     /* Rejections between the count above and this store are not reported
      * in the trail; they remain in the statistics. */
     atomic_fetch_sub(&t->rejected_during_outage, rejected);

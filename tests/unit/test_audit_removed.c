@@ -1,0 +1,192 @@
+/* Audit trail files removed under the running writer: the trail directory
+ * (rm -rf, with key.state in it), key.state alone, and the active file
+ * alone after a rotation. The batch that finds the removal fails under the
+ * failure policy, the files come back from the open descriptors, and the
+ * chain goes on after an audit_recovered record. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "audit_test_util.h"
+
+static talon_audit_trail *open_ok(const talon_audit_options *o)
+{
+    talon_audit_trail *t = NULL;
+    char err[512] = "";
+    int rc = talon_audit_open(&t, o, err, sizeof(err));
+
+    if (rc != 0)
+        fail_msg("talon_audit_open: %d %s", rc, err);
+    return t;
+}
+
+static void wait_healthy(talon_audit_trail *t)
+{
+    for (int i = 0; i < 100 && !talon_audit_healthy(t); i++)
+        usleep(50 * 1000);
+    assert_true(talon_audit_healthy(t));
+}
+
+static void remove_tree(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int count_type(const test_chain *c, const char *type)
+{
+    int n = 0;
+    for (size_t i = 0; i < json_array_size(c->records); i++) {
+        json_t *r = json_array_get(c->records, i);
+        if (strcmp(json_string_value(json_object_get(r, "type")), type) == 0)
+            n++;
+    }
+    return n;
+}
+
+static mode_t file_mode(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+static void directory_removed_fail_closed(void **state)
+{
+    (void)state;
+    test_trail tt;
+    talon_audit_options o;
+    test_chain c;
+    char path[400];
+
+    test_trail_make(&tt);
+    test_trail_options(&tt, &o);
+    talon_audit_trail *t = open_ok(&o);
+    assert_int_equal(submit_n(t, 3), 0);
+
+    remove_tree(tt.dir);
+    json_t *data = json_pack("{s:i}", "n", 100);
+    talon_audit_event ev = { .type = "note_created", .actor_id = "alice", .data = data };
+    /* The batch written into the unlinked file is not acknowledged. */
+    assert_int_equal(submit_sync(t, &ev), -ENOENT);
+    wait_healthy(t);
+    json_object_set_new(data, "n", json_integer(101));
+    assert_int_equal(submit_sync(t, &ev), 0);
+    talon_audit_stats st;
+    talon_audit_get_stats(t, &st);
+    assert_int_equal(st.rejected, 1);
+    talon_audit_close(t);
+
+    snprintf(path, sizeof(path), "%s/audit-00000001.jsonl", tt.dir);
+    assert_int_equal(file_mode(path), 0600);
+    assert_int_equal(file_mode(tt.state), 0600);
+    assert_chain_valid(&tt, &c);
+    /* 3 before, none for the rejected one, 1 after. */
+    assert_int_equal(count_type(&c, "note_created"), 4);
+    json_t *rec = test_find_type(&c, "audit_recovered", 0);
+    assert_non_null(rec);
+    json_t *d = json_object_get(rec, "data");
+    assert_string_equal(json_string_value(json_object_get(d, "cause")), "file_removed");
+    assert_string_equal(json_string_value(json_object_get(d, "file")), "audit-00000001.jsonl");
+    assert_true(json_is_true(json_object_get(d, "key_state_recreated")));
+    assert_true(json_integer_value(json_object_get(d, "restored_bytes")) > 0);
+    /* last_seq: sys_startup and the 3 records. */
+    assert_int_equal(json_integer_value(json_object_get(d, "last_seq")), 4);
+    assert_non_null(test_find_type(&c, "audit_resumed", 0));
+    test_chain_free(&c);
+
+    /* The recreated key.state continues the trail after a restart. */
+    t = open_ok(&o);
+    assert_int_equal(submit_n(t, 1), 0);
+    talon_audit_close(t);
+    assert_chain_valid(&tt, &c);
+    test_chain_free(&c);
+    json_decref(data);
+    test_trail_remove(&tt);
+}
+
+static void key_state_removed_fail_open(void **state)
+{
+    (void)state;
+    test_trail tt;
+    talon_audit_options o;
+    test_chain c;
+
+    test_trail_make(&tt);
+    test_trail_options(&tt, &o);
+    o.failure = TALON_AUDIT_FAIL_OPEN;
+    talon_audit_trail *t = open_ok(&o);
+    assert_int_equal(submit_n(t, 2), 0);
+
+    assert_int_equal(unlink(tt.state), 0);
+    assert_true(submit_n(t, 1) < 0);
+    wait_healthy(t);
+    assert_int_equal(submit_n(t, 1), 0);
+    talon_audit_stats st;
+    talon_audit_get_stats(t, &st);
+    assert_int_equal(st.lost, 1);
+    assert_int_equal(st.rejected, 0);
+    talon_audit_close(t);
+
+    assert_int_equal(file_mode(tt.state), 0600);
+    assert_chain_valid(&tt, &c);
+    json_t *rec = test_find_type(&c, "audit_recovered", 0);
+    assert_non_null(rec);
+    json_t *d = json_object_get(rec, "data");
+    assert_string_equal(json_string_value(json_object_get(d, "cause")), "key_state_removed");
+    assert_int_equal(json_integer_value(json_object_get(d, "restored_bytes")), 0);
+    assert_true(json_is_true(json_object_get(d, "key_state_recreated")));
+    /* The lost record is reported in the trail. */
+    assert_non_null(test_find_type(&c, "audit_records_lost", 0));
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
+static void active_file_removed_after_rotation(void **state)
+{
+    (void)state;
+    test_trail tt;
+    talon_audit_options o;
+    test_chain c;
+    char path[400];
+
+    test_trail_make(&tt);
+    test_trail_options(&tt, &o);
+    talon_audit_trail *t = open_ok(&o);
+    assert_int_equal(submit_n(t, 2), 0);
+    assert_int_equal(talon_audit_rotate(t), 0);
+    assert_int_equal(submit_n(t, 2), 0);
+
+    snprintf(path, sizeof(path), "%s/audit-00000002.jsonl", tt.dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(submit_n(t, 1), -ENOENT);
+    wait_healthy(t);
+    assert_int_equal(submit_n(t, 1), 0);
+    talon_audit_close(t);
+
+    /* Nothing was lost, so the whole trail verifies, not only a part. */
+    assert_chain_valid(&tt, &c);
+    assert_int_equal(c.nfiles, 2);
+    assert_int_equal(count_type(&c, "note_created"), 5);
+    json_t *rec = test_find_type(&c, "audit_recovered", 0);
+    assert_non_null(rec);
+    json_t *d = json_object_get(rec, "data");
+    assert_string_equal(json_string_value(json_object_get(d, "file")), "audit-00000002.jsonl");
+    assert_false(json_is_true(json_object_get(d, "key_state_recreated")));
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(directory_removed_fail_closed),
+        cmocka_unit_test(key_state_removed_fail_open),
+        cmocka_unit_test(active_file_removed_after_rotation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
