@@ -5,6 +5,7 @@
 #ifndef TALON_FUZZ_AUDIT_COMMON_H
 #define TALON_FUZZ_AUDIT_COMMON_H
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,12 +17,18 @@
 #include "fuzz_util.h"
 #include "talon/audit.h"
 #include "talon/audit_reader.h"
+#include "talon/log.h"
 
 static char fa_root[64];
 static char fa_key[128];      /* the auditor's verification key */
 static char fa_input[128];    /* where each input is written */
+static char fa_trail_file[160]; /* the trail the writer made */
+static char fa_witness_file[128];
+static char fa_trail_hex[33];
 static char *fa_original;     /* bytes of the trail the writer made */
 static size_t fa_original_len;
+static talon_audit_witness *fa_witness; /* the heads the writer sent */
+static size_t fa_witnessed_end; /* end of the last witnessed record in fa_original */
 
 static void fa_die(const char *step, const char *err)
 {
@@ -81,6 +88,16 @@ static void fa_setup(void)
     if (talon_audit_keygen(fa_key, state, err, sizeof(err)) != 0)
         fa_die("keygen", err);
 
+    /* The witness logger writes to a file, as a syslog server would. */
+    talon_sink *witness_sink;
+    talon_sink_options so;
+    talon_sink_options_init(&so);
+    snprintf(fa_witness_file, sizeof(fa_witness_file), "%s/witness.log", fa_root);
+    if (talon_sink_open_file(&witness_sink, fa_witness_file, &so, err, sizeof(err)) != 0 ||
+        talon_logger_add_sink(talon_logger_get("audit.witness"), witness_sink, TALON_LOG_INFO,
+                              NULL) != 0)
+        fa_die("witness sink", err);
+
     talon_audit_options o;
     talon_audit_options_init(&o);
     o.dir = dir;
@@ -100,8 +117,15 @@ static void fa_setup(void)
         fa_die("seal", "epoch 1");
     fa_submit(t, "audit_read", "carol", true, "{\"q\":{\"type\":\"authn_*\"}}");
     talon_audit_close(t);
+    if (talon_sink_flush(witness_sink) != 0)
+        fa_die("flush", fa_witness_file);
+    if (talon_audit_witness_load(fa_witness_file, &fa_witness, err, sizeof(err)) != 0)
+        fa_die("witness load", err);
+    if (fa_witness->count == 0)
+        fa_die("witness", "the writer sent no chain head");
 
     snprintf(file, sizeof(file), "%s/audit-00000001.jsonl", dir);
+    snprintf(fa_trail_file, sizeof(fa_trail_file), "%s", file);
     int fd = open(file, O_RDONLY);
     if (fd < 0)
         fa_die("open trail file", file);
@@ -111,6 +135,22 @@ static void fa_setup(void)
     if (n <= 0)
         fa_die("read", file);
     fa_original_len = (size_t)n;
+
+    /* The trail id, and where the record of the highest witnessed seq ends. */
+    const char *tr = strstr(fa_original, "\"trail\":\"");
+    if (tr == NULL)
+        fa_die("trail id", "no \"trail\" in the first record");
+    memcpy(fa_trail_hex, tr + 9, 32);
+    uint64_t max_seq = 0;
+    for (size_t i = 0; i < fa_witness->count; i++)
+        if (fa_witness->heads[i].seq > max_seq)
+            max_seq = fa_witness->heads[i].seq;
+    char want[48];
+    snprintf(want, sizeof(want), "{\"v\":1,\"seq\":%llu,", (unsigned long long)max_seq);
+    const char *rec = strstr(fa_original, want);
+    if (rec == NULL)
+        fa_die("witness", "the last witnessed record is not in the trail");
+    fa_witnessed_end = (size_t)(strchr(rec, '\n') + 1 - fa_original);
 }
 
 /* Write bytes to the input file. */
@@ -124,7 +164,19 @@ static void fa_write_input(const void *data, size_t size)
 
 /* Verify the input file. Returns the verdict, or -1 when the check could
  * not run (for example an unreadable file). */
+static int fa_verify_witnessed(bool with_key, bool open_ok, bool partial,
+                               const talon_audit_witness *witness,
+                               talon_audit_verify_result *res);
+
 static int fa_verify(bool with_key, bool open_ok, bool partial, talon_audit_verify_result *res)
+{
+    return fa_verify_witnessed(with_key, open_ok, partial, NULL, res);
+}
+
+/* The same, then the witness check when the trail passed on its own. */
+static int fa_verify_witnessed(bool with_key, bool open_ok, bool partial,
+                               const talon_audit_witness *witness,
+                               talon_audit_verify_result *res)
 {
     const char *paths[] = { fa_input };
     talon_audit_reader *rd;
@@ -140,8 +192,13 @@ static int fa_verify(bool with_key, bool open_ok, bool partial, talon_audit_veri
     vo.threads = 1;
     memset(res, 0, sizeof(*res));
     int rc = talon_audit_verify(rd, &vo, res, err, sizeof(err));
-    talon_audit_reader_close(rd);
     FUZZ_CHECK(rc == 0); /* the key file is there: the check must run */
+    if (witness != NULL && res->verdict == TALON_AUDIT_INTACT) {
+        talon_audit_witness_result wres;
+        rc = talon_audit_witness_check(rd, witness, fa_trail_hex, res, &wres, err, sizeof(err));
+        FUZZ_CHECK(rc == 0 || rc == -ENOENT);
+    }
+    talon_audit_reader_close(rd);
     FUZZ_CHECK(res->detail[sizeof(res->detail) - 1] == '\0' || res->detail[0] == '\0' ||
                memchr(res->detail, '\0', sizeof(res->detail)) != NULL);
     FUZZ_CHECK(talon_audit_verdict_name(res->verdict) != NULL);

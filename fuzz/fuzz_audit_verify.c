@@ -14,6 +14,9 @@
  *   a final '\n' (a write in progress, which verify skips);
  * - --partial: a suffix that starts at a line start (retention);
  * - both: a line-aligned piece of the original.
+ * With the witness lines the writer sent (mode bit 8), a prefix or piece
+ * must also reach the last witnessed record: cutting the trail back before
+ * a witnessed head is what the witness is for.
  * Without the key (chain only), anyone can rebuild a chain, so there only
  * crashes and sanitizer reports count. */
 #include "fuzz_audit_common.h"
@@ -23,8 +26,10 @@ static bool at_line_start(size_t off)
     return off == 0 || fa_original[off - 1] == '\n';
 }
 
-/* Is [data, size) a piece of the original that verify may accept? */
-static bool acceptable(const char *data, size_t size, bool open_ok, bool partial)
+/* Is [data, size) a piece of the original that verify may accept? With the
+ * witness, a piece must still reach the last witnessed record. */
+static bool acceptable(const char *data, size_t size, bool open_ok, bool partial,
+                       bool witnessed)
 {
     if (size == fa_original_len && memcmp(data, fa_original, size) == 0)
         return true;
@@ -42,6 +47,8 @@ static bool acceptable(const char *data, size_t size, bool open_ok, bool partial
         if (!at_line_start(start) || !at_line_start(start + size))
             continue;
         if (!open_ok && start + size != fa_original_len)
+            continue;
+        if (witnessed && start + size < fa_witnessed_end)
             continue;
         if (memcmp(fa_original + start, data, size) == 0)
             return true;
@@ -97,6 +104,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     for (int mode = 0; mode < 4; mode++) {
         if (fa_verify(true, mode & 1, mode & 2, &res) != TALON_AUDIT_INTACT)
             fa_die("the writer's own trail does not verify", res.detail);
+        if (fa_verify_witnessed(true, mode & 1, mode & 2, fa_witness, &res) != TALON_AUDIT_INTACT)
+            fa_die("the writer's own trail does not match its witness", res.detail);
     }
     return 0;
 }
@@ -169,12 +178,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     fa_write_input(b.p, b.len);
-    bool open_ok = mode & 1, partial = mode & 2;
+    bool open_ok = mode & 1, partial = mode & 2, witnessed = mode & 8;
     talon_audit_verify_result res;
-    int verdict = fa_verify(true, open_ok, partial, &res);
-    if (verdict == TALON_AUDIT_INTACT && !acceptable(b.p, b.len, open_ok, partial)) {
-        fprintf(stderr, "verify passed a tampered trail (open=%d partial=%d): %zu bytes, "
-                "%llu records\n", open_ok, partial, b.len, (unsigned long long)res.records);
+    int verdict = fa_verify_witnessed(true, open_ok, partial, witnessed ? fa_witness : NULL, &res);
+    if (verdict == TALON_AUDIT_INTACT && !acceptable(b.p, b.len, open_ok, partial, witnessed)) {
+        fprintf(stderr, "verify passed a tampered trail (open=%d partial=%d witness=%d): "
+                "%zu bytes, %llu records\n", open_ok, partial, witnessed, b.len,
+                (unsigned long long)res.records);
         __builtin_trap();
     }
     if (verdict != TALON_AUDIT_INTACT)
