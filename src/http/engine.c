@@ -12,7 +12,17 @@
  * - a client that disconnects while suspended never re-enters the handler:
  *   the completed callback comes instead, and it frees the request;
  * - the completed callback may run with MHD's internal lock held, so it
- *   must not call back into MHD. */
+ *   must not call back into MHD;
+ * - some of its own error paths close a connection without the completed
+ *   callback even though the URI callback ran (a second error while the
+ *   first error response is still queued: a Cookie header with too many
+ *   pairs for the connection's memory pool). The request is then released
+ *   when the connection closes (release_orphan);
+ * - it builds a table of the query arguments in the connection's memory
+ *   pool, one 48-byte record per argument, and a query of a few thousand
+ *   bytes with many short arguments exhausts the pool: no response is sent
+ *   and the connection hangs. talon parses the query from the raw target
+ *   itself, so on_uri hides the arguments from libmicrohttpd. */
 #include "http/framing.h"
 #include "http/pipeline.h"
 
@@ -28,6 +38,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +55,7 @@ typedef struct engine_conn {
     int fd;
     atomic_llong head_since_ns; /* when the current head began; 0 while a request is served */
     bool cut;                   /* shut down by the sweep */
+    talon_req *req;             /* the request begun by on_uri and not yet completed */
 } engine_conn;
 
 typedef struct talon_engine {
@@ -51,6 +63,8 @@ typedef struct talon_engine {
     struct MHD_Daemon *daemon;
     size_t max_header_size;
     atomic_long in_flight;        /* requests created and not yet completed */
+    atomic_long orphans;          /* requests released at close, without the completed callback */
+    bool hide_query;              /* libmicrohttpd's layout is known: see hide_query() */
     atomic_long connections;      /* open connections */
     unsigned connection_limit;
     unsigned connection_timeout_s;
@@ -120,6 +134,16 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     engine_warn(cls, "libmicrohttpd: %s", msg);
 }
 
+/* The connection's entry in the list of open connections, or NULL. */
+static engine_conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void release_orphan(talon_engine *e, engine_conn *ec);
+
 /* Count open connections: talon enforces connection_limit itself so that
  * the connection over the limit gets a 503 instead of a silent close. Each
  * connection is also listed for sweep_slow_heads(). libmicrohttpd notifies
@@ -151,6 +175,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
         engine_conn *ec = *socket_ctx;
         if (ec == NULL)
             return;
+        if (ec->req != NULL)
+            release_orphan(e, ec);
         pthread_mutex_lock(&e->conns_lock);
         if (ec->prev != NULL)
             ec->prev->next = ec->next;
@@ -168,9 +194,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
  * waiting for the next head from now on. */
 static void conn_set_waiting(struct MHD_Connection *c, bool waiting)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    engine_conn *ec = ci != NULL ? ci->socket_context : NULL;
+    engine_conn *ec = conn_of(c);
     if (ec != NULL)
         atomic_store(&ec->head_since_ns, waiting ? talon_now_ns() : 0);
 }
@@ -209,11 +233,27 @@ static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/* Keep libmicrohttpd from building its table of query arguments, which
+ * talon does not use (uri.c parses the raw target) and which exhausts the
+ * connection's memory pool when a query has many short arguments. In
+ * 0.9.7x, uri points into the connection's read buffer and the argument
+ * parser runs right after the URI callback, from the byte after the first
+ * '?': ending the string there leaves it nothing to parse. */
+static void hide_query(talon_engine *e, const char *uri)
+{
+    char *q = e->hide_query ? strchr(uri, '?') : NULL;
+    if (q != NULL)
+        q[1] = '\0';
+}
+
 /* Called once the request line is parsed: the request starts here, with the
  * raw target as the client sent it. */
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
     talon_engine *e = cls;
+    engine_conn *ec = conn_of(c);
+    if (ec != NULL && ec->req != NULL)
+        release_orphan(e, ec); /* the previous request never completed */
     talon_req *req = talon_req_create(e->app);
     if (req == NULL)
         return NULL;
@@ -222,11 +262,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
         talon_req_unref(req);
         return NULL;
     }
+    hide_query(e, uri);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci != NULL)
         talon_req_set_peer(req, ci->client_addr);
     atomic_fetch_add(&e->in_flight, 1);
+    if (ec != NULL)
+        ec->req = req;
     return req;
 }
 
@@ -503,6 +546,27 @@ static bool has_body(const talon_req *req)
     return strcmp(req->method, "HEAD") != 0 && s >= 200 && s != 204 && s != 304;
 }
 
+/* Run the completion callbacks and drop the engine's reference. */
+static void finish_request(talon_engine *e, talon_req *req, bool ok)
+{
+    talon_completion done = {
+        .bytes_sent = ok && has_body(req) ? req->resp.body_len : 0,
+        .duration_ns = talon_now_ns() - req->start_ns,
+        .client_aborted = !ok,
+    };
+    talon_app_run_completions(e->app, req, &done);
+    talon_req_unref(req);
+    atomic_fetch_sub(&e->in_flight, 1);
+}
+
+/* Give a request that never reached the handler the method and protocol
+ * "-" and a request id, for the completion callbacks. */
+static void complete_head(talon_req *req)
+{
+    talon_req_set_line(req, "-", req->target, "-");
+    talon_req_prepare(req);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -511,31 +575,70 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (req == NULL)
         return;
     *req_cls = NULL;
+    engine_conn *ec = conn_of(c);
+    if (ec != NULL && ec->req == req)
+        ec->req = NULL;
 
-    if (req->engine_state == STATE_HEAD) {
-        /* The head never reached the handler: give the callbacks a parsed
-         * target and a request id; the method and protocol are unknown. */
-        talon_req_set_line(req, "-", req->target, "-");
-        talon_req_prepare(req);
-    }
+    if (req->engine_state == STATE_HEAD)
+        complete_head(req);
     if (req->engine_state == STATE_HELD) {
         /* The client left while held: no re-entry will come. */
         held_list_remove(e, req);
         talon_hold_apply_result(req);
     }
-    bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && req->engine_state == STATE_QUEUED;
-    talon_completion done = {
-        .bytes_sent = ok && has_body(req) ? req->resp.body_len : 0,
-        .duration_ns = talon_now_ns() - req->start_ns,
-        .client_aborted = !ok,
-    };
     /* NOTE: a request that libmicrohttpd rejects itself after the request
      * line (431 from its memory limit, a broken chunked body) arrives here
      * with no response of ours: status 0 and client_aborted set. */
-    talon_app_run_completions(e->app, req, &done);
-    talon_req_unref(req);
-    atomic_fetch_sub(&e->in_flight, 1);
+    finish_request(e, req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+                               req->engine_state == STATE_QUEUED);
     conn_set_waiting(c, true);
+}
+
+/* Send resp on fd as a whole HTTP/1.1 response that closes the connection,
+ * without blocking. Returns true when every byte was accepted. */
+static bool send_direct(int fd, const talon_req *req)
+{
+    const talon_resp *resp = &req->resp;
+    char head[512];
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: application/json"
+                     "\r\nContent-Length: %zu\r\nX-Request-ID: %s\r\nConnection: close\r\n\r\n",
+                     resp->status, talon_status_reason(resp->status), resp->body_len, req->id);
+    if (n < 0 || (size_t)n >= sizeof(head))
+        return false;
+    struct iovec iov[2] = { { head, (size_t)n }, { resp->body, resp->body_len } };
+    struct msghdr msg = { .msg_iov = iov, .msg_iovlen = resp->body_len > 0 ? 2 : 1 };
+    ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return sent == (ssize_t)((size_t)n + resp->body_len);
+}
+
+/* Release a request whose connection closes without the completed
+ * callback (see the top of this file), so that it is neither leaked nor
+ * counted in flight. A request that never reached the handler got no byte
+ * on this path, and the socket is still open: talon answers it 431 itself,
+ * since the only such path known is libmicrohttpd running out of its
+ * memory pool while parsing the head. Runs in on_connection, which
+ * libmicrohttpd calls before it closes the socket. */
+static void release_orphan(talon_engine *e, engine_conn *ec)
+{
+    talon_req *req = ec->req;
+    ec->req = NULL;
+    bool answered = false;
+    if (req->engine_state == STATE_HEAD) {
+        complete_head(req);
+        talon_resp_error(&req->resp, 431, NULL, "The request head has more header fields, "
+                         "cookies or parameters than the server can parse; send fewer.");
+        answered = !ec->cut && send_direct(ec->fd, req);
+        if (answered)
+            req->engine_state = STATE_QUEUED;
+    } else if (req->engine_state == STATE_HELD) {
+        held_list_remove(e, req);
+        talon_hold_apply_result(req);
+    }
+    atomic_fetch_add(&e->orphans, 1);
+    engine_warn(e, "request %s from %s: libmicrohttpd closed the connection without "
+                "completing the request; %s", req->id, req->peer_ip,
+                answered ? "answered 431 (head too large to parse)" : "released");
+    finish_request(e, req, answered);
 }
 
 /* ---- Serving, signals and the drain ---- */
@@ -596,8 +699,10 @@ static size_t abort_held(talon_engine *e)
 
 /* Stop accepting, let in-flight requests finish (held ones included), and
  * stop the daemon. Returns false when a held request could not be ended, in
- * which case the daemon is left running: stopping it would abort the process. */
-static bool drain(talon_engine *e, unsigned timeout_s)
+ * which case the daemon is left running: stopping it would abort the process.
+ * *cut is the number of requests still in flight when the daemon stopped:
+ * their connections were closed without a complete response. */
+static bool drain(talon_engine *e, unsigned timeout_s, long *cut)
 {
     talon_app *app = e->app;
     MHD_socket lfd = MHD_quiesce_daemon(e->daemon);
@@ -619,8 +724,10 @@ static bool drain(talon_engine *e, unsigned timeout_s)
     if (held > 0) {
         talon_log_error(app->log, "stopping: %zu requests are still suspended; the HTTP engine "
                         "cannot be stopped safely and is left running", held);
+        *cut = atomic_load(&e->in_flight);
         return false;
     }
+    *cut = atomic_load(&e->in_flight);
     MHD_stop_daemon(e->daemon);
     e->daemon = NULL;
     return true;
@@ -664,6 +771,8 @@ static int start_daemon(talon_engine *e, const talon_server_options *opts, int l
         ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, threads, NULL };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 
+    /* hide_query() depends on the request-line parser of 0.9.7x. */
+    e->hide_query = strncmp(MHD_get_version(), "0.9.7", 5) == 0;
     e->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, e, MHD_OPTION_ARRAY, ops,
                                  MHD_OPTION_END);
     if (e->daemon == NULL) {
@@ -791,10 +900,18 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
         opts->on_ready(app, opts->on_ready_ctx);
 
     wait_for_stop(app);
-    bool stopped = drain(e, drain_s);
+    long cut = 0;
+    bool stopped = drain(e, drain_s, &cut);
     app->engine = NULL;
-    if (stopped)
+    long orphans = atomic_load(&e->orphans);
+    if (orphans > 0)
+        talon_log_warn(app->log, "%ld requests were closed by libmicrohttpd without completing "
+                       "and were released by talon (see the earlier warnings)", orphans);
+    if (stopped && cut == 0)
         talon_log_info(app->log, "stopped: every in-flight request finished");
+    else if (stopped)
+        talon_log_error(app->log, "stopped: %ld requests were still in flight and their "
+                        "connections were closed without a complete response", cut);
     rc = 0;
 
 err_signals:
