@@ -275,12 +275,20 @@ typedef struct audit_page {
     uint64_t unparsed;
 } audit_page;
 
+/* A record may hold "\u0000" (a client can send %00 in a query), which
+ * jansson refuses without JSON_ALLOW_NUL; such a record must still be shown,
+ * or a client could hide its own requests from the auditor. A record jansson
+ * still cannot load is counted and reported in the response. */
 static int collect_record(void *ctx, const talon_audit_record *rec)
 {
     audit_page *page = ctx;
-    json_t *value = json_loadb(rec->line, rec->len, 0, NULL);
+    json_error_t jerr;
+    json_t *value = json_loadb(rec->line, rec->len, JSON_ALLOW_NUL, &jerr);
     if (value == NULL) {
         page->unparsed++;
+        talon_log_error(talon_logger_get("app"), "GET /audit: record %s:%llu cannot be shown: "
+                        "%s; read it with talon audit query", rec->file,
+                        (unsigned long long)rec->lineno, jerr.text);
         return 0;
     }
     json_array_append_new(page->records, value);
@@ -317,7 +325,7 @@ static void audit_on_get(talon_req *req, talon_resp *resp, void *ctx)
         json_object_set_new(filters, filter_names[i], shown ? shown : json_null());
         rc = talon_audit_filter_set(&filter, filter_names[i], value, err, sizeof(err));
     }
-    if (rc == 0 && filter.limit > AUDIT_LIMIT_MAX) {
+    if (rc == 0 && (filter.limit == 0 || filter.limit > AUDIT_LIMIT_MAX)) {
         snprintf(err, sizeof(err), "invalid limit %llu; expected 1 to %d",
                  (unsigned long long)filter.limit, AUDIT_LIMIT_MAX);
         rc = -EINVAL;
@@ -344,16 +352,24 @@ static void audit_on_get(talon_req *req, talon_resp *resp, void *ctx)
     talon_audit_reader_close(reader);
     talon_audit_unpin_files(demo_state.trail);
 
-    json_t *data = json_pack("{s:O,s:I}", "filters", filters, "returned",
-                             (json_int_t)json_array_size(page.records));
+    if (skipped > 0)
+        talon_log_warn(talon_logger_get("app"), "GET /audit: %llu lines of %s are not audit "
+                       "records and were skipped; check the trail with talon audit verify",
+                       (unsigned long long)skipped, demo_state.trail_dir);
+
+    json_t *data = json_pack("{s:O,s:I,s:I}", "filters", filters, "returned",
+                             (json_int_t)json_array_size(page.records), "not_shown",
+                             (json_int_t)page.unparsed);
     /* Sync: the read is on disk before the records are sent to the auditor. */
     talon_audit(req, &(talon_audit_args){
         .type = "audit_read", .target_type = "audit_trail", .target_id = demo_state.trail_dir,
         .data = data, .durability = TALON_AUDIT_DURABILITY_SYNC });
     json_decref(data);
-    talon_resp_json(resp, 200, json_pack("{s:I,s:o}", "count",
+    talon_resp_json(resp, 200, json_pack("{s:I,s:o,s:I,s:I}", "count",
                                          (json_int_t)json_array_size(page.records),
-                                         "records", page.records));
+                                         "records", page.records,
+                                         "not_shown", (json_int_t)page.unparsed,
+                                         "skipped_lines", (json_int_t)skipped));
 out:
     json_decref(filters);
     talon_audit_filter_release(&filter);
