@@ -76,6 +76,11 @@ struct talon_sink {
     int64_t last_deleted_check_ns; /* last failed reopen of a deleted file, or 0 */
     int64_t last_drop_report_ns;
     uint64_t dropped_reported;
+    int64_t rotate_retry_ns;       /* no rotation before this after a failure, or 0 */
+    int64_t rotate_report_ns;      /* last rotation failure logged */
+    unsigned rotate_failures;      /* failed rotations in a row */
+    unsigned rotate_unreported;    /* failures not logged since rotate_report_ns */
+    int rotate_last_errno;
 };
 
 /* Clock helpers. */
@@ -120,6 +125,9 @@ bool log_rotate_due(talon_sink *sink, size_t incoming, int64_t now_ns);
 void log_rotate(talon_sink *sink, int64_t now_ns);
 void log_rotate_schedule(talon_sink *sink, int64_t now_ns);
 void log_reopen_sink(talon_sink *sink);
+/* Log the count of rotation failures held back by the rate limit, once
+ * their second is over. */
+void log_rotate_report_pending(talon_sink *sink, int64_t now_mono_ns);
 void log_gzip_stop(void);
 
 /* Configuration (log_config.c). */

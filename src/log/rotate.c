@@ -71,6 +71,8 @@ bool log_rotate_due(talon_sink *s, size_t incoming, int64_t now_mono_ns)
     }
     if (due && atomic_load(&s->gzip_pending) > 0)
         return false; /* retried after the compressor is done */
+    if (due && s->rotate_retry_ns != 0 && log_now_monotonic_ns() < s->rotate_retry_ns)
+        return false; /* a failed rotation is retried once a second */
     return due;
 }
 
@@ -89,7 +91,9 @@ static int rename_if_exists(const char *from, const char *to)
 
 static void gzip_enqueue(talon_sink *s, const char *src, const char *dst);
 
-/* Shift path.N(.gz) to path.N+1(.gz), deleting the oldest beyond keep. */
+/* Shift path.N(.gz) to path.N+1(.gz), deleting the oldest beyond keep.
+ * Each step is checked, and the first failure stops the shift, so a
+ * failure costs at most the oldest file. */
 static int shift_rotated(talon_sink *s)
 {
     char from[PATH_MAX], to[PATH_MAX];
@@ -109,6 +113,38 @@ static int shift_rotated(talon_sink *s)
         }
     }
     return 0;
+}
+
+/* Report a failed rotation at most once a second, with the failures held
+ * back since the last line; log_rotate_report_pending() reports a count
+ * that no later failure brought out. */
+static void report_rotation_failure(talon_sink *s, int err)
+{
+    int64_t now = log_now_monotonic_ns();
+    s->rotate_failures++;
+    s->rotate_last_errno = err;
+    if (s->rotate_report_ns != 0 && now - s->rotate_report_ns < NS_PER_S) {
+        s->rotate_unreported++;
+        return;
+    }
+    s->rotate_report_ns = now;
+    char more[64] = "";
+    if (s->rotate_unreported > 0)
+        snprintf(more, sizeof(more), " (%u more since the last message)", s->rotate_unreported);
+    s->rotate_unreported = 0;
+    log_report(TALON_LOG_ERROR, "log sink %s: rotation failed: %s%s; still writing to the current "
+               "file, retrying every second (%u failures in a row)",
+               s->path, strerror(err), more, s->rotate_failures);
+}
+
+void log_rotate_report_pending(talon_sink *s, int64_t now_mono_ns)
+{
+    if (s->rotate_unreported == 0 || now_mono_ns - s->rotate_report_ns < NS_PER_S)
+        return;
+    s->rotate_report_ns = now_mono_ns;
+    log_report(TALON_LOG_ERROR, "log sink %s: rotation failed %u more times in the last second "
+               "(last error: %s)", s->path, s->rotate_unreported, strerror(s->rotate_last_errno));
+    s->rotate_unreported = 0;
 }
 
 /* Open a fresh file at the sink's path and make it current. */
@@ -138,6 +174,19 @@ void log_rotate(talon_sink *s, int64_t now_mono_ns)
     int rc = 0;
     log_rotate_schedule(s, log_now_realtime_ns());
 
+    /* Renaming the path moves whatever it names now. When the open file was
+     * moved or removed (without SIGHUP), the path names another file or
+     * none, and shifting the kept files would lose one per attempt. Whoever
+     * moved the file rotated it: start a new file and leave the kept ones. */
+    struct stat st;
+    if (stat(s->path, &st) < 0 || st.st_dev != s->dev || st.st_ino != s->ino) {
+        bool created = false;
+        if (swap_in_new_file(s, &created) == 0)
+            log_report(TALON_LOG_WARN, "log sink %s: the open file was moved or removed, so it was "
+                       "not rotated; writing to a new file, kept files unchanged", s->path);
+        return;
+    }
+
     if (s->opts.rotate_keep == 0) {
         if (unlink(s->path) < 0 && errno != ENOENT)
             rc = -errno;
@@ -150,13 +199,12 @@ void log_rotate(talon_sink *s, int64_t now_mono_ns)
         }
     }
     if (rc < 0) {
-        log_report(TALON_LOG_ERROR, "log sink %s: rotation failed: %s; still writing to the current file",
-                   s->path, strerror(-rc));
-        /* Do not retry on every batch: wait for the next size step or interval. */
-        if (s->opts.rotate_size)
-            s->file_size = 0;
+        s->rotate_retry_ns = log_now_monotonic_ns() + NS_PER_S;
+        report_rotation_failure(s, -rc);
         return;
     }
+    s->rotate_retry_ns = 0;
+    s->rotate_failures = 0;
     bool created = false;
     if (swap_in_new_file(s, &created) < 0)
         return;

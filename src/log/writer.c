@@ -411,8 +411,11 @@ static void *writer_main(void *arg)
         }
         for (talon_sink *s = log_sink_list(); s; s = s->next)
             sink_service(s, now, stopping);
-        for (talon_sink *s = log_sink_list(); s; s = s->next)
+        for (talon_sink *s = log_sink_list(); s; s = s->next) {
             report_drops(s, now, stopping);
+            if (s->kind == SINK_FILE)
+                log_rotate_report_pending(s, stopping ? INT64_MAX : now);
+        }
 
         if (stopping) {
             /* The reports above may have appended lines: drain them too.

@@ -272,6 +272,129 @@ static void reopen_recreates_missing_directory(void **state)
     assert_true(file_contains(app_path, "gone.log: reopened; the file was missing, created it"));
 }
 
+static ino_t inode_of(const char *name)
+{
+    char path[4096];
+    struct stat st;
+    path_in_dir(path, sizeof(path), name);
+    if (stat(path, &st) < 0)
+        fail_msg("%s: %s", path, strerror(errno));
+    return st.st_ino;
+}
+
+static int count_in_file(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int n = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* The active file moved away without SIGHUP, then a size rotation: the
+ * kept files stay as they are and the sink starts a new file. */
+static void moved_file_keeps_rotated_files(void **state)
+{
+    char app_path[4096], path[4096], moved[4096];
+    path_in_dir(app_path, sizeof(app_path), "app.log");
+    path_in_dir(path, sizeof(path), "keep.log");
+    path_in_dir(moved, sizeof(moved), "moved.log");
+    talon_sink *app = open_sink("app.log", NULL);
+    assert_int_equal(talon_logger_add_sink(talon_logger_get("app"), app, TALON_LOG_INFO, NULL), 0);
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 4096;
+    opts.rotate_size = 8 * 1024;
+    opts.rotate_keep = 3;
+    talon_sink *sink = open_sink("keep.log", &opts);
+    talon_logger *lg = talon_logger_get("keep");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+    int i = 0;
+    for (; i < 2000; i++)
+        talon_log_info(lg, "rec t=0 i=%d end", i);
+    assert_int_equal(talon_sink_flush(sink), 0);
+    /* Fill the current file to at least half of rotate_size, so that the
+     * lines below reach rotate_size before a second rotation could. */
+    struct stat st;
+    for (; stat(path, &st) == 0 && st.st_size < 4096; i++) {
+        talon_log_info(lg, "rec t=0 i=%d end", i);
+        assert_int_equal(talon_sink_flush(sink), 0);
+    }
+    ino_t kept[3] = { inode_of("keep.log.1"), inode_of("keep.log.2"), inode_of("keep.log.3") };
+
+    assert_int_equal(rename(path, moved), 0);
+    /* One line per batch until the size rotation of the moved file is due. */
+    int sent = 0;
+    while (access(path, F_OK) != 0 && sent < 1000) {
+        talon_log_info(lg, "rec t=1 i=%d end", sent++);
+        assert_int_equal(talon_sink_flush(sink), 0);
+    }
+    talon_log_shutdown();
+
+    assert_int_equal(inode_of("keep.log.1"), kept[0]);
+    assert_int_equal(inode_of("keep.log.2"), kept[1]);
+    assert_int_equal(inode_of("keep.log.3"), kept[2]);
+    count_file(&counts, moved, 0);
+    count_file(&counts, path, 0);
+    assert_int_equal(counts.bad_lines, 0);
+    assert_true(sent < 1000);
+    for (int n = 0; n < sent; n++)
+        assert_int_equal(counts.seen[1][n], 1);
+    assert_int_equal(file_mode(path), 0640);
+    assert_true(file_contains(app_path, "keep.log: the open file was moved or removed"));
+    assert_int_equal(count_in_file(app_path, "rotation failed"), 0);
+}
+
+/* A rotation that keeps failing (a directory where keep.log.1 should go)
+ * is retried and reported at most once a second, and the last held-back
+ * failures are reported without a later failure. */
+static void rotation_failures_rate_limited(void **state)
+{
+    char app_path[4096], blocker[4096], inner[4200];
+    path_in_dir(app_path, sizeof(app_path), "app.log");
+    path_in_dir(blocker, sizeof(blocker), "fail.log.1");
+    snprintf(inner, sizeof(inner), "%s/x", blocker);
+    assert_int_equal(mkdir(blocker, 0700), 0);
+    assert_int_equal(mkdir(inner, 0700), 0); /* not empty: unlink and rename fail */
+    talon_sink *app = open_sink("app.log", NULL);
+    assert_int_equal(talon_logger_add_sink(talon_logger_get("app"), app, TALON_LOG_INFO, NULL), 0);
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 4096;
+    opts.rotate_size = 4096;
+    opts.rotate_keep = 1;
+    talon_sink *sink = open_sink("fail.log", &opts);
+    talon_logger *lg = talon_logger_get("fail");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    struct timespec start, end;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (int i = 0; i < 1500; i++) {
+        talon_log_info(lg, "rec t=0 i=%d end", i);
+        if (i % 100 == 99) {
+            assert_int_equal(talon_sink_flush(sink), 0);
+            usleep(100 * 1000);
+        }
+    }
+    talon_log_shutdown();
+    clock_gettime(CLOCK_MONOTONIC, &end);
+
+    /* Every line is in fail.log: nothing was lost to the failed rotations. */
+    char path[4096];
+    path_in_dir(path, sizeof(path), "fail.log");
+    count_file(&counts, path, 0);
+    assert_int_equal(counts.lines, 1500);
+    int errors = count_in_file(app_path, "rotation failed");
+    long seconds = (long)(end.tv_sec - start.tv_sec) + 1;
+    assert_true(errors >= 1);
+    if (errors > seconds + 1)
+        fail_msg("%d rotation errors logged in about %ld s", errors, seconds);
+}
+
 /* Time rotation: with a 1 s interval the file is rotated at the next
  * second boundary. Waits at most 10 s for the rotated file. */
 static void time_rotation_at_interval(void **state)
@@ -308,6 +431,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(reopen_after_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(reopen_recreates_missing_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(time_rotation_at_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(moved_file_keeps_rotated_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(rotation_failures_rate_limited, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
