@@ -20,6 +20,15 @@ typedef int (*talon_config_handler)(void *ctx, const char *section, const char *
 int talon_config_load(const char *path, talon_config_handler handler, void *ctx,
                       char *err, size_t errlen);
 
+/* A section header that appears twice, and a key set twice in one section,
+ * are errors ("FILE:LINE: [section] key: duplicate; first set at line N").
+ * Keys named in repeatable, a NULL-terminated list of "section.key"
+ * entries, may be set several times and reach handler each time, in file
+ * order; "audit.policy.rule" always may. talon_config_load() is this with
+ * repeatable NULL. */
+int talon_config_load_repeatable(const char *path, const char *const *repeatable,
+                                 talon_config_handler handler, void *ctx, char *err, size_t errlen);
+
 /* Value parsers with messages that name the accepted values. */
 int talon_config_parse_bool(const char *value, int *out, char *err, size_t errlen);
 int talon_config_parse_size(const char *value, unsigned long long *out, char *err, size_t errlen); /* 10k, 64M, 1G */

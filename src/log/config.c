@@ -6,10 +6,20 @@
  * right after reading its line, so the count is the key's line. Keys of
  * "[log.*]" sections go to talon_log_config_set(), the others to the
  * caller's handler.
+ *
+ * inih lets a later duplicate win silently, so the loader rejects a
+ * section header seen before and a key set twice in a section (a second
+ * [user.x] with role = admin would otherwise make x an admin). Keys
+ * declared repeatable, such as [audit.policy] rule, are passed on each
+ * time. inih also reads an indented line after a key as a continuation of
+ * that key's value; the loader rejects such lines, because an indented
+ * "threads = 2" would otherwise become part of the previous value.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +31,16 @@
 /* Maximum line length, large because custom log formats can be long. */
 #define CONFIG_MAX_LINE 65536
 
+/* Keys every load accepts more than once in their section. */
+static const char *const builtin_repeatable[] = { "audit.policy.rule", NULL };
+
+/* A section header or a key seen so far, for the duplicate checks. */
+typedef struct config_seen {
+    char *section;
+    char *key;            /* NULL for a section header */
+    int line;
+} config_seen;
+
 typedef struct config_load {
     FILE *file;
     const char *path;
@@ -28,12 +48,109 @@ typedef struct config_load {
     bool at_line_start;
     size_t line_len;
     bool line_too_long;
+    bool line_indented;   /* the line being parsed starts with a blank */
+    bool key_since_header; /* a key was set since the last section header */
     talon_config_handler handler;
     void *ctx;
+    const char *const *repeatable;
+    config_seen *seen;
+    size_t nseen;
+    size_t seen_cap;
     int rc;
     char *err;
     size_t errlen;
 } config_load;
+
+static void config_fail(config_load *ld, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Record the first error; later ones are not reported. */
+static void config_fail(config_load *ld, int rc, const char *fmt, ...)
+{
+    if (ld->rc < 0)
+        return;
+    ld->rc = rc;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ld->err, ld->errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* The earlier entry for section and key (NULL: the header), or NULL. */
+static const config_seen *seen_find(const config_load *ld, const char *section, const char *key)
+{
+    for (size_t i = 0; i < ld->nseen; i++) {
+        const config_seen *e = &ld->seen[i];
+        if (strcmp(e->section, section) != 0)
+            continue;
+        if (key == NULL ? e->key == NULL : e->key != NULL && strcmp(e->key, key) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static int seen_add(config_load *ld, const char *section, const char *key)
+{
+    if (ld->nseen == ld->seen_cap) {
+        size_t cap = ld->seen_cap ? ld->seen_cap * 2 : 32;
+        config_seen *v = realloc(ld->seen, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        ld->seen = v;
+        ld->seen_cap = cap;
+    }
+    config_seen *e = &ld->seen[ld->nseen];
+    e->section = strdup(section);
+    e->key = key ? strdup(key) : NULL;
+    e->line = ld->line;
+    if (!e->section || (key && !e->key)) {
+        free(e->section);
+        free(e->key);
+        return -ENOMEM;
+    }
+    ld->nseen++;
+    return 0;
+}
+
+static bool key_repeatable(const config_load *ld, const char *section, const char *key)
+{
+    const char *const *lists[] = { builtin_repeatable, ld->repeatable };
+    size_t slen = strlen(section);
+    for (size_t l = 0; l < 2; l++) {
+        for (const char *const *r = lists[l]; r && *r; r++) {
+            if (strncmp(*r, section, slen) == 0 && (*r)[slen] == '.' && strcmp(*r + slen + 1, key) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Check a section header line the way inih reads it: after leading blanks
+ * a '[' starts a header unless the line continues a value. */
+static void check_header(config_load *ld, const char *text)
+{
+    const char *p = text;
+    if (ld->line == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3; /* UTF-8 byte order mark, skipped by inih too */
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p != '[' || (p > text && ld->key_since_header))
+        return;
+    const char *end = strchr(p + 1, ']');
+    if (!end)
+        return; /* inih reports the syntax error */
+    char name[256];
+    snprintf(name, sizeof(name), "%.*s", (int)(end - p - 1), p + 1);
+    ld->key_since_header = false;
+    const config_seen *first = seen_find(ld, name, NULL);
+    if (first) {
+        config_fail(ld, -EINVAL, "%s:%d: [%s]: duplicate section; first at line %d. Merge the two "
+                    "sections into one", ld->path, ld->line, name, first->line);
+        return;
+    }
+    if (seen_add(ld, name, NULL) < 0)
+        config_fail(ld, -ENOMEM, "%s: out of memory reading the configuration", ld->path);
+}
 
 static char *config_read_line(char *str, int num, void *stream)
 {
@@ -44,6 +161,10 @@ static char *config_read_line(char *str, int num, void *stream)
     if (ld->at_line_start) {
         ld->line++;
         ld->line_len = 0;
+    }
+    if (ld->line_len == 0) {
+        ld->line_indented = str[0] == ' ' || str[0] == '\t';
+        check_header(ld, str);
     }
     ld->line_len += n;
     ld->at_line_start = n > 0 && str[n - 1] == '\n';
@@ -61,6 +182,25 @@ static int config_handle(void *user, const char *section, const char *key, const
     config_load *ld = user;
     if (ld->rc < 0)
         return 1; /* report only the first error */
+    if (ld->line_indented && ld->key_since_header) {
+        config_fail(ld, -EINVAL, "%s:%d: [%s] %s: indented line continues the value of the key "
+                    "above; remove the indentation, or write the value on one line",
+                    ld->path, ld->line, section, key);
+        return 1;
+    }
+    ld->key_since_header = true;
+    if (!key_repeatable(ld, section, key)) {
+        const config_seen *first = seen_find(ld, section, key);
+        if (first) {
+            config_fail(ld, -EINVAL, "%s:%d: [%s] %s: duplicate; first set at line %d. Keep one "
+                        "of the two", ld->path, ld->line, section, key, first->line);
+            return 1;
+        }
+        if (seen_add(ld, section, key) < 0) {
+            config_fail(ld, -ENOMEM, "%s: out of memory reading the configuration", ld->path);
+            return 1;
+        }
+    }
     char msg[512] = "";
     int rc = 0;
     if (strncmp(section, "log.", 4) == 0)
@@ -78,9 +218,15 @@ static int config_handle(void *user, const char *section, const char *key, const
 int talon_config_load(const char *path, talon_config_handler handler, void *ctx,
                       char *err, size_t errlen)
 {
+    return talon_config_load_repeatable(path, NULL, handler, ctx, err, errlen);
+}
+
+int talon_config_load_repeatable(const char *path, const char *const *repeatable,
+                                 talon_config_handler handler, void *ctx, char *err, size_t errlen)
+{
     config_load ld = {
         .path = path, .at_line_start = true, .handler = handler, .ctx = ctx,
-        .err = err, .errlen = errlen,
+        .repeatable = repeatable, .err = err, .errlen = errlen,
     };
     ld.file = fopen(path, "re");
     if (!ld.file) {
@@ -103,6 +249,11 @@ int talon_config_load(const char *path, talon_config_handler handler, void *ctx,
 
     int read_error = ferror(ld.file);
     fclose(ld.file);
+    for (size_t i = 0; i < ld.nseen; i++) {
+        free(ld.seen[i].section);
+        free(ld.seen[i].key);
+    }
+    free(ld.seen);
     if (ld.rc < 0)
         return ld.rc;
     if (r == -2) {

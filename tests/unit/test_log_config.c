@@ -101,6 +101,55 @@ static void errors_name_file_line_key(void **state)
                  "3: syntax error; expected [section], key = value or a ; comment");
 }
 
+/* A repeated section or key is an error naming both lines; inih alone
+ * would let the last one win. */
+static void duplicates_are_rejected(void **state)
+{
+    expect_error("[user.x]\nrole = user\npassword_hash = h\n\n[user.x]\nrole = admin\n",
+                 "5: [user.x]: duplicate section; first at line 1. Merge the two sections "
+                 "into one");
+    expect_error("[server]\nport = 80\n[server]\n",
+                 "3: [server]: duplicate section; first at line 1. Merge the two sections into one");
+    expect_error("[user.x]\nrole = user\n; comment\nrole = admin\n",
+                 "4: [user.x] role: duplicate; first set at line 2. Keep one of the two");
+    expect_error("[log.app]\nlevel = info\n[log.access]\nlevel = info\n[log.app.2]\nlevel = warn\n"
+                 "level = error\n",
+                 "7: [log.app.2] level: duplicate; first set at line 6. Keep one of the two");
+}
+
+/* An indented line after a key would become part of its value. */
+static void indented_continuation_is_rejected(void **state)
+{
+    expect_error("[server]\nport = 80\n  threads = 2\n",
+                 "3: [server] port: indented line continues the value of the key above; remove "
+                 "the indentation, or write the value on one line");
+    /* An indented first key and an indented header are fine. */
+    const char *path = write_ini("  [server]\n  port = 80\n[other]\nport = 81\n");
+    char err[1024] = "";
+    app_keys keys = { 0 };
+    assert_int_equal(talon_config_load(path, app_handler, &keys, err, sizeof(err)), 0);
+    assert_int_equal(keys.calls, 2);
+}
+
+/* [audit.policy] rule repeats by design; a caller may declare more keys. */
+static void repeatable_keys_are_passed_on(void **state)
+{
+    const char *path = write_ini("[audit.policy]\nrule = GET /a none\nrule = * * metadata\n"
+                                 "[app]\nallow = a\nallow = b\n");
+    char err[1024] = "";
+    app_keys keys = { 0 };
+    assert_int_equal(talon_config_load(path, app_handler, &keys, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, ":6: [app] allow: duplicate; first set at line 5"));
+    assert_int_equal(keys.calls, 3);
+
+    static const char *const repeatable[] = { "app.allow", NULL };
+    memset(&keys, 0, sizeof(keys));
+    assert_int_equal(talon_config_load_repeatable(path, repeatable, app_handler, &keys, err,
+                                                  sizeof(err)), 0);
+    assert_int_equal(keys.calls, 4);
+    assert_string_equal(keys.last, "[app] allow=b");
+}
+
 /* An invalid format names the format compiler's complaint. */
 static void invalid_format_is_rejected(void **state)
 {
@@ -259,6 +308,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(apply_is_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_file_key_is_reported, setup, teardown),
         cmocka_unit_test(value_parsers),
+        cmocka_unit_test_setup_teardown(duplicates_are_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(indented_continuation_is_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(repeatable_keys_are_passed_on, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
