@@ -68,7 +68,20 @@ static int setup_logging(const char *dir)
 static void log_resource(talon_req *req, talon_resp *resp, const talon_resource *resource,
                          void *ctx)
 {
-    talon_log_info(app_log, "Request: %s %s", talon_req_method(req), talon_req_target(req));
+    /* The relative URI with secret query values (?token=...) redacted. */
+    const char *target = talon_req_target(req);
+    size_t len = strlen(target);
+    size_t out_len = talon_redact_url(target, len, talon_secret_words, NULL, NULL);
+    char *uri = malloc(out_len + 1);
+
+    if (!uri) {
+        talon_log_error(app_log, "Request: %s (out of memory for the URI)", talon_req_method(req));
+        return;
+    }
+    talon_redact_url(target, len, talon_secret_words, uri, NULL);
+    uri[out_len] = '\0';
+    talon_log_info(app_log, "Request: %s %s", talon_req_method(req), uri);
+    free(uri);
 }
 
 static void log_response(talon_req *req, talon_resp *resp, const talon_resource *resource,

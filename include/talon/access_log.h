@@ -30,6 +30,12 @@ typedef struct talon_access_log_options {
     char skip_paths[1024];
     /* Comma-separated statuses not logged: "204", "2xx", "300-399". */
     char skip_status[256];
+    /* Replace the values of secret query parameters in the target
+     * (url.original, $request, $request_uri) and the Referer with
+     * "[REDACTED]" (talon_redact_url()); default true. */
+    bool redact_query;
+    /* Comma-separated words added to talon_secret_words for that. */
+    char redact_keys[256];
 } talon_access_log_options;
 
 typedef struct talon_access_log talon_access_log;
@@ -38,7 +44,7 @@ typedef struct talon_access_log talon_access_log;
 void talon_access_log_options_init(talon_access_log_options *opts);
 
 /* Handle one key of the "[access_log]" INI section: enabled, logger,
- * skip_paths and skip_status set opts; any other key (format, file, level,
+ * skip_paths, skip_status, redact_query and redact_keys set opts; any other key (format, file, level,
  * rotate_size, ...) is passed to talon_log_config_set() for the section
  * "log.<logger>". Returns 0 or -EINVAL with err naming the key and the
  * accepted values. */

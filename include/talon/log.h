@@ -238,6 +238,27 @@ size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len);
  * (\\xHH), so the value a receiver decodes reads \xHH. */
 size_t talon_escape_sd_value(char *dst, size_t cap, const char *src, size_t len);
 
+/* ---- Secrets in URLs ---- */
+
+/* Words that mark a name as secret, NULL-terminated: password, passwd,
+ * pass, pwd, secret, token, authorization, cookie, api_key, apikey,
+ * private_key, session. A name is secret when, compared case-insensitively,
+ * it contains one of them. The access log and the audit trail both start
+ * from this list. */
+extern const char *const talon_secret_words[];
+
+/* True when name (len bytes) contains one of words, case-insensitively. */
+bool talon_secret_name(const char *name, size_t len, const char *const *words);
+
+/* Redact a URL or request target: the value of each query parameter, and
+ * of each key=value pair in a fragment, whose percent-decoded name is
+ * secret under words becomes "[REDACTED]". Returns the length of the
+ * result and, unless out is NULL, writes it there (no NUL): call once with
+ * out NULL to size the buffer. *found (may be NULL) is set to whether a
+ * value was redacted. */
+size_t talon_redact_url(const char *url, size_t len, const char *const *words, char *out,
+                        bool *found);
+
 #ifdef __cplusplus
 }
 #endif

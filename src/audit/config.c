@@ -17,10 +17,6 @@ typedef struct owned_strings {
     char **redact_keys; /* NULL-terminated */
 } owned_strings;
 
-static const char *const default_redact_words[] = {
-    "password", "passwd", "secret", "token", "authorization", "cookie",
-    "api_key", "apikey", "private_key", "session", NULL,
-};
 
 static const char accepted_keys[] =
     "dir, state_file, host, epoch_seconds (or epoch_interval), rotate_size, rotate_interval, "
@@ -91,8 +87,8 @@ static int parse_redact_keys(const char *value, char ***out, char *err, size_t e
     const char *p = value;
     int rc = 0;
 
-    for (size_t i = 0; default_redact_words[i] != NULL && rc == 0; i++)
-        rc = append_word(&words, &n, default_redact_words[i], strlen(default_redact_words[i]));
+    for (size_t i = 0; talon_secret_words[i] != NULL && rc == 0; i++)
+        rc = append_word(&words, &n, talon_secret_words[i], strlen(talon_secret_words[i]));
     while (*p != '\0' && rc == 0) {
         while (*p == ' ' || *p == '\t' || *p == ',')
             p++;

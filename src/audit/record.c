@@ -17,10 +17,6 @@
  * hostile object cannot exhaust the submitting thread's stack. */
 #define AUDIT_MAX_DEPTH 64
 
-static const char *const default_redact_words[] = {
-    "password", "passwd", "secret", "token", "authorization", "cookie",
-    "api_key", "apikey", "private_key", "session", NULL,
-};
 
 /* ---- buffer ---- */
 
@@ -118,7 +114,7 @@ int audit_redactor_init(audit_redactor *r, const char *const *words)
 
     memset(r, 0, sizeof(*r));
     if (words == NULL)
-        words = default_redact_words;
+        words = talon_secret_words;
     while (words[n] != NULL)
         n++;
     r->words = calloc(n + 1, sizeof(char *));

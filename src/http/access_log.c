@@ -44,6 +44,9 @@ struct talon_access_log {
     size_t nstatuses;
     atomic_ullong records;
     atomic_ullong skipped;
+    bool redact;
+    char *redact_words_text;  /* the configured words, split in place */
+    const char **redact_words; /* talon_secret_words and those, NULL-terminated */
 };
 
 void talon_access_log_options_init(talon_access_log_options *opts)
@@ -52,6 +55,7 @@ void talon_access_log_options_init(talon_access_log_options *opts)
     opts->enabled = true;
     snprintf(opts->logger, sizeof(opts->logger), "access");
     opts->level = TALON_LOG_INFO;
+    opts->redact_query = true;
 }
 
 static int check_skip_list(bool paths, const char *value, char *err, size_t errlen);
@@ -71,20 +75,23 @@ static int copy_value(char *dst, size_t size, const char *key, const char *value
 int talon_access_log_config_set(talon_access_log_options *opts, const char *key,
                                 const char *value, char *err, size_t errlen)
 {
-    if (strcmp(key, "enabled") == 0) {
+    if (strcmp(key, "enabled") == 0 || strcmp(key, "redact_query") == 0) {
+        bool *slot = key[0] == 'e' ? &opts->enabled : &opts->redact_query;
         if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") || !strcmp(value, "1") ||
             !strcasecmp(value, "on")) {
-            opts->enabled = true;
+            *slot = true;
         } else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
                    !strcmp(value, "0") || !strcasecmp(value, "off")) {
-            opts->enabled = false;
+            *slot = false;
         } else {
-            snprintf(err, errlen, "enabled: invalid value \"%s\"; accepted values are true "
-                     "and false", value);
+            snprintf(err, errlen, "%s: invalid value \"%s\"; accepted values are true "
+                     "and false", key, value);
             return -EINVAL;
         }
         return 0;
     }
+    if (strcmp(key, "redact_keys") == 0)
+        return copy_value(opts->redact_keys, sizeof(opts->redact_keys), key, value, err, errlen);
     if (strcmp(key, "logger") == 0) {
         if (!value[0]) {
             snprintf(err, errlen, "logger: the logger name is empty");
@@ -269,6 +276,54 @@ static bool skip_request(const talon_access_log *log, const char *path, int stat
     return false;
 }
 
+/* ---- Secrets in the target and the Referer ---- */
+
+/* Build the word list: talon_secret_words, then the words of spec. */
+static int parse_redact_words(talon_access_log *log, const char *spec)
+{
+    size_t ndefault = 0, nextra = 0;
+    while (talon_secret_words[ndefault])
+        ndefault++;
+    log->redact_words_text = strdup(spec);
+    if (!log->redact_words_text)
+        return -ENOMEM;
+    for (const char *p = spec; *p; p++)
+        nextra += *p == ',';
+    log->redact_words = calloc(ndefault + nextra + 2, sizeof(*log->redact_words));
+    if (!log->redact_words)
+        return -ENOMEM;
+    size_t n = 0;
+    for (; n < ndefault; n++)
+        log->redact_words[n] = talon_secret_words[n];
+    char *save = NULL;
+    for (char *tok = strtok_r(log->redact_words_text, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *word = trim(tok);
+        if (*word)
+            log->redact_words[n++] = word;
+    }
+    return 0;
+}
+
+/* Return s, or a redacted copy in *copy (freed by the caller) when one of
+ * its parameters is secret. */
+static const char *redacted(const talon_access_log *log, const char *s, char **copy)
+{
+    bool found = false;
+    if (!s || !log->redact || !strpbrk(s, "?#"))
+        return s;
+    size_t len = strlen(s);
+    size_t out_len = talon_redact_url(s, len, log->redact_words, NULL, &found);
+    if (!found)
+        return s;
+    *copy = malloc(out_len + 1);
+    if (!*copy)
+        return "[REDACTED: out of memory]";
+    talon_redact_url(s, len, log->redact_words, *copy, NULL);
+    (*copy)[out_len] = '\0';
+    return *copy;
+}
+
 /* ---- The completion callback ---- */
 
 static int64_t now_realtime_ns(void)
@@ -335,8 +390,9 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
         return;
     }
 
+    char *target_copy = NULL, *referer_copy = NULL;
     method = talon_req_method(req);
-    target = talon_req_target(req);
+    target = redacted(log, talon_req_target(req), &target_copy);
     protocol = talon_req_protocol(req);
     version = protocol;
     if (version && strncmp(version, "HTTP/", 5) == 0)
@@ -351,7 +407,8 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
     fields[n++] = TALON_F_INT(TALON_KEY_STATUS, status);
     fields[n++] = TALON_F_UINT(TALON_KEY_BODY_BYTES, done->bytes_sent);
     fields[n++] = TALON_F_INT(TALON_KEY_DURATION, done->duration_ns);
-    add_str(fields, &n, TALON_KEY_REFERRER, talon_req_header(req, "Referer"));
+    add_str(fields, &n, TALON_KEY_REFERRER,
+            redacted(log, talon_req_header(req, "Referer"), &referer_copy));
     add_str(fields, &n, TALON_KEY_USER_AGENT, talon_req_header(req, "User-Agent"));
     add_str(fields, &n, TALON_KEY_REQUEST_ID, talon_req_id(req));
     add_str(fields, &n, TALON_KEY_TRACE_ID, talon_req_trace_id(req));
@@ -376,6 +433,8 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
 
     talon_log_write(log->logger, &rec);
     atomic_fetch_add_explicit(&log->records, 1, memory_order_relaxed);
+    free(target_copy);
+    free(referer_copy);
 }
 
 int talon_access_log_attach(talon_app *app, const talon_access_log_options *opts,
@@ -398,7 +457,8 @@ int talon_access_log_attach(talon_app *app, const talon_access_log_options *opts
         return -ENOMEM;
     log->logger = talon_logger_get(opts->logger[0] ? opts->logger : "access");
     log->level = opts->level;
-    if (!log->logger) {
+    log->redact = opts->redact_query;
+    if (!log->logger || parse_redact_words(log, opts->redact_keys) < 0) {
         rc = -ENOMEM;
         goto err;
     }
@@ -431,6 +491,8 @@ void talon_access_log_free(talon_access_log *log)
         return;
     for (size_t i = 0; i < log->npaths; i++)
         free(log->paths[i].path);
+    free(log->redact_words);
+    free(log->redact_words_text);
     free(log);
 }
 

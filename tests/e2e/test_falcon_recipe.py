@@ -37,6 +37,8 @@ def main():
         status, _, body = app.request("GET", "/things?limit=2")
         check(status == 200, "GET /things: status %d" % status)
         check(len(json.loads(body)) == 2, "GET /things: unexpected body %r" % body)
+        status, _, _ = app.request("GET", "/things?access_token=recipe-Secret-3c9f&limit=1")
+        check(status == 200, "GET /things with a token: status %d" % status)
         status, _, _ = app.request("GET", "/nowhere")
         check(status == 404, "GET /nowhere: status %d" % status)
         headers = {"Content-Type": "application/json"}
@@ -59,6 +61,8 @@ def main():
         recipe = [l for l in lines if " Request: " in l or " Response: " in l]
         expected = [
             "INFO app Request: GET /things?limit=2",
+            "INFO app Response: 200 OK",
+            "INFO app Request: GET /things?access_token=[REDACTED]&limit=1",
             "INFO app Response: 200 OK",
             "INFO app Response: 404 Not Found",
             "INFO app Request: POST /login",

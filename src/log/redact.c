@@ -1,0 +1,120 @@
+/* Secret query parameters in URLs: the access log writes the request target
+ * and the Referer with their values replaced, as the audit trail does with
+ * secret keys in its records.
+ *
+ * A URL is walked once to measure and once to write, so the caller sizes
+ * its buffer exactly; a value that is redacted can grow the URL (a short
+ * value becomes "[REDACTED]"). */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "talon/log.h"
+
+#define REDACTED "[REDACTED]"
+#define NAME_MAX_DECODED 256
+
+const char *const talon_secret_words[] = {
+    "password", "passwd", "pass", "pwd", "secret", "token", "authorization", "cookie",
+    "api_key", "apikey", "private_key", "session", NULL,
+};
+
+bool talon_secret_name(const char *name, size_t len, const char *const *words)
+{
+    for (const char *const *w = words; w && *w; w++) {
+        size_t wlen = strlen(*w);
+        for (size_t i = 0; wlen > 0 && i + wlen <= len; i++) {
+            if (strncasecmp(name + i, *w, wlen) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode a parameter name ('+' is a space) into buf; a name longer
+ * than the buffer is cut, which can only hide words past the cut. */
+static size_t decode_name(const char *p, size_t len, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < cap; i++) {
+        int hi, lo;
+        if (p[i] == '%' && i + 2 < len && (hi = hex_value(p[i + 1])) >= 0 &&
+            (lo = hex_value(p[i + 2])) >= 0) {
+            buf[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            buf[n++] = p[i] == '+' ? ' ' : p[i];
+        }
+    }
+    return n;
+}
+
+/* Append n bytes to out (when not NULL) at *len. */
+static void put(char *out, size_t *len, const char *p, size_t n)
+{
+    if (out)
+        memcpy(out + *len, p, n);
+    *len += n;
+}
+
+/* Redact the name=value pairs of p (up to end, separated by '&' or ';'). */
+static void redact_pairs(const char *p, const char *end, const char *const *words, char *out,
+                         size_t *len, bool *found)
+{
+    while (p < end) {
+        const char *amp = p;
+        while (amp < end && *amp != '&' && *amp != ';')
+            amp++;
+        const char *eq = memchr(p, '=', (size_t)(amp - p));
+        char name[NAME_MAX_DECODED];
+        size_t nlen = eq ? decode_name(p, (size_t)(eq - p), name, sizeof(name)) : 0;
+        if (eq && talon_secret_name(name, nlen, words)) {
+            put(out, len, p, (size_t)(eq + 1 - p));
+            put(out, len, REDACTED, sizeof(REDACTED) - 1);
+            *found = true;
+        } else {
+            put(out, len, p, (size_t)(amp - p));
+        }
+        if (amp < end)
+            put(out, len, amp, 1);
+        p = amp + 1;
+    }
+}
+
+size_t talon_redact_url(const char *url, size_t len, const char *const *words, char *out,
+                        bool *found)
+{
+    const char *end = url + len;
+    const char *q = memchr(url, '?', len);
+    const char *hash = memchr(url, '#', len);
+    size_t n = 0;
+    bool any = false;
+
+    if (q && hash && hash < q)
+        q = NULL; /* a '?' inside the fragment starts no query */
+    const char *first = q ? q : hash;
+    if (!first) {
+        put(out, &n, url, len);
+    } else {
+        put(out, &n, url, (size_t)(first - url) + 1);
+        if (q) {
+            const char *qend = hash ? hash : end;
+            redact_pairs(q + 1, qend, words, out, &n, &any);
+            if (hash)
+                put(out, &n, hash, 1);
+        }
+        if (hash)
+            redact_pairs(hash + 1, end, words, out, &n, &any);
+    }
+    if (found)
+        *found = any;
+    return n;
+}
