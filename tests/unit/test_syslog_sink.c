@@ -184,6 +184,10 @@ static void wait_messages(server *s, size_t want)
     assert_int_equal(server_count(s), want);
 }
 
+/* The format syslog_logger attached; loggers only borrow it, so each test
+ * frees it after talon_log_shutdown(). */
+static talon_log_format *syslog_format;
+
 static talon_logger *syslog_logger(const char *name, const char *url, talon_sink **sink)
 {
     char err[512] = "";
@@ -196,6 +200,7 @@ static talon_logger *syslog_logger(const char *name, const char *url, talon_sink
         fail_msg("talon_sink_open_syslog(%s): %s", url, err);
     talon_log_format *fmt = talon_log_format_compile("rfc5424", err, sizeof(err));
     assert_non_null(fmt);
+    syslog_format = fmt;
     talon_logger *logger = talon_logger_get(name);
     assert_int_equal(talon_logger_add_sink(logger, *sink, TALON_LOG_INFO, fmt), 0);
     return logger;
@@ -282,6 +287,7 @@ static void tcp_frames_exactly_once(void **state)
     assert_int_equal(talon_sink_dropped(sink), 0);
 
     talon_log_shutdown();
+    talon_log_format_free(syslog_format);
     server_stop(&s);
 }
 
@@ -318,6 +324,7 @@ static void udp_datagrams_and_oversized(void **state)
     assert_int_equal(talon_sink_dropped(sink), 1);
 
     talon_log_shutdown();
+    talon_log_format_free(syslog_format);
     server_stop(&s);
 }
 
