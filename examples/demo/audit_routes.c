@@ -221,7 +221,9 @@ static void notes_process_resource(talon_req *req, talon_resp *resp,
         demo_deny(req, resp, 403, "only the note's author or an admin may change it", "note", id);
 }
 
-/* note_created / note_updated / note_deleted once the status is known. */
+/* A failed note_created / note_updated / note_deleted once the status is
+ * known. Successful changes are recorded by the responders themselves,
+ * write-ahead (demo_commit_change). */
 static void notes_process_response(talon_req *req, talon_resp *resp,
                                    const talon_resource *resource, bool req_succeeded, void *ctx)
 {
@@ -230,37 +232,32 @@ static void notes_process_response(talon_req *req, talon_resp *resp,
     const char *method = talon_req_method(req);
     int status = talon_resp_status(resp);
     const char *type = NULL;
-    char id_buf[32] = "";
-    const char *id = note_id(req);
-
-    if (strcmp(method, "POST") == 0) {
+    if (strcmp(method, "POST") == 0)
         type = "note_created";
-        size_t len = 0;
-        const char *body = talon_resp_body(resp, &len);
-        json_t *created = body ? json_loadb(body, len, 0, NULL) : NULL;
-        json_t *jid = json_object_get(created, "id");
-        if (json_is_integer(jid))
-            snprintf(id_buf, sizeof(id_buf), "%lld", (long long)json_integer_value(jid));
-        else if (json_is_string(jid))
-            snprintf(id_buf, sizeof(id_buf), "%s", json_string_value(jid));
-        json_decref(created);
-        id = id_buf[0] ? id_buf : NULL;
-        if (status < 300 && id != NULL && talon_req_user(req) != NULL)
-            demo_note_set_owner(id, talon_req_user(req));
-    } else if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
+    else if (strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0)
         type = "note_updated";
-    } else if (strcmp(method, "DELETE") == 0) {
+    else if (strcmp(method, "DELETE") == 0)
         type = "note_deleted";
-        if (status < 300 && id != NULL)
-            demo_note_forget(id);
-    }
-    if (type == NULL || status == 401 || status == 403 || talon_req_audit_failed(req) ||
-        talon_req_audit_level(req) == TALON_AUDIT_LEVEL_NONE)
+    if (type == NULL || status < 400 || status == 401 || status == 403 ||
+        talon_req_audit_failed(req) || talon_req_audit_level(req) == TALON_AUDIT_LEVEL_NONE)
         return;
+    const char *id = note_id(req);
     talon_audit(req, &(talon_audit_args){
-        .type = type, .outcome = status < 400 ? TALON_AUDIT_SUCCESS : TALON_AUDIT_FAILURE,
-        .target_type = "note", .target_id = id ? id : talon_req_path(req),
-        .reason = status < 400 ? NULL : talon_status_reason(status) });
+        .type = type, .outcome = TALON_AUDIT_FAILURE, .target_type = "note",
+        .target_id = id ? id : talon_req_path(req), .reason = talon_status_reason(status) });
+}
+
+void demo_commit_change(talon_req *req, talon_resp *resp, const demo_change *change)
+{
+    if (talon_req_audit_trail(req) == NULL ||
+        talon_req_audit_level(req) == TALON_AUDIT_LEVEL_NONE) {
+        change->apply(req, resp, change->ctx);
+        return;
+    }
+    talon_audit(req, &(talon_audit_args){
+        .type = change->type, .target_type = change->target_type,
+        .target_id = change->target_id, .data = change->data,
+        .on_durable = change->apply, .on_failed = change->discard, .ctx = change->ctx });
 }
 
 /* ---- GET /audit ---- */

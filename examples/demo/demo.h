@@ -26,6 +26,24 @@ void demo_notes_free(void);
 /* debug.c: routes for tests only (GET /debug/hold). */
 int demo_debug_routes(demo *d, char *err, size_t errlen);
 
+/* A change to the demo's state and the audit record that describes it.
+ * apply makes the change (it may still set the response); discard frees
+ * ctx when the change must not happen. */
+typedef void (*demo_change_fn)(talon_req *req, talon_resp *resp, void *ctx);
+typedef struct demo_change {
+    const char *type;          /* audit event type: "note_created", ... */
+    const char *target_type;
+    const char *target_id;
+    json_t *data;              /* borrowed; NULL: {} */
+    demo_change_fn apply;
+    demo_change_fn discard;
+    void *ctx;
+} demo_change;
+/* Write-ahead (audit_routes.c): apply the change only once its record is
+ * durable, so that a 503 from the audit trail means nothing changed. When
+ * the request is not audited (policy level none), apply it at once. */
+void demo_commit_change(talon_req *req, talon_resp *resp, const demo_change *change);
+
 /* Send a JSON object built with json_pack, or a 500 when packing failed. */
 void demo_send_json(talon_resp *resp, int status, json_t *doc);
 

@@ -54,9 +54,10 @@ void demo_users_free(void);
 int demo_users_check(const char *name, const char *password, char role[DEMO_ROLE_MAX]);
 /* Current role of a user; -ENOENT when the user does not exist. */
 int demo_users_role(const char *name, char role[DEMO_ROLE_MAX]);
-int demo_users_create(const char *name, const char *password, const char *role);
+/* Add a user with a hash from demo_password_hash(); -EEXIST when taken. */
+int demo_users_create(const char *name, const char *hash, const char *role);
 int demo_users_set_role(const char *name, const char *role, char old_role[DEMO_ROLE_MAX]);
-int demo_users_set_password(const char *name, const char *password);
+int demo_users_set_password_hash(const char *name, const char *hash);
 int demo_users_delete(const char *name);
 /* [{"name":..,"role":..}, ...] sorted by name. */
 json_t *demo_users_list(void);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "demo.h"
+#include "demo_audit.h"
 
 #define NOTE_TEXT_MAX 10000
 
@@ -96,37 +97,88 @@ static void notes_get(talon_req *req, talon_resp *resp, void *ctx)
     demo_send_json(resp, 200, json_pack("{s:o}", "notes", list));
 }
 
+/* Insert n at its place by id (commits may come in any order). Caller
+ * holds notes_lock for writing. Returns 0 or -ENOMEM. */
+static int insert_note_locked(const note *n)
+{
+    if (nnotes == notes_cap) {
+        size_t cap = notes_cap ? notes_cap * 2 : 64;
+        note *grown = realloc(notes, cap * sizeof(*grown));
+        if (grown == NULL)
+            return -ENOMEM;
+        notes = grown;
+        notes_cap = cap;
+    }
+    size_t i = nnotes;
+    while (i > 0 && notes[i - 1].id > n->id)
+        i--;
+    memmove(&notes[i + 1], &notes[i], (nnotes - i) * sizeof(*notes));
+    notes[i] = *n;
+    nnotes++;
+    return 0;
+}
+
+/* A note created by POST, applied when its record is durable. */
+typedef struct note_change {
+    note n;
+    char user[64];       /* the author, or "" for an anonymous note */
+} note_change;
+
+static void discard_note(talon_req *req, talon_resp *resp, void *ctx)
+{
+    note_change *c = ctx;
+    free(c->n.text);
+    free(c);
+}
+
+static void apply_note_created(talon_req *req, talon_resp *resp, void *ctx)
+{
+    note_change *c = ctx;
+    pthread_rwlock_wrlock(&notes_lock);
+    int rc = insert_note_locked(&c->n);
+    pthread_rwlock_unlock(&notes_lock);
+    if (rc < 0) {
+        talon_resp_error(resp, 500, NULL, "Out of memory.");
+        discard_note(req, resp, ctx);
+        return;
+    }
+    if (c->user[0] != '\0') {
+        char id[32];
+        snprintf(id, sizeof(id), "%lld", (long long)c->n.id);
+        demo_note_set_owner(id, c->user);
+    }
+    free(c);
+}
+
 static void notes_post(talon_req *req, talon_resp *resp, void *ctx)
 {
     char *text = read_text(req, resp);
     if (text == NULL)
         return;
-    pthread_rwlock_wrlock(&notes_lock);
-    if (nnotes == notes_cap) {
-        size_t cap = notes_cap ? notes_cap * 2 : 64;
-        note *grown = realloc(notes, cap * sizeof(*grown));
-        if (grown == NULL) {
-            pthread_rwlock_unlock(&notes_lock);
-            free(text);
-            talon_resp_error(resp, 500, NULL, "Out of memory.");
-            return;
-        }
-        notes = grown;
-        notes_cap = cap;
+    note_change *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        free(text);
+        talon_resp_error(resp, 500, NULL, "Out of memory.");
+        return;
     }
-    note *n = &notes[nnotes++];
-    n->id = next_id++;
-    n->text = text;
-    now_rfc3339(n->created_at);
-    memcpy(n->updated_at, n->created_at, sizeof(n->updated_at));
-    json_t *doc = note_json(n);
-    int64_t id = n->id;
+    /* The id is taken now; a note whose record fails leaves a gap. */
+    pthread_rwlock_wrlock(&notes_lock);
+    c->n.id = next_id++;
     pthread_rwlock_unlock(&notes_lock);
+    c->n.text = text;
+    now_rfc3339(c->n.created_at);
+    memcpy(c->n.updated_at, c->n.created_at, sizeof(c->n.updated_at));
+    if (talon_req_user(req) != NULL)
+        snprintf(c->user, sizeof(c->user), "%s", talon_req_user(req));
 
-    char location[64];
-    snprintf(location, sizeof(location), "/notes/%lld", (long long)id);
-    demo_send_json(resp, 201, doc);
+    char id[32], location[64];
+    snprintf(id, sizeof(id), "%lld", (long long)c->n.id);
+    snprintf(location, sizeof(location), "/notes/%s", id);
+    demo_send_json(resp, 201, note_json(&c->n));
     talon_resp_set_header(resp, "Location", location);
+    demo_commit_change(req, resp, &(demo_change){
+        .type = "note_created", .target_type = "note", .target_id = id,
+        .apply = apply_note_created, .discard = discard_note, .ctx = c });
 }
 
 static void note_not_found(talon_resp *resp, int64_t id)
@@ -150,6 +202,50 @@ static void note_get(talon_req *req, talon_resp *resp, void *ctx)
         demo_send_json(resp, 200, doc);
 }
 
+/* A PUT or DELETE of an existing note, applied when its record is durable. */
+typedef struct note_edit {
+    int64_t id;
+    bool remove;             /* DELETE */
+    char *text;              /* PUT: the new text */
+    char updated_at[32];
+} note_edit;
+
+static void discard_edit(talon_req *req, talon_resp *resp, void *ctx)
+{
+    note_edit *e = ctx;
+    free(e->text);
+    free(e);
+}
+
+/* NOTE: a note deleted between the check in the responder and the commit
+ * (two clients at once) is not changed, and the answer becomes 404, but
+ * the record of the change was written. */
+static void apply_note_edit(talon_req *req, talon_resp *resp, void *ctx)
+{
+    note_edit *e = ctx;
+    pthread_rwlock_wrlock(&notes_lock);
+    long i = find_note(e->id);
+    if (i >= 0 && !e->remove) {
+        free(notes[i].text);
+        notes[i].text = e->text;
+        e->text = NULL;
+        memcpy(notes[i].updated_at, e->updated_at, sizeof(e->updated_at));
+    } else if (i >= 0) {
+        free(notes[i].text);
+        memmove(&notes[i], &notes[i + 1], (nnotes - (size_t)i - 1) * sizeof(*notes));
+        nnotes--;
+    }
+    pthread_rwlock_unlock(&notes_lock);
+    if (i < 0) {
+        note_not_found(resp, e->id);
+    } else if (e->remove) {
+        char id[32];
+        snprintf(id, sizeof(id), "%lld", (long long)e->id);
+        demo_note_forget(id);
+    }
+    discard_edit(req, resp, ctx);
+}
+
 static void note_put(talon_req *req, talon_resp *resp, void *ctx)
 {
     int64_t id = 0;
@@ -157,40 +253,58 @@ static void note_put(talon_req *req, talon_resp *resp, void *ctx)
     char *text = read_text(req, resp);
     if (text == NULL)
         return;
-    pthread_rwlock_wrlock(&notes_lock);
+    note_edit *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        free(text);
+        talon_resp_error(resp, 500, NULL, "Out of memory.");
+        return;
+    }
+    e->id = id;
+    e->text = text;
+    now_rfc3339(e->updated_at);
+    pthread_rwlock_rdlock(&notes_lock);
     long i = find_note(id);
     json_t *doc = NULL;
     if (i >= 0) {
-        free(notes[i].text);
-        notes[i].text = text;
-        text = NULL;
-        now_rfc3339(notes[i].updated_at);
-        doc = note_json(&notes[i]);
+        note after = notes[i];
+        after.text = text;
+        memcpy(after.updated_at, e->updated_at, sizeof(after.updated_at));
+        doc = note_json(&after);
     }
     pthread_rwlock_unlock(&notes_lock);
-    free(text);
-    if (i < 0)
+    if (i < 0) {
+        discard_edit(req, resp, e);
         note_not_found(resp, id);
-    else
-        demo_send_json(resp, 200, doc);
+        return;
+    }
+    demo_send_json(resp, 200, doc);
+    demo_commit_change(req, resp, &(demo_change){
+        .type = "note_updated", .target_type = "note", .target_id = talon_req_param(req, "id"),
+        .apply = apply_note_edit, .discard = discard_edit, .ctx = e });
 }
 
 static void note_delete(talon_req *req, talon_resp *resp, void *ctx)
 {
     int64_t id = 0;
     talon_req_param_int(req, "id", &id);
-    pthread_rwlock_wrlock(&notes_lock);
+    pthread_rwlock_rdlock(&notes_lock);
     long i = find_note(id);
-    if (i >= 0) {
-        free(notes[i].text);
-        memmove(&notes[i], &notes[i + 1], (nnotes - (size_t)i - 1) * sizeof(*notes));
-        nnotes--;
-    }
     pthread_rwlock_unlock(&notes_lock);
-    if (i < 0)
+    if (i < 0) {
         note_not_found(resp, id);
-    else
-        talon_resp_set_status(resp, 204);
+        return;
+    }
+    note_edit *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        talon_resp_error(resp, 500, NULL, "Out of memory.");
+        return;
+    }
+    e->id = id;
+    e->remove = true;
+    talon_resp_set_status(resp, 204);
+    demo_commit_change(req, resp, &(demo_change){
+        .type = "note_deleted", .target_type = "note", .target_id = talon_req_param(req, "id"),
+        .apply = apply_note_edit, .discard = discard_edit, .ctx = e });
 }
 
 int demo_notes_routes(demo *d, char *err, size_t errlen)

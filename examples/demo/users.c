@@ -18,6 +18,7 @@
 
 #include "talon/audit_http.h"
 #include "talon/config.h"
+#include "demo.h"
 #include "demo_audit.h"
 
 #define HASH_MAX 192
@@ -377,14 +378,10 @@ int demo_users_role(const char *name, char role[DEMO_ROLE_MAX])
     return u != NULL ? 0 : -ENOENT;
 }
 
-int demo_users_create(const char *name, const char *password, const char *role)
+int demo_users_create(const char *name, const char *hash, const char *role)
 {
-    char hash[HASH_MAX];
-    int rc = demo_password_hash(password, hash, sizeof(hash));
-    if (rc < 0)
-        return rc;
     pthread_mutex_lock(&users_lock);
-    rc = add_locked(name, role, hash);
+    int rc = add_locked(name, role, hash);
     pthread_mutex_unlock(&users_lock);
     return rc;
 }
@@ -401,12 +398,8 @@ int demo_users_set_role(const char *name, const char *role, char old_role[DEMO_R
     return u != NULL ? 0 : -ENOENT;
 }
 
-int demo_users_set_password(const char *name, const char *password)
+int demo_users_set_password_hash(const char *name, const char *hash)
 {
-    char hash[HASH_MAX];
-    int rc = demo_password_hash(password, hash, sizeof(hash));
-    if (rc < 0)
-        return rc;
     pthread_mutex_lock(&users_lock);
     demo_user *u = find_locked(name);
     if (u != NULL)
@@ -477,6 +470,79 @@ static void users_on_get(talon_req *req, talon_resp *resp, void *ctx)
     talon_resp_json(resp, 200, json_pack("{s:o}", "users", demo_users_list()));
 }
 
+/* A change to the users, applied once its record is durable (write-ahead):
+ * a 503 from the audit trail then means that nothing changed. */
+typedef enum user_op { USER_CREATE, USER_PASSWORD, USER_ROLE, USER_DELETE } user_op;
+
+typedef struct user_change {
+    user_op op;
+    char name[DEMO_NAME_MAX + 1];
+    char role[DEMO_ROLE_MAX];
+    char hash[HASH_MAX];
+} user_change;
+
+static void discard_user_change(talon_req *req, talon_resp *resp, void *ctx)
+{
+    OPENSSL_cleanse(ctx, sizeof(user_change));
+    free(ctx);
+}
+
+/* NOTE: the checks of the responder are repeated here, under the users
+ * lock; a change that another request made impossible meanwhile (the user
+ * was deleted or created twice) answers 404 or 409, but its record was
+ * written. */
+static void apply_user_change(talon_req *req, talon_resp *resp, void *ctx)
+{
+    user_change *c = ctx;
+    char old_role[DEMO_ROLE_MAX];
+    int rc;
+    switch (c->op) {
+    case USER_CREATE:
+        rc = demo_users_create(c->name, c->hash, c->role);
+        break;
+    case USER_PASSWORD:
+        rc = demo_users_set_password_hash(c->name, c->hash);
+        break;
+    case USER_ROLE:
+        rc = demo_users_set_role(c->name, c->role, old_role);
+        break;
+    default:
+        rc = demo_users_delete(c->name);
+        break;
+    }
+    if (rc == 0 && c->op != USER_CREATE)
+        demo_auth_revoke_user(c->name); /* sessions carry the role and password they began with */
+    else if (rc == -EEXIST)
+        talon_resp_error(resp, 409, NULL, "a user with this name exists");
+    else if (rc == -ENOENT)
+        talon_resp_error(resp, 404, NULL, "no such user");
+    else if (rc < 0)
+        talon_resp_error(resp, 500, NULL, strerror(-rc));
+    discard_user_change(req, resp, ctx);
+}
+
+/* Prepare a change of name; NULL (and a 500) when out of memory. */
+static user_change *new_change(talon_resp *resp, user_op op, const char *name)
+{
+    user_change *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        talon_resp_error(resp, 500, NULL, "Out of memory.");
+        return NULL;
+    }
+    c->op = op;
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    return c;
+}
+
+static void commit_user_change(talon_req *req, talon_resp *resp, const char *type,
+                               user_change *c, json_t *data)
+{
+    demo_commit_change(req, resp, &(demo_change){
+        .type = type, .target_type = "user", .target_id = c->name, .data = data,
+        .apply = apply_user_change, .discard = discard_user_change, .ctx = c });
+    json_decref(data);
+}
+
 static void users_on_post(talon_req *req, talon_resp *resp, void *ctx)
 {
     if (!demo_require_role(req, resp, "admin", "user", NULL))
@@ -487,6 +553,7 @@ static void users_on_post(talon_req *req, talon_resp *resp, void *ctx)
     const char *name = json_str(body, "name");
     const char *password = json_str(body, "password");
     const char *role = json_str(body, "role");
+    char existing[DEMO_ROLE_MAX];
 
     if (!demo_user_name_valid(name)) {
         admin_fail(req, resp, "user_created", name, 400,
@@ -497,18 +564,19 @@ static void users_on_post(talon_req *req, talon_resp *resp, void *ctx)
     } else if (!password_acceptable(password)) {
         admin_fail(req, resp, "user_created", name, 400,
                    "invalid \"password\": use 8 to 256 bytes");
+    } else if (demo_users_role(name, existing) == 0) {
+        admin_fail(req, resp, "user_created", name, 409, "a user with this name exists");
     } else {
-        int rc = demo_users_create(name, password, role);
-        if (rc == -EEXIST) {
-            admin_fail(req, resp, "user_created", name, 409, "a user with this name exists");
-        } else if (rc < 0) {
+        user_change *c = new_change(resp, USER_CREATE, name);
+        int rc = c ? demo_password_hash(password, c->hash, sizeof(c->hash)) : -ENOMEM;
+        if (rc < 0) {
+            if (c != NULL)
+                discard_user_change(req, resp, c);
             admin_fail(req, resp, "user_created", name, 500, strerror(-rc));
         } else {
-            json_t *data = json_pack("{s:s}", "role", role);
-            talon_audit(req, &(talon_audit_args){
-                .type = "user_created", .target_type = "user", .target_id = name, .data = data });
-            json_decref(data);
+            snprintf(c->role, sizeof(c->role), "%s", role);
             talon_resp_json(resp, 201, json_pack("{s:s,s:s}", "name", name, "role", role));
+            commit_user_change(req, resp, "user_created", c, json_pack("{s:s}", "role", role));
         }
     }
     json_decref(body);
@@ -526,22 +594,23 @@ static void user_on_put(talon_req *req, talon_resp *resp, void *ctx)
     if (body == NULL)
         return;
     const char *password = json_str(body, "password");
+    char role[DEMO_ROLE_MAX];
     if (!password_acceptable(password)) {
         admin_fail(req, resp, "user_updated", name, 400,
                    "invalid \"password\": use 8 to 256 bytes");
+    } else if (demo_users_role(name, role) < 0) {
+        admin_fail(req, resp, "user_updated", name, 404, "no such user");
     } else {
-        int rc = demo_users_set_password(name, password);
-        if (rc == -ENOENT) {
-            admin_fail(req, resp, "user_updated", name, 404, "no such user");
-        } else if (rc < 0) {
+        user_change *c = new_change(resp, USER_PASSWORD, name);
+        int rc = c ? demo_password_hash(password, c->hash, sizeof(c->hash)) : -ENOMEM;
+        if (rc < 0) {
+            if (c != NULL)
+                discard_user_change(req, resp, c);
             admin_fail(req, resp, "user_updated", name, 500, strerror(-rc));
         } else {
-            json_t *data = json_pack("{s:[s]}", "fields", "password");
-            talon_audit(req, &(talon_audit_args){
-                .type = "user_updated", .target_type = "user", .target_id = name, .data = data });
-            json_decref(data);
-            demo_auth_revoke_user(name);
             talon_resp_set_status(resp, 204);
+            commit_user_change(req, resp, "user_updated", c,
+                               json_pack("{s:[s]}", "fields", "password"));
         }
     }
     json_decref(body);
@@ -557,17 +626,15 @@ static void user_on_delete(talon_req *req, talon_resp *resp, void *ctx)
         return;
     }
     char role[DEMO_ROLE_MAX] = "";
-    demo_users_role(name, role);
-    if (demo_users_delete(name) < 0) {
+    if (demo_users_role(name, role) < 0) {
         admin_fail(req, resp, "user_deleted", name, 404, "no such user");
         return;
     }
-    demo_auth_revoke_user(name);
-    json_t *data = json_pack("{s:s}", "role", role);
-    talon_audit(req, &(talon_audit_args){
-        .type = "user_deleted", .target_type = "user", .target_id = name, .data = data });
-    json_decref(data);
+    user_change *c = new_change(resp, USER_DELETE, name);
+    if (c == NULL)
+        return;
     talon_resp_set_status(resp, 204);
+    commit_user_change(req, resp, "user_deleted", c, json_pack("{s:s}", "role", role));
 }
 
 static void role_on_put(talon_req *req, talon_resp *resp, void *ctx)
@@ -584,17 +651,16 @@ static void role_on_put(talon_req *req, talon_resp *resp, void *ctx)
     if (!demo_role_valid(role)) {
         admin_fail(req, resp, "privilege_permissions_changed", name, 400,
                    "invalid \"role\": expected admin, user or auditor");
-    } else if (demo_users_set_role(name, role, old_role) < 0) {
+    } else if (demo_users_role(name, old_role) < 0) {
         admin_fail(req, resp, "privilege_permissions_changed", name, 404, "no such user");
     } else {
-        json_t *data = json_pack("{s:s,s:s}", "from", old_role, "to", role);
-        talon_audit(req, &(talon_audit_args){
-            .type = "privilege_permissions_changed", .target_type = "user",
-            .target_id = name, .data = data });
-        json_decref(data);
-        /* Sessions carry the role they were opened with. */
-        demo_auth_revoke_user(name);
-        talon_resp_json(resp, 200, json_pack("{s:s,s:s}", "name", name, "role", role));
+        user_change *c = new_change(resp, USER_ROLE, name);
+        if (c != NULL) {
+            snprintf(c->role, sizeof(c->role), "%s", role);
+            talon_resp_json(resp, 200, json_pack("{s:s,s:s}", "name", name, "role", role));
+            commit_user_change(req, resp, "privilege_permissions_changed", c,
+                               json_pack("{s:s,s:s}", "from", old_role, "to", role));
+        }
     }
     json_decref(body);
 }

@@ -102,6 +102,21 @@ typedef struct talon_audit_args {
     const char *actor_id;        /* NULL: talon_req_user(req) or "anonymous" */
     const char *const *actor_roles; /* NULL: talon_req_roles(req) */
     talon_audit_durability durability;
+    /* Write-ahead (docs/audit.md): prepare the change in the responder and
+     * apply it in on_durable, so that no change exists without its record.
+     * on_durable runs once this record and every other sync record of the
+     * request are durable, after the last middleware, before the response
+     * is sent, on the thread that sends it; it may still change the
+     * response. on_failed runs instead when the change must not happen:
+     * the record was rejected or could not be written, the request's
+     * response is a server error (5xx, such as the 503 of fail_closed), or
+     * the server stopped before the record was durable. Exactly one of the
+     * two runs, also when talon_audit() returns an error; free ctx there.
+     * Setting either makes the record sync. Under fail_open a lost record
+     * does not stop the change: on_durable runs and the loss is counted. */
+    void (*on_durable)(talon_req *req, talon_resp *resp, void *ctx);
+    void (*on_failed)(talon_req *req, talon_resp *resp, void *ctx);
+    void *ctx;
 } talon_audit_args;
 
 /* Write an audit record for req. Actor (the request's user and roles, or
@@ -114,6 +129,9 @@ typedef struct talon_audit_args {
  * Under fail_closed, a record the trail rejects also turns the response
  * into 503 (the audit middleware does it once the responder returns), and
  * an error is logged at most once a second.
+ *
+ * With on_durable or on_failed set, the change is applied only once the
+ * record is durable; see talon_audit_args.
  *
  * Returns 0, -ENODEV when the app has no trail, -EINVAL without a type, or
  * under fail_closed the negative errno of talon_audit_submit() (under

@@ -20,6 +20,7 @@
 #include "talon/audit_http.h"
 #include "talon/log.h"
 #include "http/audit_policy.h"
+#include "http/request.h"
 
 #define AUDIT_USERDATA_KEY "talon.audit"
 #define AUDIT_CONTEXT_KEY "talon.audit"
@@ -217,13 +218,30 @@ static void fill_event_from_request(talon_audit_event *ev, talon_req *req)
     ev->path = talon_req_path(req);
 }
 
+/* A write-ahead change whose record could not even be submitted. */
+static int refuse_change(talon_req *req, const talon_audit_args *args, int rc)
+{
+    if (args != NULL && args->on_failed != NULL)
+        args->on_failed(req, &req->resp, args->ctx);
+    return rc;
+}
+
 int talon_audit(talon_req *req, const talon_audit_args *args)
 {
     audit_state *st = state_of(req);
     if (st == NULL)
-        return -ENODEV;
+        return refuse_change(req, args, -ENODEV);
     if (args == NULL || args->type == NULL || args->type[0] == '\0')
-        return -EINVAL;
+        return refuse_change(req, args, -EINVAL);
+    bool write_ahead = args->on_durable != NULL || args->on_failed != NULL;
+    /* Registered before the record is submitted: a failed submission
+     * releases its hold with 503, which makes the commit point abort it. */
+    if (write_ahead && talon_req_add_commit(req, args->on_durable, args->on_failed,
+                                            args->ctx) < 0) {
+        handle_failure(st, talon_req_id(req), -ENOMEM, NULL);
+        fail_request(req, req_state(req));
+        return refuse_change(req, args, -ENOMEM);
+    }
 
     audit_req_state *rs = req_state(req);
     talon_audit_event ev = { 0 };
@@ -246,7 +264,7 @@ int talon_audit(talon_req *req, const talon_audit_args *args)
     ev.data = args->data;
 
     talon_audit_mode mode;
-    switch (args->durability) {
+    switch (write_ahead ? TALON_AUDIT_DURABILITY_SYNC : args->durability) {
     case TALON_AUDIT_DURABILITY_SYNC:
         mode = TALON_AUDIT_SYNC;
         break;

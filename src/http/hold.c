@@ -9,9 +9,13 @@
  *   can never resume a connection that is not yet suspended;
  * - the last talon_req_release() resumes a suspended connection; the engine
  *   then sends the response. When every hold was released before the
- *   pipeline ended, the response goes out at once and nothing is suspended. */
+ *   pipeline ended, the response goes out at once and nothing is suspended;
+ * - talon_hold_apply_result() is the request's commit point: the changes
+ *   registered with talon_req_add_commit() (write-ahead audit records) are
+ *   applied there, or dropped when a hold failed or the response is a 5xx. */
 #include "http/request.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +98,37 @@ void talon_hold_apply_result(talon_req *req)
         talon_resp_error(&req->resp, status, NULL, description);
     }
     free(description);
+    /* The commit point: a 5xx, whoever made it, means nothing changed. */
+    talon_req_run_commits(req, !aborted && status == 0 && req->resp.status < 500);
+}
+
+int talon_req_add_commit(talon_req *req, talon_commit_fn on_commit, talon_commit_fn on_abort,
+                         void *ctx)
+{
+    talon_commit *c = malloc(sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    *c = (talon_commit){ on_commit, on_abort, ctx, NULL };
+    if (req->commits_tail == NULL)
+        req->commits_tail = &req->commits;
+    *req->commits_tail = c;
+    req->commits_tail = &c->next;
+    return 0;
+}
+
+void talon_req_run_commits(talon_req *req, bool committed)
+{
+    talon_commit *c = req->commits;
+    req->commits = NULL;
+    req->commits_tail = NULL;
+    while (c != NULL) {
+        talon_commit *next = c->next;
+        talon_commit_fn fn = committed ? c->on_commit : c->on_abort;
+        if (fn != NULL)
+            fn(req, &req->resp, c->ctx);
+        free(c);
+        c = next;
+    }
 }
 
 unsigned talon_req_holds(const talon_req *req)

@@ -52,6 +52,8 @@ void talon_req_ref(talon_req *req)
 
 static void req_free(talon_req *req)
 {
+    /* Changes of a request that never reached its commit point. */
+    talon_req_run_commits(req, false);
     /* Free context values in reverse order of setting, as a stack unwinds. */
     talon_req_context *c = req->context;
     while (c != NULL) {

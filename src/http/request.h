@@ -76,6 +76,15 @@ typedef struct talon_req_context {
 /* Called by the hold protocol with the request lock held. */
 typedef void (*talon_conn_fn)(void *conn);
 
+/* A change waiting for its request to commit (hold.c). */
+typedef void (*talon_commit_fn)(talon_req *req, talon_resp *resp, void *ctx);
+typedef struct talon_commit {
+    talon_commit_fn on_commit;
+    talon_commit_fn on_abort;
+    void *ctx;
+    struct talon_commit *next;
+} talon_commit;
+
 #define TALON_IP_MAX 46 /* INET6_ADDRSTRLEN */
 #define TALON_REQ_ID_MAX 64
 
@@ -95,6 +104,10 @@ struct talon_req {
     void *conn;                   /* engine connection while suspended */
     talon_conn_fn suspend_fn;
     talon_conn_fn resume_fn;
+    /* Changes applied when the request commits, in registration order.
+     * Added during the pipeline, run after it: no lock needed. */
+    talon_commit *commits;
+    talon_commit **commits_tail;
 
     /* Request line and head. */
     const char *method;
@@ -189,6 +202,16 @@ bool talon_hold_abort(talon_req *req);
 /* Apply a release status (talon_req_release with status != 0) or an abort
  * to the response. Only after the last hold was released. */
 void talon_hold_apply_result(talon_req *req);
+/* Register a change to apply when req commits: once the pipeline is done,
+ * every hold is released without an error status, and the response is not
+ * a server error (5xx). on_commit then runs from talon_hold_apply_result(),
+ * before the response is sent; otherwise on_abort runs (either may be NULL).
+ * Exactly one of them runs, at the latest when the request is freed.
+ * Only from the pipeline of req. Returns 0 or -ENOMEM (nothing registered). */
+int talon_req_add_commit(talon_req *req, talon_commit_fn on_commit, talon_commit_fn on_abort,
+                         void *ctx);
+/* Run every registered change: on_commit when committed, else on_abort. */
+void talon_req_run_commits(talon_req *req, bool committed);
 
 /* The number of holds not yet released (tests and the engine). */
 unsigned talon_req_holds(const talon_req *req);

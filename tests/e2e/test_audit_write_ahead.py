@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""Write-ahead under fail_closed: a change is applied only once its audit
+record is durable, so a 503 from the audit trail means that nothing
+changed. The test mounts a 1 MiB tmpfs for the trail (it needs root) and
+fills it. Before the fix, the first POST /notes whose record failed on its
+way to disk got 503 "not completed", yet the note existed (without its
+note_created record), and the client's retry made a duplicate.
+
+Cycle 1: notes are posted until one gets 503; after space returns, no note
+answered 503 exists, every note answered 201 exists once, and a retry of
+the refused note creates it exactly once. Cycle 2: the first change after
+the disk fills again is a role change; after its 503 the role is
+unchanged."""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from talon_e2e import Demo, check, fail  # noqa: E402
+from audit_e2e import call, check_verify, login, records  # noqa: E402
+
+
+def fill(path):
+    """Write zeros into path until the filesystem is full."""
+    block = b"\0" * 4096
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            os.write(fd, block)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def wait_writable(demo, token, tag):
+    """Post notes until one is acknowledged again; returns its text."""
+    deadline = time.time() + 15
+    n = 0
+    while True:
+        text = "recovered-%s-%d" % (tag, n)
+        status, _, _ = call(demo, "POST", "/notes", {"text": text}, token=token)
+        if status == 201:
+            return text
+        check(status == 503, "after space returned: expected 201 or 503, got %d" % status)
+        check(time.time() < deadline, "requests still fail 15 s after space returned")
+        n += 1
+        time.sleep(0.2)
+
+
+def note_texts(demo):
+    status, _, body = call(demo, "GET", "/notes")
+    check(status == 200, "GET /notes: %d" % status)
+    return [n["text"] for n in body["notes"]]
+
+
+def main():
+    demo = Demo(config="[log.app]\nfile = -\nlevel = info\n")
+    trail = demo.path("var", "audit")
+    os.makedirs(trail)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", trail],
+                             stderr=subprocess.PIPE)
+    if mounted.returncode != 0:
+        demo.cleanup()
+        fail("cannot mount a tmpfs for the trail (this test needs root): %s"
+             % mounted.stderr.decode().strip())
+    try:
+        demo.start()
+        bob = login(demo, "bob")
+        alice = login(demo, "alice")
+        filler = os.path.join(trail, "filler")
+
+        # Cycle 1: notes.
+        fill(filler)
+        acked, refused = [], []
+        for i in range(60):
+            text = "note-%d" % i
+            status, _, body = call(demo, "POST", "/notes", {"text": text}, token=bob,
+                                   headers={"X-Request-ID": "wa-%d" % i})
+            check(status in (201, 503), "POST /notes while full: %d %r" % (status, body))
+            (acked if status == 201 else refused).append(text)
+            if status == 503:
+                check("not completed" in body["description"], "503 body: %r" % body)
+                break
+        check(refused, "no 503 within 60 notes on a full trail")
+        os.unlink(filler)
+        acked.append(wait_writable(demo, bob, "a"))
+
+        texts = note_texts(demo)
+        for t in refused:
+            check(t not in texts, "note %r was answered 503 but exists: %r" % (t, texts))
+        for t in acked:
+            check(texts.count(t) == 1, "note %r was answered 201 but appears %d times"
+                  % (t, texts.count(t)))
+        status, _, _ = call(demo, "POST", "/notes", {"text": refused[0]}, token=bob)
+        check(status == 201, "retry of the refused note: %d" % status)
+        check(note_texts(demo).count(refused[0]) == 1, "the retried note is not there once")
+        # Every note that exists has its durable note_created record.
+        status, _, body = call(demo, "GET", "/notes")
+        ids = {str(n["id"]) for n in body["notes"]}
+        recorded = {r["target"]["id"] for r in records(demo)
+                    if r["type"] == "note_created" and r["outcome"] == "success"}
+        check(ids <= recorded, "notes without a note_created record: %r" % sorted(ids - recorded))
+
+        # Cycle 2: a role change.
+        fill(filler)
+        status, _, body = call(demo, "PUT", "/users/dave/role", {"role": "admin"}, token=alice)
+        check(status == 503, "role change on a full trail: expected 503, got %d %r"
+              % (status, body))
+        os.unlink(filler)
+        wait_writable(demo, bob, "b")
+        status, _, body = call(demo, "GET", "/users", token=alice)
+        check(status == 200, "GET /users: %d %r" % (status, body))
+        roles = {u["name"]: u["role"] for u in body["users"]}
+        check(roles.get("dave") == "user", "the role change answered 503 was applied: %r" % roles)
+
+        check_verify(demo, open_trail=True)
+        rc = demo.stop()
+        check(rc == 0, "talon-demo exited with %r" % rc)
+    finally:
+        if demo.proc is not None and demo.proc.poll() is None:
+            demo.proc.kill()
+            demo.proc.wait()
+        subprocess.run(["umount", trail], stderr=subprocess.DEVNULL)
+        demo.cleanup()
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
