@@ -7,7 +7,7 @@ acknowledged with a 2xx has its record in the trail after the restart
 final clean stop).
 
     test_audit_crash.py [--rounds N] [--threads N]   (defaults 5 and 4;
-    TALON_AUDIT_CRASH_ROUNDS sets the rounds too)"""
+    TALON_AUDIT_CRASH_ROUNDS sets the rounds too, TALON_LONG=1 makes it 20)"""
 import argparse
 import http.client
 import json
@@ -85,8 +85,10 @@ def check_sync_ack(demo, count=20):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    long_run = os.environ.get("TALON_LONG") == "1"
     parser.add_argument("--rounds", type=int,
-                        default=int(os.environ.get("TALON_AUDIT_CRASH_ROUNDS", "5")))
+                        default=int(os.environ.get("TALON_AUDIT_CRASH_ROUNDS",
+                                                   "20" if long_run else "5")))
     parser.add_argument("--threads", type=int, default=4)
     args = parser.parse_args()
 
