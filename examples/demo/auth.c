@@ -411,12 +411,25 @@ static void login_on_post(talon_req *req, talon_resp *resp, void *ctx)
     }
     const char *user = json_string_value(json_object_get(body, "user"));
     const char *password = json_string_value(json_object_get(body, "password"));
-    if (user == NULL || password == NULL || !demo_user_name_valid(user)) {
+    if (user == NULL || password == NULL) {
         talon_audit(req, &(talon_audit_args){
             .type = "authn_login_fail", .outcome = TALON_AUDIT_FAILURE, .target_type = "user",
             .reason = "missing or invalid \"user\" or \"password\"" });
         talon_resp_error(resp, 400, NULL,
                          "expected a JSON object {\"user\": NAME, \"password\": PASSWORD}");
+        json_decref(body);
+        return;
+    }
+    if (!demo_user_name_valid(user)) {
+        /* The name is left out of the record: it may be a password typed
+         * into the wrong field. */
+        talon_audit(req, &(talon_audit_args){
+            .type = "authn_login_fail", .outcome = TALON_AUDIT_FAILURE, .target_type = "user",
+            .reason = "invalid user name" });
+        char desc[160];
+        snprintf(desc, sizeof(desc), "invalid \"user\": a user name is 1 to %d of a-z 0-9 . _ - "
+                 "(lower case, no spaces)", DEMO_NAME_MAX);
+        talon_resp_error(resp, 400, NULL, desc);
         json_decref(body);
         return;
     }

@@ -65,7 +65,7 @@ static json_t *note_json(const note *n)
 /* Read {"text": "..."} from the body; on error the response is set. */
 static char *read_text(talon_req *req, talon_resp *resp)
 {
-    json_t *doc = talon_req_json(req, resp);
+    json_t *doc = talon_req_json_flags(req, resp, JSON_ALLOW_NUL);
     if (doc == NULL)
         return NULL;
     json_t *text = json_is_object(doc) ? json_object_get(doc, "text") : NULL;
@@ -73,6 +73,8 @@ static char *read_text(talon_req *req, talon_resp *resp)
     if (!json_is_string(text)) {
         talon_resp_error(resp, 400, "Invalid note",
                          "The body must be a JSON object with a string field \"text\".");
+    } else if (strlen(json_string_value(text)) != json_string_length(text)) {
+        talon_resp_error(resp, 400, "Invalid note", "note text must not contain NUL (\\u0000)");
     } else if (json_string_length(text) > NOTE_TEXT_MAX) {
         char desc[128];
         snprintf(desc, sizeof(desc), "The \"text\" field is %zu bytes; the limit is %d.",

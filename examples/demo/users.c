@@ -233,23 +233,72 @@ typedef struct load_state {
     char name[DEMO_NAME_MAX + 1];
     char role[DEMO_ROLE_MAX];
     char hash[HASH_MAX];
+    char incomplete[DEMO_NAME_MAX + 1]; /* the first user without role or hash */
+    const char *missing;                /* what it lacks */
 } load_state;
 
+/* Add the user of the section just read. A user without role or hash is
+ * remembered and reported at the end, with the line of its section: at
+ * this point the parser is already on the next section's line. */
 static int finish_section(load_state *ls, char *err, size_t errlen)
 {
     if (ls->name[0] == '\0')
         return 0;
+    int rc = 0;
     if (ls->role[0] == '\0' || ls->hash[0] == '\0') {
-        snprintf(err, errlen, "user %s needs both role and password_hash", ls->name);
-        return -EINVAL;
+        if (ls->incomplete[0] == '\0') {
+            snprintf(ls->incomplete, sizeof(ls->incomplete), "%s", ls->name);
+            ls->missing = ls->role[0] == '\0' && ls->hash[0] == '\0' ? "role and password_hash"
+                          : ls->role[0] == '\0'                     ? "role"
+                                                                    : "password_hash";
+        }
+    } else {
+        rc = add_locked(ls->name, ls->role, ls->hash);
+        if (rc == -EEXIST)
+            snprintf(err, errlen, "user %s is defined twice", ls->name);
+        else if (rc < 0)
+            snprintf(err, errlen, "cannot add user %s: %s", ls->name, strerror(-rc));
     }
-    int rc = add_locked(ls->name, ls->role, ls->hash);
-    if (rc == -EEXIST)
-        snprintf(err, errlen, "user %s is defined twice", ls->name);
-    else if (rc < 0)
-        snprintf(err, errlen, "cannot add user %s: %s", ls->name, strerror(-rc));
-    memset(ls, 0, sizeof(*ls));
+    OPENSSL_cleanse(ls->hash, sizeof(ls->hash));
+    memset(ls->name, 0, sizeof(ls->name));
+    memset(ls->role, 0, sizeof(ls->role));
     return rc;
+}
+
+/* The line of "[section]" in path, or 0. */
+static int section_line(const char *path, const char *section)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char buf[512];
+    int line = 0, found = 0;
+    while (found == 0 && fgets(buf, sizeof(buf), f) != NULL) {
+        line++;
+        char *p = buf;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t n = strlen(section);
+        if (p[0] == '[' && strncmp(p + 1, section, n) == 0 && p[n + 1] == ']')
+            found = line;
+    }
+    fclose(f);
+    return found;
+}
+
+/* The error for the first incomplete user, if any. */
+static int check_complete(const load_state *ls, const char *path, char *err, size_t errlen)
+{
+    if (ls->incomplete[0] == '\0')
+        return 0;
+    char section[DEMO_NAME_MAX + 8];
+    snprintf(section, sizeof(section), "user.%s", ls->incomplete);
+    const char *hint = strcmp(ls->missing, "role") == 0
+                           ? "add role = admin, user or auditor"
+                           : "add password_hash = ... (make one with talon-demo --hash-password)";
+    snprintf(err, errlen, "%s:%d: [%s]: user %s has no %s; %s", path,
+             section_line(path, section), section, ls->incomplete, ls->missing, hint);
+    return -EINVAL;
 }
 
 static int users_key(void *ctx, const char *section, const char *key, const char *value,
@@ -316,10 +365,14 @@ int demo_users_load(const char *path, char *err, size_t errlen)
         rc = talon_config_load(path, users_key, &ls, err, errlen);
         if (rc == 0)
             rc = finish_section(&ls, err, errlen);
+        if (rc == 0)
+            rc = check_complete(&ls, path, err, errlen);
     } else {
         builtin_ctx b = { 0 };
         int line = ini_parse_string(builtin_users, builtin_key, &b);
         rc = line == 0 ? finish_section(&b.ls, b.err, sizeof(b.err)) : -EINVAL;
+        if (rc == 0)
+            rc = check_complete(&b.ls, "built-in users", b.err, sizeof(b.err));
         if (rc < 0)
             snprintf(err, errlen, "built-in users, line %d: %s", line, b.err);
     }

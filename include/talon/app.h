@@ -141,6 +141,10 @@ const char *talon_req_body(const talon_req *req, size_t *len);
  * failure sets a 400/415 error on resp with a clear description and returns
  * NULL. The caller owns the returned reference. */
 json_t *talon_req_json(talon_req *req, talon_resp *resp);
+/* talon_req_json() with extra jansson decoding flags, for example
+ * JSON_ALLOW_NUL from a responder that checks its strings for NUL itself
+ * and names the field in its error. */
+json_t *talon_req_json_flags(talon_req *req, talon_resp *resp, size_t flags);
 /* The request id: the client's X-Request-ID if short and printable, else a
  * random 128-bit hex id. Echoed as X-Request-ID. */
 const char *talon_req_id(const talon_req *req);

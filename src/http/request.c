@@ -429,6 +429,11 @@ static bool is_json_media_type(const char *ct)
 
 json_t *talon_req_json(talon_req *req, talon_resp *resp)
 {
+    return talon_req_json_flags(req, resp, 0);
+}
+
+json_t *talon_req_json_flags(talon_req *req, talon_resp *resp, size_t flags)
+{
     const char *ct = talon_req_header(req, "Content-Type");
     if (ct == NULL || !is_json_media_type(ct)) {
         char desc[256];
@@ -448,11 +453,15 @@ json_t *talon_req_json(talon_req *req, talon_resp *resp)
     }
     json_error_t jerr;
     json_t *doc = json_loadb(req->body, req->body_len,
-                             JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+                             JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | flags, &jerr);
     if (doc == NULL) {
         char desc[256 + JSON_ERROR_TEXT_LENGTH];
+        /* jansson names its own flag; a client needs the rule instead. */
+        const char *why = json_error_code(&jerr) == json_error_null_character
+                              ? "a string contains \\u0000 (NUL), which is not accepted"
+                              : jerr.text;
         snprintf(desc, sizeof(desc), "Could not parse JSON body - line %d, column %d: %s",
-                 jerr.line, jerr.column, jerr.text);
+                 jerr.line, jerr.column, why);
         talon_resp_error(resp, 400, "Invalid JSON", desc);
         return NULL;
     }
