@@ -312,15 +312,17 @@ static void config_keys_and_errors(void **state)
     int n = 0;
     while (o.redact_keys[n] != NULL)
         n++;
-    assert_int_equal(n, 12);
+    assert_int_equal(n, 14);
     assert_string_equal(o.redact_keys[0], "password");
-    assert_string_equal(o.redact_keys[10], "ssn");
-    assert_string_equal(o.redact_keys[11], "card");
+    assert_string_equal(o.redact_keys[2], "pass");
+    assert_string_equal(o.redact_keys[3], "pwd");
+    assert_string_equal(o.redact_keys[12], "ssn");
+    assert_string_equal(o.redact_keys[13], "card");
     assert_int_equal(talon_audit_config_set(&o, "redact_keys", "default", err, sizeof(err)), 0);
     n = 0;
     while (o.redact_keys[n] != NULL)
         n++;
-    assert_int_equal(n, 10);
+    assert_int_equal(n, 12);
     assert_int_equal(talon_audit_config_set(&o, "redact_keys", " , ", err, sizeof(err)), -EINVAL);
     assert_int_equal(talon_audit_config_set(&o, "queue_capacity", "0", err, sizeof(err)), -EINVAL);
     assert_int_equal(talon_audit_config_set(&o, "colour", "red", err, sizeof(err)), -EINVAL);
