@@ -450,7 +450,9 @@ void demo_audit_teardown(talon_app *app)
 
 /* ---- talon-demo --hash-password ---- */
 
-/* Read one line from stdin, without echo on a terminal. */
+/* Read one line from stdin, without echo on a terminal. Returns 0, -EIO,
+ * or -E2BIG when the line does not fit in buf (the rest is read and
+ * dropped, so no shorter prefix is ever hashed). */
 static int read_password(char *buf, size_t len)
 {
     struct termios old, quiet;
@@ -468,6 +470,13 @@ static int read_password(char *buf, size_t len)
     }
     if (line == NULL)
         return -EIO;
+    if (strchr(buf, '\n') == NULL && !feof(stdin)) {
+        int c;
+        while ((c = getchar()) != EOF && c != '\n')
+            ;
+        OPENSSL_cleanse(buf, len);
+        return -E2BIG;
+    }
     buf[strcspn(buf, "\r\n")] = '\0';
     return 0;
 }
@@ -476,13 +485,23 @@ int demo_audit_option(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--hash-password") != 0)
         return -1;
-    char password[300], hash[256];
-    if (read_password(password, sizeof(password)) < 0 || strlen(password) < 8) {
-        fprintf(stderr, "talon-demo: --hash-password reads a password of at least 8 bytes "
-                        "from standard input\n");
+    char password[DEMO_PASSWORD_MAX + 3], hash[256]; /* the password, CR, LF, NUL */
+    int rc = read_password(password, sizeof(password));
+    size_t len = rc == 0 ? strlen(password) : 0;
+    if (rc == -E2BIG || len > DEMO_PASSWORD_MAX) {
+        OPENSSL_cleanse(password, sizeof(password));
+        fprintf(stderr, "talon-demo: --hash-password: the password is longer than %d bytes; "
+                "use %d to %d bytes, as POST /users and PUT /users/NAME require\n",
+                DEMO_PASSWORD_MAX, DEMO_PASSWORD_MIN, DEMO_PASSWORD_MAX);
         return 2;
     }
-    int rc = demo_password_hash(password, hash, sizeof(hash));
+    if (rc < 0 || len < DEMO_PASSWORD_MIN) {
+        OPENSSL_cleanse(password, sizeof(password));
+        fprintf(stderr, "talon-demo: --hash-password reads a password of at least %d bytes "
+                "(and at most %d) from standard input\n", DEMO_PASSWORD_MIN, DEMO_PASSWORD_MAX);
+        return 2;
+    }
+    rc = demo_password_hash(password, hash, sizeof(hash));
     OPENSSL_cleanse(password, sizeof(password));
     if (rc < 0) {
         fprintf(stderr, "talon-demo: hashing failed: %s\n", strerror(-rc));

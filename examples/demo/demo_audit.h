@@ -39,6 +39,9 @@ extern const char demo_audit_usage[];
 
 #define DEMO_NAME_MAX 32
 #define DEMO_ROLE_MAX 16
+/* Password length in bytes, for the API and --hash-password alike. */
+#define DEMO_PASSWORD_MIN 8
+#define DEMO_PASSWORD_MAX 256
 
 /* Roles a user may have. */
 bool demo_role_valid(const char *role);
@@ -56,9 +59,13 @@ int demo_users_check(const char *name, const char *password, char role[DEMO_ROLE
 int demo_users_role(const char *name, char role[DEMO_ROLE_MAX]);
 /* Add a user with a hash from demo_password_hash(); -EEXIST when taken. */
 int demo_users_create(const char *name, const char *hash, const char *role);
+/* -EBUSY, nothing changed, when name is the last admin and role is not admin. */
 int demo_users_set_role(const char *name, const char *role, char old_role[DEMO_ROLE_MAX]);
 int demo_users_set_password_hash(const char *name, const char *hash);
+/* -EBUSY, nothing deleted, when name is the last admin. */
 int demo_users_delete(const char *name);
+/* True when name is an admin and no other user is. */
+bool demo_users_is_last_admin(const char *name);
 /* [{"name":..,"role":..}, ...] sorted by name. */
 json_t *demo_users_list(void);
 

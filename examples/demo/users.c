@@ -23,8 +23,8 @@
 
 #define HASH_MAX 192
 #define USERS_MAX 1024
-#define PASSWORD_MIN 8
-#define PASSWORD_MAX 256
+#define PASSWORD_MIN DEMO_PASSWORD_MIN
+#define PASSWORD_MAX DEMO_PASSWORD_MAX
 
 /* scrypt cost: N = 2^14, r = 8, p = 1 needs 16 MiB (128 * r * N bytes) and
  * tens of milliseconds of CPU per hash, which bounds offline guessing while
@@ -439,16 +439,41 @@ int demo_users_create(const char *name, const char *hash, const char *role)
     return rc;
 }
 
-int demo_users_set_role(const char *name, const char *role, char old_role[DEMO_ROLE_MAX])
+/* True when u is the only admin. Caller holds users_lock. */
+static bool last_admin_locked(const demo_user *u)
+{
+    if (strcmp(u->role, "admin") != 0)
+        return false;
+    for (size_t i = 0; i < nusers; i++) {
+        if (&users[i] != u && strcmp(users[i].role, "admin") == 0)
+            return false;
+    }
+    return true;
+}
+
+bool demo_users_is_last_admin(const char *name)
 {
     pthread_mutex_lock(&users_lock);
     demo_user *u = find_locked(name);
-    if (u != NULL) {
+    bool last = u != NULL && last_admin_locked(u);
+    pthread_mutex_unlock(&users_lock);
+    return last;
+}
+
+int demo_users_set_role(const char *name, const char *role, char old_role[DEMO_ROLE_MAX])
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&users_lock);
+    demo_user *u = find_locked(name);
+    if (u != NULL && strcmp(role, "admin") != 0 && last_admin_locked(u)) {
+        rc = -EBUSY;
+    } else if (u != NULL) {
         snprintf(old_role, DEMO_ROLE_MAX, "%s", u->role);
         snprintf(u->role, sizeof(u->role), "%s", role);
+        rc = 0;
     }
     pthread_mutex_unlock(&users_lock);
-    return u != NULL ? 0 : -ENOENT;
+    return rc;
 }
 
 int demo_users_set_password_hash(const char *name, const char *hash)
@@ -466,7 +491,9 @@ int demo_users_delete(const char *name)
     int rc = -ENOENT;
     pthread_mutex_lock(&users_lock);
     demo_user *u = find_locked(name);
-    if (u != NULL) {
+    if (u != NULL && last_admin_locked(u)) {
+        rc = -EBUSY;
+    } else if (u != NULL) {
         size_t i = (size_t)(u - users);
         memmove(&users[i], &users[i + 1], (nusers - i - 1) * sizeof(*users));
         nusers--;
@@ -523,6 +550,9 @@ static void users_on_get(talon_req *req, talon_resp *resp, void *ctx)
     talon_resp_json(resp, 200, json_pack("{s:o}", "users", demo_users_list()));
 }
 
+#define LAST_ADMIN "this is the last admin: make another user admin first, so that " \
+                   "someone can still administer users"
+
 /* A change to the users, applied once its record is durable (write-ahead):
  * a 503 from the audit trail then means that nothing changed. */
 typedef enum user_op { USER_CREATE, USER_PASSWORD, USER_ROLE, USER_DELETE } user_op;
@@ -569,6 +599,8 @@ static void apply_user_change(talon_req *req, talon_resp *resp, void *ctx)
         talon_resp_error(resp, 409, NULL, "a user with this name exists");
     else if (rc == -ENOENT)
         talon_resp_error(resp, 404, NULL, "no such user");
+    else if (rc == -EBUSY)
+        talon_resp_error(resp, 409, NULL, LAST_ADMIN);
     else if (rc < 0)
         talon_resp_error(resp, 500, NULL, strerror(-rc));
     discard_user_change(req, resp, ctx);
@@ -683,6 +715,10 @@ static void user_on_delete(talon_req *req, talon_resp *resp, void *ctx)
         admin_fail(req, resp, "user_deleted", name, 404, "no such user");
         return;
     }
+    if (demo_users_is_last_admin(name)) {
+        admin_fail(req, resp, "user_deleted", name, 409, LAST_ADMIN);
+        return;
+    }
     user_change *c = new_change(resp, USER_DELETE, name);
     if (c == NULL)
         return;
@@ -706,6 +742,8 @@ static void role_on_put(talon_req *req, talon_resp *resp, void *ctx)
                    "invalid \"role\": expected admin, user or auditor");
     } else if (demo_users_role(name, old_role) < 0) {
         admin_fail(req, resp, "privilege_permissions_changed", name, 404, "no such user");
+    } else if (strcmp(role, "admin") != 0 && demo_users_is_last_admin(name)) {
+        admin_fail(req, resp, "privilege_permissions_changed", name, 409, LAST_ADMIN);
     } else {
         user_change *c = new_change(resp, USER_ROLE, name);
         if (c != NULL) {
