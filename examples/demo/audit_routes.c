@@ -512,8 +512,6 @@ int demo_audit_option(int argc, char **argv)
 }
 
 const char demo_audit_usage[] =
-    "  --hash-password     read a password from standard input, print its scrypt hash\n"
-    "                      for a users file, and exit\n"
     "\n"
     "Audit: the trail is written to var/audit/ ([audit] dir); the first start\n"
     "creates its keys and prints where the verification key went. Sections\n"

@@ -58,5 +58,8 @@ int demo_access_log_config(demo *d, const char *section, const char *key, const 
                            char *err, size_t errlen);
 int demo_logging_start(demo *d, char *err, size_t errlen);
 void demo_logging_stop(void);
+/* Print where each log goes, from the configuration file (NULL: none) over
+ * the defaults, for the startup banner. */
+void demo_logging_print(const char *config_path);
 
 #endif

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "demo.h"
+#include <ini.h>
+
 #include "talon/access_log.h"
 #include "talon/log.h"
 
@@ -68,6 +70,82 @@ int demo_logging_start(demo *d, char *err, size_t errlen)
     talon_log_info(talon_logger_get("app"), "talon-demo starting on %s (pid %ld)", d->listen,
                    (long)getpid());
     return 0;
+}
+
+/* The sink keys of the [log.NAME] sections of a configuration file, as
+ * the log core will apply them over the defaults above. */
+typedef struct log_keys {
+    char file[8][512];
+    char name[8][64];
+    char level[8][16];
+    char format[8][64];
+    size_t n;
+} log_keys;
+
+static size_t log_keys_slot(log_keys *k, const char *name)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        if (strcmp(k->name[i], name) == 0)
+            return i;
+    }
+    if (k->n == 8)
+        return 8;
+    snprintf(k->name[k->n], sizeof(k->name[0]), "%s", name);
+    return k->n++;
+}
+
+static int log_keys_collect(void *ctx, const char *section, const char *key, const char *value)
+{
+    log_keys *k = ctx;
+    const char *logger;
+    if (strcmp(section, "access_log") == 0) /* its sink keys go to the access logger */
+        logger = access_opts.logger[0] ? access_opts.logger : "access";
+    else if (strncmp(section, "log.", 4) == 0)
+        logger = section + 4;
+    else
+        return 1;
+    size_t i = log_keys_slot(k, logger);
+    if (i == 8)
+        return 1;
+    if (strcmp(key, "file") == 0)
+        snprintf(k->file[i], sizeof(k->file[0]), "%s", value);
+    else if (strcmp(key, "level") == 0)
+        snprintf(k->level[i], sizeof(k->level[0]), "%s", value);
+    else if (strcmp(key, "format") == 0)
+        snprintf(k->format[i], sizeof(k->format[0]), "%s", value);
+    return 1;
+}
+
+static const char *or(const char *value, const char *fallback)
+{
+    return value[0] != '\0' ? value : fallback;
+}
+
+static const char *where(const char *file)
+{
+    return strcmp(file, "-") == 0 ? "standard error" : file;
+}
+
+void demo_logging_print(const char *config_path)
+{
+    log_keys k = { .n = 0 };
+    size_t app = log_keys_slot(&k, "app");
+    size_t access = log_keys_slot(&k, access_opts.logger[0] ? access_opts.logger : "access");
+    if (config_path != NULL)
+        ini_parse(config_path, log_keys_collect, &k);
+    printf("  app log: %s, level %s\n", where(or(k.file[app], "var/log/app.log")),
+           or(k.level[app], "info"));
+    if (!access_opts.enabled)
+        printf("  access log: off ([access_log] enabled = false)\n");
+    else
+        printf("  access log: %s, format %s\n",
+               where(or(k.file[access], strcmp(k.name[access], "access") == 0
+                                            ? "var/log/access.log" : "none")),
+               or(k.format[access], "combined"));
+    for (size_t i = 0; i < k.n; i++) {
+        if (i != app && i != access && k.file[i][0] != '\0')
+            printf("  log %s: %s\n", k.name[i], where(k.file[i]));
+    }
 }
 
 void demo_logging_stop(void)

@@ -21,17 +21,23 @@
 
 static const char usage[] =
     "Usage: talon-demo [OPTIONS]\n"
-    "Serve the talon demo: /health, /hello and the notes API (/notes, /notes/{id}).\n"
+    "       talon-demo --hash-password < PASSWORD\n"
+    "Serve the talon demo: /health, /hello, the notes API (/notes, /notes/{id}),\n"
+    "logins and users (/login, /logout, /users) and the audit trail (/audit).\n"
     "\n"
     "  --listen ADDR:PORT  address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
-    "  --config FILE       INI configuration file ([server], [log.app], ...)\n"
+    "  --config FILE       INI configuration file; see examples/demo/talon-demo.ini\n"
     "  --threads N         HTTP worker threads (default: one per core)\n"
     "  --port-file FILE    write the bound port to FILE once listening\n"
     "  --test-routes       add the /debug/... routes used by the end-to-end tests\n"
+    "  --hash-password     read a password of 8 to 256 bytes from standard input,\n"
+    "                      print its scrypt hash for a users file, and exit\n"
     "  --help              show this help\n"
     "\n"
-    "Flags override the configuration file. SIGINT or SIGTERM stops the server\n"
-    "after the requests in flight finish; SIGUSR1 reopens the log files.\n";
+    "Configuration sections: [server] (docs/framework.md), [log.*] and [access_log]\n"
+    "(docs/logging.md). Flags override the configuration file. SIGINT or SIGTERM\n"
+    "stops the server after the requests in flight finish; SIGHUP or SIGUSR1\n"
+    "reopens the log files.\n";
 
 /* ---- Configuration ---- */
 
@@ -143,15 +149,6 @@ static int config_handler(void *ctx, const char *section, const char *key, const
     return -EINVAL;
 }
 
-/* ---- Logs ---- */
-
-static void print_log_destinations(const char *config_path)
-{
-    printf("  app log: %s\n", config_path ? "as set by [log.app] in the configuration "
-           "(default var/log/app.log)" : "var/log/app.log, level info");
-    printf("  access log: %s\n", config_path ? "as set by [log.access] in the configuration "
-           "(default var/log/access.log)" : "var/log/access.log, combined");
-}
 
 /* ---- Serving ---- */
 
@@ -188,7 +185,7 @@ static void on_ready(talon_app *app, void *arg)
 {
     ready_ctx *r = arg;
     printf("talon-demo: serving on %s (port %u)\n", r->listen, talon_app_port(app));
-    print_log_destinations(r->config_path);
+    demo_logging_print(r->config_path);
     fflush(stdout);
     if (r->port_file != NULL)
         write_port_file(r->port_file, talon_app_port(app), talon_logger_get("app"));
