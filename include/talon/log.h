@@ -238,6 +238,25 @@ size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len);
  * (\\xHH), so the value a receiver decodes reads \xHH. */
 size_t talon_escape_sd_value(char *dst, size_t cap, const char *src, size_t len);
 
+/* ---- Rate-limited messages ---- */
+
+/* A rate limit for repeated messages, such as one error per bad client:
+ * at most per_second messages a second reach the logger, and the others are
+ * counted. The count is logged as "N more WHAT suppressed" by the next
+ * message after the second ends, or by the log writer thread within about a
+ * second when no message comes, and at talon_log_shutdown(). */
+typedef struct talon_log_limit talon_log_limit;
+
+/* what names the messages in the count, e.g. "HTTP engine warnings".
+ * Returns NULL when out of memory. Free it before talon_log_shutdown(). */
+talon_log_limit *talon_log_limit_new(talon_logger *logger, talon_log_level level,
+                                     unsigned per_second, const char *what);
+void talon_log_limit_free(talon_log_limit *limit);
+/* Log the message unless this second's quota is used up; returns whether
+ * it was logged. Safe from any thread. */
+bool talon_log_limited(talon_log_limit *limit, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* ---- Secrets in URLs ---- */
 
 /* Words that mark a name as secret, NULL-terminated: password, passwd,

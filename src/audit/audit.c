@@ -59,6 +59,7 @@ static void trail_free(talon_audit_trail *t)
     audit_crypto_free(&t->crypto);
     audit_redactor_free(&t->redact);
     json_decref(t->recovered_pending);
+    talon_log_limit_free(t->error_limit);
     audit_buf_free(&t->batch);
     pthread_mutex_destroy(&t->mutex);
     pthread_cond_destroy(&t->wake);
@@ -158,6 +159,7 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
     t->state_fd = -1;
     atomic_store(&t->healthy, true);
     t->log = talon_logger_get("app");
+    t->error_limit = talon_log_limit_new(t->log, TALON_LOG_ERROR, 1, "audit trail errors");
     rc = init_sync(t);
     if (rc == 0)
         rc = copy_options(t, opts);

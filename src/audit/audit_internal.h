@@ -199,8 +199,7 @@ struct talon_audit_trail {
     atomic_int error;                     /* positive errno of the last failure */
     int64_t down_since_ns;
     struct timespec next_retry;
-    int64_t last_error_log_ns;
-    uint64_t errors_unlogged;
+    talon_log_limit *error_limit;         /* audit_log_error(): one message a second */
     bool file_removed;                    /* the active file has no name left (st_nlink 0) */
     bool state_removed;                   /* key.state has no name left */
     json_t *recovered_pending;            /* audit_recovered data not yet written, or NULL */

@@ -22,7 +22,6 @@
 
 #define RETRY_INTERVAL_NS 1000000000LL
 #define ASYNC_SYNC_INTERVAL_NS 1000000000LL
-#define ERROR_LOG_INTERVAL_NS 1000000000LL
 
 /* System records are not redacted: their fields are fixed by the format. */
 static const audit_redactor no_redaction;
@@ -63,25 +62,18 @@ static int64_t monotonic_ns(void)
 
 void audit_log_error(talon_audit_trail *t, const char *fmt, ...)
 {
-    int64_t now = monotonic_ns();
     char msg[512];
     va_list ap;
 
-    /* At most one message a second. The next message reports how many were suppressed. */
-    if (t->last_error_log_ns != 0 && now - t->last_error_log_ns < ERROR_LOG_INTERVAL_NS) {
-        t->errors_unlogged++;
-        return;
-    }
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (t->errors_unlogged > 0)
-        talon_log_error(t->log, "%s (%" PRIu64 " similar errors not logged in the last second)",
-                        msg, t->errors_unlogged);
+    /* At most one message a second; the log writer reports the count of the
+     * others within about a second. */
+    if (t->error_limit != NULL)
+        talon_log_limited(t->error_limit, "%s", msg);
     else
         talon_log_error(t->log, "%s", msg);
-    t->errors_unlogged = 0;
-    t->last_error_log_ns = now;
 }
 
 /* ---- building lines ---- */

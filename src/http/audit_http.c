@@ -39,8 +39,7 @@ typedef struct audit_state {
     atomic_ullong held;
     atomic_ullong rejected;
     atomic_ullong lost;
-    atomic_llong last_error_log;     /* CLOCK_MONOTONIC second of the last error line */
-    atomic_ullong suppressed_errors; /* errors not logged since that line */
+    talon_log_limit *error_limit;    /* log_failure(): one line a second; NULL: none */
 } audit_state;
 
 /* Per-request state, stored in the request context. */
@@ -92,37 +91,25 @@ static void match_policy(audit_state *st, talon_req *req, audit_req_state *rs)
     rs->matched = route != NULL;
 }
 
-static int64_t monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
+#define FAILURE_MESSAGE \
+    "audit trail failed to record request %s: %s; %s; free space in or repair the trail directory"
 
-/* Log a write failure at most once a second, with the count of failures
- * since the last line. Safe from any thread (the writer calls it too).
- * what: the cause, or NULL for strerror(-status). */
+/* Log a write failure at most once a second; the log writer reports the
+ * count of the others within about a second. Safe from any thread (the
+ * writer calls it too). what: the cause, or NULL for strerror(-status). */
 static void log_failure(audit_state *st, const char *request_id, int status, const char *what)
 {
-    int64_t now = monotonic_seconds();
-    int64_t last = atomic_load(&st->last_error_log);
-
-    if (now == last || !atomic_compare_exchange_strong(&st->last_error_log, &last, now)) {
-        atomic_fetch_add(&st->suppressed_errors, 1);
-        return;
-    }
-    unsigned long long suppressed = atomic_exchange(&st->suppressed_errors, 0);
     bool closed = audit_policy_failure(st->policy) == TALON_AUDIT_FAIL_CLOSED;
-    char more[64] = "";
-    if (suppressed > 0)
-        snprintf(more, sizeof(more), " (and %llu more since the last message)", suppressed);
-    talon_log_error(st->log,
-                    "audit trail failed to record request %s: %s; %s%s; free space in or "
-                    "repair the trail directory",
-                    request_id ? request_id : "-", what ? what : strerror(-status),
-                    closed ? "audited requests get 503 (failure policy fail_closed)"
-                           : "requests proceed and the record is lost (failure policy fail_open)",
-                    more);
+    const char *id = request_id ? request_id : "-";
+    const char *cause = what ? what : strerror(-status);
+    const char *policy = closed
+        ? "audited requests get 503 (failure policy fail_closed)"
+        : "requests proceed and the record is lost (failure policy fail_open)";
+
+    if (st->error_limit != NULL)
+        talon_log_limited(st->error_limit, FAILURE_MESSAGE, id, cause, policy);
+    else
+        talon_log_error(st->log, FAILURE_MESSAGE, id, cause, policy);
 }
 
 /* Count a failed record; returns true when the response must become 503. */
@@ -596,7 +583,8 @@ int talon_app_set_audit(talon_app *app, talon_audit_trail *trail, talon_audit_po
         st->policy = st->owned_policy;
     }
     st->log = talon_logger_get("app");
-    atomic_init(&st->last_error_log, -1);
+    st->error_limit = talon_log_limit_new(st->log, TALON_LOG_ERROR, 1,
+                                          "audit trail failures to record a request");
 
     talon_middleware mw = {
         .process_resource = audit_process_resource,
@@ -606,6 +594,7 @@ int talon_app_set_audit(talon_app *app, talon_audit_trail *trail, talon_audit_po
     int rc = talon_app_add_middleware(app, &mw);
     if (rc < 0) {
         talon_audit_policy_free(st->owned_policy);
+        talon_log_limit_free(st->error_limit);
         free(st);
         return rc;
     }
@@ -620,6 +609,7 @@ void talon_app_audit_detach(talon_app *app)
         return;
     talon_app_set_userdata(app, AUDIT_USERDATA_KEY, NULL);
     talon_audit_policy_free(st->owned_policy);
+    talon_log_limit_free(st->error_limit);
     /* NOTE: the middleware stays registered with a freed ctx, so detach
      * only once the app will serve no more requests. */
     free(st);

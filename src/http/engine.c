@@ -73,11 +73,7 @@ typedef struct talon_engine {
     pthread_mutex_t held_lock;    /* guards the list of suspended requests */
     talon_req *held;
     size_t nheld;
-    /* Rate limit of warn_limited(). */
-    pthread_mutex_t log_lock;
-    time_t log_second;
-    unsigned log_count;
-    unsigned log_suppressed;
+    talon_log_limit *warn_limit;  /* rate limit of warn_limited(); NULL: none */
 } talon_engine;
 
 #define MHD_LOG_PER_SECOND 20
@@ -94,25 +90,11 @@ static void warn_limited(talon_engine *e, const char *fmt, va_list ap)
     while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
         msg[--len] = '\0';
 
-    time_t now = time(NULL);
-    unsigned suppressed = 0;
-    bool emit;
-    pthread_mutex_lock(&e->log_lock);
-    if (now != e->log_second) {
-        suppressed = e->log_suppressed;
-        e->log_second = now;
-        e->log_count = 0;
-        e->log_suppressed = 0;
-    }
-    emit = e->log_count++ < MHD_LOG_PER_SECOND;
-    if (!emit)
-        e->log_suppressed++;
-    pthread_mutex_unlock(&e->log_lock);
-
-    if (suppressed > 0)
-        talon_log_warn(e->app->log, "%u HTTP engine warnings suppressed in the last second",
-                       suppressed);
-    if (emit)
+    /* The count of suppressed warnings is logged within about a second,
+     * even when no later warning comes. */
+    if (e->warn_limit != NULL)
+        talon_log_limited(e->warn_limit, "%s", msg);
+    else
         talon_log_warn(e->app->log, "%s", msg);
 }
 
@@ -875,7 +857,8 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     atomic_init(&e->connections, 0);
     atomic_init(&e->in_flight, 0);
     pthread_mutex_init(&e->held_lock, NULL);
-    pthread_mutex_init(&e->log_lock, NULL);
+    e->warn_limit = talon_log_limit_new(app->log, TALON_LOG_WARN, MHD_LOG_PER_SECOND,
+                                        "HTTP engine warnings");
 
     struct sigaction sa = { .sa_handler = on_stop_signal }, old_int, old_term, old_pipe;
     sigemptyset(&sa.sa_mask);
@@ -921,7 +904,7 @@ err_signals:
     signal_fd = -1;
     if (e->daemon == NULL) {
         pthread_mutex_destroy(&e->held_lock);
-        pthread_mutex_destroy(&e->log_lock);
+        talon_log_limit_free(e->warn_limit);
         pthread_mutex_destroy(&e->conns_lock);
         free(e);
     }

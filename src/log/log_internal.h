@@ -120,6 +120,10 @@ void log_writer_mark_thread(void);
  * errors, to stderr. Never blocks on a full sink. */
 void log_report(talon_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Rate limits (limit.c): report the suppressed counts of finished seconds,
+ * or every count when stopping. Writer thread. */
+void log_limit_report_pending(int64_t now_mono_ns, bool stopping);
+
 /* Rotation (rotate.c). Writer thread only. */
 bool log_rotate_due(talon_sink *sink, size_t incoming, int64_t now_ns);
 void log_rotate(talon_sink *sink, int64_t now_ns);

@@ -409,6 +409,8 @@ static void *writer_main(void *arg)
                     log_reopen_sink(s);
             }
         }
+        /* Before the sinks are served, so these counts are written now. */
+        log_limit_report_pending(now, stopping);
         for (talon_sink *s = log_sink_list(); s; s = s->next)
             sink_service(s, now, stopping);
         for (talon_sink *s = log_sink_list(); s; s = s->next) {
