@@ -108,6 +108,9 @@ size_t log_syslog_frame_prefix(const talon_sink *s, size_t len, char prefix[24],
 /* Send batch from byte *off; writer thread only. Same contract as a file
  * write: 0, or a negative errno with *off at the first byte not sent. */
 int log_syslog_write(talon_sink *s, log_chunk *batch, size_t *off);
+/* Report datagrams dropped as too long that no later drop reported, once
+ * their second is over; writer thread only. */
+void log_syslog_report_pending(talon_sink *s);
 
 /* Writer thread (writer.c). */
 int log_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);

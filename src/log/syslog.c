@@ -60,6 +60,7 @@ struct log_syslog {
     uint64_t oversized;          /* datagrams dropped as too long */
     uint64_t oversized_reported;
     int64_t oversized_report_ns;
+    size_t oversized_last_len;   /* length of the last datagram dropped as too long */
 };
 
 static const char *transport_name(syslog_transport t)
@@ -370,7 +371,8 @@ static int send_stream(talon_sink *s, log_syslog *sl, log_chunk *batch, size_t *
 static void report_oversized(talon_sink *s, log_syslog *sl, size_t len)
 {
     int64_t now = log_now_monotonic_ns();
-    if (now - sl->oversized_report_ns < NS_PER_S)
+    sl->oversized_last_len = len;
+    if (now - sl->oversized_report_ns < NS_PER_S || sl->oversized == sl->oversized_reported)
         return;
     sl->oversized_report_ns = now;
     uint64_t fresh = sl->oversized - sl->oversized_reported;
@@ -378,6 +380,12 @@ static void report_oversized(talon_sink *s, log_syslog *sl, size_t len)
                "(the last one %zu bytes); use syslog+tcp:// for long records",
                s->path, (unsigned long long)fresh, fresh == 1 ? "" : "s", len);
     sl->oversized_reported = sl->oversized;
+}
+
+void log_syslog_report_pending(talon_sink *s)
+{
+    if (s->syslog != NULL)
+        report_oversized(s, s->syslog, s->syslog->oversized_last_len);
 }
 
 static int send_datagrams(talon_sink *s, log_syslog *sl, log_chunk *batch, size_t *off)

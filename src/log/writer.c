@@ -417,6 +417,8 @@ static void *writer_main(void *arg)
             report_drops(s, now, stopping);
             if (s->kind == SINK_FILE)
                 log_rotate_report_pending(s, stopping ? INT64_MAX : now);
+            else if (s->kind == SINK_SYSLOG)
+                log_syslog_report_pending(s);
         }
 
         if (stopping) {

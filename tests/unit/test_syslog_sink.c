@@ -328,6 +328,57 @@ static void udp_datagrams_and_oversized(void **state)
     server_stop(&s);
 }
 
+/* Drops that no later drop reports are still reported within about a
+ * second: three long messages in a row give a line for the first and one
+ * for the other two. */
+static void oversized_count_reported_later(void **state)
+{
+    (void)state;
+    server s;
+    char url[64], app_path[] = "/tmp/talon-syslog-app-XXXXXX";
+    char err[512] = "";
+    talon_sink *sink, *app_sink = NULL;
+
+    int fd = mkstemp(app_path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(talon_sink_open_file(&app_sink, app_path, NULL, err, sizeof(err)), 0);
+    assert_int_equal(talon_logger_add_sink(talon_logger_get("app"), app_sink, TALON_LOG_INFO,
+                                           NULL), 0);
+    server_start(&s, SOCK_DGRAM);
+    snprintf(url, sizeof(url), "syslog://127.0.0.1:%d", s.port);
+    talon_logger *logger = syslog_logger("sys.later", url, &sink);
+
+    char *big = malloc(70000);
+    memset(big, 'x', 69999);
+    big[69999] = '\0';
+    for (int i = 0; i < 3; i++) {
+        talon_log_info(logger, "%s", big);
+        talon_sink_flush(sink);
+    }
+    free(big);
+    assert_int_equal(talon_sink_dropped(sink), 3);
+
+    bool found = false;
+    for (int i = 0; i < 100 && !found; i++) {
+        talon_sink_flush(app_sink);
+        FILE *f = fopen(app_path, "r");
+        char line[1024];
+        while (f && fgets(line, sizeof(line), f))
+            found = found || strstr(line, "dropped 2 messages too long") != NULL;
+        if (f)
+            fclose(f);
+        if (!found)
+            usleep(50 * 1000);
+    }
+    assert_true(found);
+
+    talon_log_shutdown();
+    talon_log_format_free(syslog_format);
+    server_stop(&s);
+    unlink(app_path);
+}
+
 static void bad_urls_rejected(void **state)
 {
     (void)state;
@@ -353,6 +404,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tcp_frames_exactly_once),
         cmocka_unit_test(udp_datagrams_and_oversized),
+        cmocka_unit_test(oversized_count_reported_later),
         cmocka_unit_test(bad_urls_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
