@@ -220,7 +220,7 @@ static void discard_edit(talon_req *req, talon_resp *resp, void *ctx)
 }
 
 /* NOTE: a note deleted between the check in the responder and the commit
- * (two clients at once) is not changed, and the answer becomes 404, but
+ * (two clients at once) is not changed, and the response becomes 404, but
  * the record of the change was written. */
 static void apply_note_edit(talon_req *req, talon_resp *resp, void *ctx)
 {

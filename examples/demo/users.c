@@ -571,8 +571,8 @@ static void discard_user_change(talon_req *req, talon_resp *resp, void *ctx)
 }
 
 /* NOTE: the checks of the responder are repeated here, under the users
- * lock; a change that another request made impossible meanwhile (the user
- * was deleted or created twice) answers 404 or 409, but its record was
+ * lock. A change that another request made impossible meanwhile (the user
+ * was deleted, or created twice) gets 404 or 409, but its record was
  * written. */
 static void apply_user_change(talon_req *req, talon_resp *resp, void *ctx)
 {

@@ -14,10 +14,10 @@
  * - the completed callback may run with MHD's internal lock held, so it
  *   must not call back into MHD;
  * - some of its own error paths close a connection without the completed
- *   callback even though the URI callback ran (a second error while the
- *   first error response is still queued: a Cookie header with too many
- *   pairs for the connection's memory pool). The request is then released
- *   when the connection closes (release_orphan);
+ *   callback, although the URI callback ran. This happens on a second error
+ *   while the first error response is still queued, for example a Cookie
+ *   header with more pairs than the connection's memory pool holds. The
+ *   request is then released when the connection closes (release_orphan);
  * - it builds a table of the query arguments in the connection's memory
  *   pool, one 48-byte record per argument, and a query of a few thousand
  *   bytes with many short arguments exhausts the pool: no response is sent

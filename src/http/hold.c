@@ -98,7 +98,7 @@ void talon_hold_apply_result(talon_req *req)
         talon_resp_error(&req->resp, status, NULL, description);
     }
     free(description);
-    /* The commit point: a 5xx, whoever made it, means nothing changed. */
+    /* The commit point: a 5xx from any source means that nothing changed. */
     talon_req_run_commits(req, !aborted && status == 0 && req->resp.status < 500);
 }
 
