@@ -19,11 +19,12 @@
 
 #include "talon/audit_http.h"
 #include "talon/config.h"
+#include "talon/log.h"
 #include "demo_audit.h"
 
 #define TOKEN_BYTES 32
 #define SESSIONS_MAX 10000
-#define LIMITER_MAX 4096
+#define LIMITER_MAX 4096 /* entries of the login limiter, at most */
 #define OWNERS_MAX 100000
 #define TOKEN_CONTEXT_KEY "demo.token_hash"
 
@@ -51,7 +52,9 @@ static struct {
     unsigned token_ttl;          /* seconds */
     unsigned max_failures;       /* failed logins per window before 429 */
     unsigned window;             /* seconds */
-} auth_config = { .token_ttl = 900, .max_failures = 5, .window = 60 };
+    unsigned limiter_entries;    /* sources and users tracked at once */
+} auth_config = { .token_ttl = 900, .max_failures = 5, .window = 60,
+                  .limiter_entries = LIMITER_MAX };
 
 static pthread_mutex_t auth_lock = PTHREAD_MUTEX_INITIALIZER;
 static session *sessions;
@@ -97,8 +100,18 @@ int demo_auth_config(const char *key, const char *value, char *err, size_t errle
         auth_config.max_failures = (unsigned)n;
         return 0;
     }
-    snprintf(err, errlen, "unknown key \"%s\"; expected users, token_ttl, login_max_failures "
-             "or login_window", key);
+    if (strcmp(key, "login_limiter_entries") == 0) {
+        char *end;
+        n = strtoull(value, &end, 10);
+        if (*value == '\0' || *end != '\0' || n < 2 || n > LIMITER_MAX) {
+            snprintf(err, errlen, "invalid count \"%s\"; expected 2 to %d", value, LIMITER_MAX);
+            return -EINVAL;
+        }
+        auth_config.limiter_entries = (unsigned)n;
+        return 0;
+    }
+    snprintf(err, errlen, "unknown key \"%s\"; expected users, token_ttl, login_max_failures, "
+             "login_window or login_limiter_entries", key);
     return -EINVAL;
 }
 
@@ -216,20 +229,41 @@ void demo_auth_revoke_user(const char *name)
 
 /* ---- Login rate limiting ---- */
 
+static bool limiter_blocking(const limiter_entry *e, int64_t now)
+{
+    return now - e->window_start < auth_config.window && e->failures >= auth_config.max_failures;
+}
+
 static limiter_entry *limiter_find_locked(const char *key, int64_t now, bool create)
 {
-    limiter_entry *oldest = NULL;
+    limiter_entry *victim = NULL;
+    bool victim_blocking = true;
+
     for (size_t i = 0; i < nlimiter; i++) {
         if (strcmp(limiter[i].key, key) == 0)
             return &limiter[i];
-        if (oldest == NULL || limiter[i].window_start < oldest->window_start)
-            oldest = &limiter[i];
+
+        /* Full table: reuse the oldest entry that blocks no one, so that an
+         * attacker with many source addresses cannot push a limited user or
+         * source out of the table and reset its limit. */
+        bool blocking = limiter_blocking(&limiter[i], now);
+        if (victim == NULL || (victim_blocking && !blocking) ||
+            (blocking == victim_blocking && limiter[i].window_start < victim->window_start)) {
+            victim = &limiter[i];
+            victim_blocking = blocking;
+        }
     }
     if (!create)
         return NULL;
-    /* Full: reuse the entry whose window started first; it is the most
-     * likely to have expired. */
-    limiter_entry *e = nlimiter < LIMITER_MAX ? &limiter[nlimiter++] : oldest;
+
+    limiter_entry *e = nlimiter < auth_config.limiter_entries ? &limiter[nlimiter++] : victim;
+    static int64_t warned_at = -1;
+    if (e == victim && victim_blocking && warned_at != now) {
+        warned_at = now; /* at most once a second; the caller holds auth_lock */
+        talon_log_warn(talon_logger_get("app"),
+                       "login limiter: all %u entries are blocking; dropping the limit of %s early",
+                       auth_config.limiter_entries, victim->key);
+    }
     snprintf(e->key, sizeof(e->key), "%s", key);
     e->window_start = now;
     e->failures = 0;
@@ -242,8 +276,7 @@ static int64_t limiter_wait(const char *key)
     int64_t now = now_seconds(), wait = 0;
     pthread_mutex_lock(&auth_lock);
     limiter_entry *e = limiter_find_locked(key, now, false);
-    if (e != NULL && now - e->window_start < auth_config.window &&
-        e->failures >= auth_config.max_failures)
+    if (e != NULL && limiter_blocking(e, now))
         wait = e->window_start + auth_config.window - now;
     pthread_mutex_unlock(&auth_lock);
     return wait;
@@ -447,8 +480,11 @@ static void login_on_post(talon_req *req, talon_resp *resp, void *ctx)
         char role[DEMO_ROLE_MAX];
         int rc = demo_users_check(user, password, role);
         if (rc < 0) {
+            /* Per-user entries only for existing users: made-up names are
+             * limited by their source and cannot fill the table. */
             limiter_fail(ip_key);
-            limiter_fail(user_key);
+            if (rc != -ENOENT)
+                limiter_fail(user_key);
             talon_audit(req, &(talon_audit_args){
                 .type = "authn_login_fail", .outcome = TALON_AUDIT_FAILURE,
                 .target_type = "user", .target_id = user,
