@@ -99,30 +99,39 @@ static inline void emit(char *dst, size_t cap, size_t *pos, const void *src, siz
     *pos += n;
 }
 
-size_t talon_escape_text(char *dst, size_t cap, const char *src, size_t len)
+/* Copy the bytes from s[i] on that need no escape (SAFE runs and valid UTF-8
+ * sequences) and return the index of the first byte that does, or len. */
+static inline size_t copy_unescaped(char *dst, size_t cap, size_t *pos, const unsigned char *s,
+                                    size_t i, size_t len)
 {
-    const unsigned char *s = (const unsigned char *)src;
-    size_t pos = 0, i = 0;
-
     while (i < len) {
         size_t run = i + safe_run(s + i, len - i);
         if (run > i) {
-            emit(dst, cap, &pos, s + i, run - i);
+            emit(dst, cap, pos, s + i, run - i);
             i = run;
             if (i == len)
                 break;
         }
 
         size_t seq = utf8_sequence_length(s + i, len - i);
-        if (seq) {
-            emit(dst, cap, &pos, s + i, seq);
-            i += seq;
-        } else {
-            char esc[4] = { '\\', 'x', hex_digits[s[i] >> 4], hex_digits[s[i] & 0xf] };
+        if (seq == 0)
+            break;
+        emit(dst, cap, pos, s + i, seq);
+        i += seq;
+    }
+    return i;
+}
 
-            emit(dst, cap, &pos, esc, sizeof(esc));
-            i++;
-        }
+size_t talon_escape_text(char *dst, size_t cap, const char *src, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    size_t pos = 0, i = 0;
+
+    while ((i = copy_unescaped(dst, cap, &pos, s, i, len)) < len) {
+        char esc[4] = { '\\', 'x', hex_digits[s[i] >> 4], hex_digits[s[i] & 0xf] };
+
+        emit(dst, cap, &pos, esc, sizeof(esc));
+        i++;
     }
     return pos;
 }
@@ -132,22 +141,7 @@ size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len)
     const unsigned char *s = (const unsigned char *)src;
     size_t pos = 0, i = 0;
 
-    while (i < len) {
-        size_t run = i + safe_run(s + i, len - i);
-        if (run > i) {
-            emit(dst, cap, &pos, s + i, run - i);
-            i = run;
-            if (i == len)
-                break;
-        }
-
-        size_t seq = utf8_sequence_length(s + i, len - i);
-        if (seq) {
-            emit(dst, cap, &pos, s + i, seq);
-            i += seq;
-            continue;
-        }
-
+    while ((i = copy_unescaped(dst, cap, &pos, s, i, len)) < len) {
         unsigned char c = s[i++];
         char esc[6];
 
