@@ -25,65 +25,16 @@
 
 #include "log/fields.h"
 #include "log/format_internal.h"
+#include "log/format_out.h"
 #include "talon/log.h"
 
-/* ---- Output buffer: writes while the line fits, always counts ---- */
-
-typedef struct out {
-    char *buf;
-    size_t cap;
-    size_t len;
-} out;
-
-static inline void out_put(out *o, const void *src, size_t n)
-{
-    if (o->len + n <= o->cap)
-        memcpy(o->buf + o->len, src, n);
-    o->len += n;
-}
-
-static inline void out_str(out *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
-static inline void out_char(out *o, char c)
-{
-    if (o->len < o->cap)
-        o->buf[o->len] = c;
-    o->len++;
-}
-
-/* Room left, or 0 once the line no longer fits (then only lengths count). */
-static inline size_t out_room(const out *o)
-{
-    return o->len < o->cap ? o->cap - o->len : 0;
-}
-
-static void out_text(out *o, const char *s, size_t n)
-{
-    size_t room = out_room(o);
-
-    o->len += talon_escape_text(room ? o->buf + o->len : NULL, room, s, n);
-}
+/* ---- Output: JSON escapes and numbers (the buffer is in log/format_out.h) ---- */
 
 static void out_json(out *o, const char *s, size_t n)
 {
     size_t room = out_room(o);
 
     o->len += talon_escape_json(room ? o->buf + o->len : NULL, room, s, n);
-}
-
-static void out_u64(out *o, uint64_t v)
-{
-    char tmp[20];
-    size_t i = sizeof(tmp);
-
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    out_put(o, tmp + i, sizeof(tmp) - i);
 }
 
 static void out_i64(out *o, int64_t v)
@@ -308,7 +259,13 @@ static bool field_number(const talon_field *f, int64_t *out_value)
     case TALON_FIELD_DOUBLE:
         if (!isfinite(f->v.d))
             return false;
-        *out_value = (int64_t)f->v.d;
+        /* Clamp: converting a double outside int64_t's range is undefined. */
+        if (f->v.d >= 0x1p63)
+            *out_value = INT64_MAX;
+        else if (f->v.d < -0x1p63)
+            *out_value = INT64_MIN;
+        else
+            *out_value = (int64_t)f->v.d;
         return true;
     default:
         return false;

@@ -33,51 +33,13 @@
 #include <unistd.h>
 
 #include "log/format_internal.h"
+#include "log/format_out.h"
 
 #define RFC5424_HOSTNAME_MAX 255
 #define RFC5424_APP_NAME_MAX 48
 #define RFC5424_PROCID_MAX 128
 #define RFC5424_NAME_MAX 32     /* MSGID, SD-ID and PARAM-NAME */
 #define RFC5424_DEFAULT_SD_ID "talon@32473"
-
-/* ---- Output buffer: writes while the line fits, always counts ---- */
-
-typedef struct out {
-    char *buf;
-    size_t cap;
-    size_t len;
-} out;
-
-static void out_put(out *o, const void *src, size_t n)
-{
-    if (o->len + n <= o->cap)
-        memcpy(o->buf + o->len, src, n);
-    o->len += n;
-}
-
-static void out_char(out *o, char c)
-{
-    if (o->len < o->cap)
-        o->buf[o->len] = c;
-    o->len++;
-}
-
-static size_t out_room(const out *o)
-{
-    return o->len < o->cap ? o->cap - o->len : 0;
-}
-
-static void out_u64(out *o, uint64_t v)
-{
-    char tmp[20];
-    size_t i = sizeof(tmp);
-
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    out_put(o, tmp + i, sizeof(tmp) - i);
-}
 
 /* ---- Header ---- */
 
@@ -241,8 +203,7 @@ size_t log_format_rfc5424(const talon_log_format *fmt, const talon_log_record *r
         mlen = rec->message_len == SIZE_MAX ? strlen(rec->message) : rec->message_len;
     if (mlen > 0) {
         out_char(&o, ' ');
-        size_t room = out_room(&o);
-        o.len += talon_escape_text(room ? o.buf + o.len : NULL, room, rec->message, mlen);
+        out_text(&o, rec->message, mlen);
     }
     out_char(&o, '\n');
     return o.len;

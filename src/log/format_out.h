@@ -1,0 +1,64 @@
+/* The output buffer of the formatters (format.c, format_rfc5424.c). It
+ * writes while the line fits in cap and always counts, so one pass returns
+ * the full length of a line that did not fit. */
+#ifndef TALON_LOG_FORMAT_OUT_H
+#define TALON_LOG_FORMAT_OUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "talon/log.h"
+
+typedef struct out {
+    char *buf;
+    size_t cap;
+    size_t len;
+} out;
+
+static inline void out_put(out *o, const void *src, size_t n)
+{
+    if (o->len + n <= o->cap)
+        memcpy(o->buf + o->len, src, n);
+    o->len += n;
+}
+
+static inline void out_str(out *o, const char *s)
+{
+    out_put(o, s, strlen(s));
+}
+
+static inline void out_char(out *o, char c)
+{
+    if (o->len < o->cap)
+        o->buf[o->len] = c;
+    o->len++;
+}
+
+/* Room left, or 0 once the line no longer fits (then only lengths count). */
+static inline size_t out_room(const out *o)
+{
+    return o->len < o->cap ? o->cap - o->len : 0;
+}
+
+/* Write n bytes of s escaped by talon_escape_text(). */
+static inline void out_text(out *o, const char *s, size_t n)
+{
+    size_t room = out_room(o);
+
+    o->len += talon_escape_text(room ? o->buf + o->len : NULL, room, s, n);
+}
+
+static inline void out_u64(out *o, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof(tmp);
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out_put(o, tmp + i, sizeof(tmp) - i);
+}
+
+#endif
