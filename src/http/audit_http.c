@@ -21,6 +21,7 @@
 #include "talon/log.h"
 #include "http/audit_policy.h"
 #include "http/request.h"
+#include "http/uri.h"
 
 #define AUDIT_USERDATA_KEY "talon.audit"
 #define AUDIT_CONTEXT_KEY "talon.audit"
@@ -328,35 +329,6 @@ static void redact(const talon_audit_trail *trail, json_t *value)
     }
 }
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decode application/x-www-form-urlencoded bytes in place; returns the length. */
-static size_t form_decode(char *s, size_t len)
-{
-    size_t out = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '+') {
-            s[out++] = ' ';
-        } else if (s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 &&
-                   hex_value(s[i + 2]) >= 0) {
-            s[out++] = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-            i += 2;
-        } else {
-            s[out++] = s[i];
-        }
-    }
-    return out;
-}
-
 /* "a=1&b=2" as {"a":"1","b":"2"}; a repeated key keeps its first value. */
 static json_t *form_to_json(const char *s, size_t len)
 {
@@ -375,12 +347,14 @@ static json_t *form_to_json(const char *s, size_t len)
         char *pair_end = amp ? amp : end;
         char *eq = memchr(p, '=', (size_t)(pair_end - p));
         char *key_end = eq ? eq : pair_end;
-        size_t klen = form_decode(p, (size_t)(key_end - p));
+        /* In place: the NUL each decode appends lands at the latest on the
+         * '=', '&' or final NUL after it, which were already located. */
+        size_t klen = talon_uri_decode(p, p, (size_t)(key_end - p), true, NULL);
         size_t vlen = 0;
         char *value = NULL;
         if (eq != NULL) {
             value = eq + 1;
-            vlen = form_decode(value, (size_t)(pair_end - value));
+            vlen = talon_uri_decode(value, value, (size_t)(pair_end - value), true, NULL);
         }
         if (klen > 0) {
             json_t *key = string_from_bytes(p, klen);

@@ -9,8 +9,10 @@
 #include "http/arena.h"
 
 /* Decode len bytes of src into dst (room for len + 1 bytes) and append a NUL.
- * plus_is_space: '+' becomes ' ' (query strings only). *had_nul is set when
- * "%00" was decoded, because a C string cannot carry it. Returns the length. */
+ * dst may be src: no byte is written before the bytes it decodes from are
+ * read. plus_is_space: '+' becomes ' ' (query strings only). *had_nul, unless
+ * had_nul is NULL, is set when "%00" was decoded, because a C string cannot
+ * carry it. Returns the length. */
 size_t talon_uri_decode(char *dst, const char *src, size_t len, bool plus_is_space,
                         bool *had_nul);
 /* Decode into a new arena string; NULL on ENOMEM. */
