@@ -156,17 +156,6 @@ static int session_create(const char *user, const char *role, char token_hex[2 *
     return rc;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Hash of a presented token; false when it is not 64 hex digits. */
 static bool token_hash(const char *text, unsigned char hash[SHA256_DIGEST_LENGTH])
 {
@@ -174,7 +163,8 @@ static bool token_hash(const char *text, unsigned char hash[SHA256_DIGEST_LENGTH
     if (strlen(text) != 2 * TOKEN_BYTES)
         return false;
     for (size_t i = 0; i < TOKEN_BYTES; i++) {
-        int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char)text[2 * i]);
+        int lo = OPENSSL_hexchar2int((unsigned char)text[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         token[i] = (unsigned char)(hi * 16 + lo);
