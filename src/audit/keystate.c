@@ -52,19 +52,7 @@ static int make_parent_dirs(const char *path)
         return 0;
     }
     *slash = '\0';
-    for (char *p = copy + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char saved = *p;
-            *p = '\0';
-            if (mkdir(copy, 0700) < 0 && errno != EEXIST) {
-                rc = -errno;
-                break;
-            }
-            *p = saved;
-            if (saved == '\0')
-                break;
-        }
-    }
+    rc = audit_make_dirs(copy, 0700);
     free(copy);
     return rc;
 }
