@@ -329,13 +329,9 @@ void talon_logv(talon_logger *logger, talon_log_level level, const char *fmt, va
 
 void talon_log(talon_logger *logger, talon_log_level level, const char *fmt, ...)
 {
-    if (!logger)
-        logger = talon_logger_get("app");
-    if (!talon_logger_enabled(logger, level))
-        return;
     va_list ap;
     va_start(ap, fmt);
-    log_message(logger, level, NULL, 0, fmt, ap);
+    talon_logv(logger, level, fmt, ap);
     va_end(ap);
 }
 
