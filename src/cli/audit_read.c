@@ -151,6 +151,24 @@ static void warn_skip(void *ctx, const char *file, uint64_t line, const char *wh
             (unsigned long long)line, why);
 }
 
+/* Run the query with at most five skip warnings and, on a terminal, a
+ * progress bar labeled cmd. Returns what talon_audit_query_hooked() does. */
+static int64_t run_query(talon_audit_reader *reader, const char *cmd, const talon_audit_filter *filter,
+                         talon_audit_record_fn fn, void *ctx, uint64_t *skipped)
+{
+    uint64_t warned = 0;
+    cli_progress progress;
+    cli_progress_start(&progress, cmd, talon_audit_reader_total_bytes(reader));
+    talon_audit_query_hooks hooks = { .skip = warn_skip, .skip_ctx = &warned };
+    if (progress.on) {
+        hooks.progress = cli_progress_update;
+        hooks.progress_ctx = &progress;
+    }
+    int64_t n = talon_audit_query_hooked(reader, filter, fn, ctx, skipped, &hooks);
+    cli_progress_end(&progress);
+    return n;
+}
+
 /* ---- query -------------------------------------------------------------- */
 
 static void query_usage(FILE *out)
@@ -213,17 +231,9 @@ int cli_audit_query(int argc, char **argv)
     }
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
     print_ctx p = { .table = o.table };
-    uint64_t skipped = 0, warned = 0;
-    cli_progress progress;
-    cli_progress_start(&progress, "query", talon_audit_reader_total_bytes(reader));
-    talon_audit_query_hooks hooks = { .skip = warn_skip, .skip_ctx = &warned };
-    if (progress.on) {
-        hooks.progress = cli_progress_update;
-        hooks.progress_ctx = &progress;
-    }
+    uint64_t skipped = 0;
     print_header(o.table);
-    int64_t n = talon_audit_query_hooked(reader, &o.filter, print_record, &p, &skipped, &hooks);
-    cli_progress_end(&progress);
+    int64_t n = run_query(reader, "query", &o.filter, print_record, &p, &skipped);
     rc = CLI_OK;
     if (n < 0) {
         cli_error("audit query: %s", strerror((int)-n));
@@ -565,16 +575,8 @@ int cli_audit_report(int argc, char **argv)
     }
     report r = { .by_type = json_object(), .by_actor = json_object(), .by_outcome = json_object(),
                  .failures_by_type = json_object(), .failed_logins_by_source = json_object() };
-    uint64_t skipped = 0, warned = 0;
-    cli_progress progress;
-    cli_progress_start(&progress, "report", talon_audit_reader_total_bytes(reader));
-    talon_audit_query_hooks hooks = { .skip = warn_skip, .skip_ctx = &warned };
-    if (progress.on) {
-        hooks.progress = cli_progress_update;
-        hooks.progress_ctx = &progress;
-    }
-    int64_t n = talon_audit_query_hooked(reader, &o.filter, report_record, &r, &skipped, &hooks);
-    cli_progress_end(&progress);
+    uint64_t skipped = 0;
+    int64_t n = run_query(reader, "report", &o.filter, report_record, &r, &skipped);
     rc = n < 0 ? CLI_USAGE : CLI_OK;
     if (o.json_summary) {
         json_t *out = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:s?,s:s?,s:O,s:O,s:O,s:O,s:O}",
