@@ -113,6 +113,10 @@ int log_syslog_write(talon_sink *s, log_chunk *batch, size_t *off);
 void log_syslog_report_pending(talon_sink *s);
 
 /* Writer thread (writer.c). */
+struct iovec;
+/* Fill up to max entries of iov with the bytes of batch from byte off on.
+ * Returns the number filled, 0 when nothing is left. */
+int log_batch_iov(const log_chunk *batch, size_t off, struct iovec *iov, int max);
 int log_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 int log_writer_start(void);
 void log_writer_wake(void);

@@ -339,18 +339,7 @@ static int send_stream(talon_sink *s, log_syslog *sl, log_chunk *batch, size_t *
 {
     for (;;) {
         struct iovec iov[64];
-        int n = 0;
-        size_t skip = *off;
-        for (log_chunk *c = batch; c && n < 64; c = c->next) {
-            if (skip >= c->len) {
-                skip -= c->len;
-                continue;
-            }
-            iov[n].iov_base = c->data + skip;
-            iov[n].iov_len = c->len - skip;
-            skip = 0;
-            n++;
-        }
+        int n = log_batch_iov(batch, *off, iov, 64);
         if (n == 0)
             return 0;
         struct msghdr msg = { .msg_iov = iov, .msg_iovlen = (size_t)n };

@@ -119,6 +119,22 @@ static size_t batch_length(const log_chunk *batch)
     return n;
 }
 
+int log_batch_iov(const log_chunk *batch, size_t off, struct iovec *iov, int max)
+{
+    int n = 0;
+    for (const log_chunk *c = batch; c && n < max; c = c->next) {
+        if (off >= c->len) {
+            off -= c->len;
+            continue;
+        }
+        iov[n].iov_base = (char *)c->data + off;
+        iov[n].iov_len = c->len - off;
+        off = 0;
+        n++;
+    }
+    return n;
+}
+
 /* Write batch from byte offset *off with as few writev() calls as the
  * kernel allows. Returns 0, or a negative errno with *off at the first byte
  * not written. */
@@ -128,18 +144,7 @@ static int batch_write(talon_sink *s, log_chunk *batch, size_t *off)
         return log_syslog_write(s, batch, off);
     for (;;) {
         struct iovec iov[64];
-        int n = 0;
-        size_t skip = *off;
-        for (log_chunk *c = batch; c && n < 64; c = c->next) {
-            if (skip >= c->len) {
-                skip -= c->len;
-                continue;
-            }
-            iov[n].iov_base = c->data + skip;
-            iov[n].iov_len = c->len - skip;
-            skip = 0;
-            n++;
-        }
+        int n = log_batch_iov(batch, *off, iov, 64);
         if (n == 0)
             return 0;
         ssize_t w = writev(s->fd, iov, n);
