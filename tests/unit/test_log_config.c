@@ -9,25 +9,9 @@
 
 #include <cmocka.h>
 
-#include "log_test_lines.h"
+#include "log_test_fixture.h"
 #include "talon/config.h"
 #include "talon/log.h"
-
-static char *dir;
-
-static int setup(void **state)
-{
-    dir = make_temp_dir();
-    return dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    talon_log_shutdown();
-    remove_tree(dir);
-    free(dir);
-    return 0;
-}
 
 /* Write text to DIR/talon.ini and return its path in a static buffer. */
 static const char *write_ini(const char *text)

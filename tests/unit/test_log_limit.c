@@ -8,24 +8,8 @@
 
 #include <cmocka.h>
 
-#include "log_test_lines.h"
+#include "log_test_fixture.h"
 #include "talon/log.h"
-
-static char *dir;
-
-static int setup(void **state)
-{
-    dir = make_temp_dir();
-    return dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    talon_log_shutdown();
-    remove_tree(dir);
-    free(dir);
-    return 0;
-}
 
 static talon_logger *logger_to_file(const char *name, char *path, size_t cap)
 {

@@ -15,45 +15,10 @@
 
 #include <cmocka.h>
 
-#include "log_test_lines.h"
-#include "talon/log.h"
+#include "log_test_fixture.h"
 
 #define THREADS 4
 #define PER_THREAD 5000
-
-static char *dir;
-static rec_count counts;
-
-static int setup(void **state)
-{
-    dir = make_temp_dir();
-    memset(&counts, 0, sizeof(counts));
-    return dir ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    talon_log_shutdown();
-    remove_tree(dir);
-    free(dir);
-    return 0;
-}
-
-static void path_in_dir(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/%s", dir, name);
-}
-
-static talon_sink *open_sink(const char *name, const talon_sink_options *opts)
-{
-    char path[4096], err[512] = "";
-    talon_sink *sink = NULL;
-    path_in_dir(path, sizeof(path), name);
-    int rc = talon_sink_open_file(&sink, path, opts, err, sizeof(err));
-    if (rc < 0)
-        fail_msg("talon_sink_open_file(%s): %s", path, err);
-    return sink;
-}
 
 static talon_log_format *compile(const char *spec)
 {
@@ -64,42 +29,12 @@ static talon_log_format *compile(const char *spec)
     return fmt;
 }
 
-typedef struct writer_arg {
-    talon_logger *logger;
-    int thread;
-    int records;
-} writer_arg;
-
-static void *write_records(void *p)
-{
-    writer_arg *a = p;
-    for (int i = 0; i < a->records; i++)
-        talon_log_info(a->logger, "rec t=%d i=%d end", a->thread, i);
-    return NULL;
-}
-
 static void run_threads(talon_logger *logger, int threads, int per_thread)
 {
     pthread_t tid[REC_MAX_THREADS];
     writer_arg args[REC_MAX_THREADS];
-    for (int t = 0; t < threads; t++) {
-        args[t] = (writer_arg){ .logger = logger, .thread = t, .records = per_thread };
-        assert_int_equal(pthread_create(&tid[t], NULL, write_records, &args[t]), 0);
-    }
-    for (int t = 0; t < threads; t++)
-        pthread_join(tid[t], NULL);
-}
-
-static void assert_all_once(const char *what, int threads, int per_thread)
-{
-    size_t missing, duplicated;
-    size_t once = count_exactly_once(&counts, threads, per_thread, &missing, &duplicated);
-    if (counts.bad_lines)
-        fail_msg("%s: %zu malformed lines, first: %s", what, counts.bad_lines, counts.first_bad);
-    if (missing || duplicated)
-        fail_msg("%s: %zu records missing, %zu duplicated", what, missing, duplicated);
-    assert_int_equal(once, (size_t)threads * per_thread);
-    assert_int_equal(counts.lines, (size_t)threads * per_thread);
+    start_threads(tid, args, logger, threads, 0, per_thread);
+    join_threads(tid, threads);
 }
 
 /* N threads x M records: exactly N x M whole lines in a text and a JSON file. */
