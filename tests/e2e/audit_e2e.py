@@ -1,5 +1,6 @@
 """Helpers for the audit trail end-to-end tests: log in to the demo, read
-the trail files the demo wrote, run `talon audit verify`.
+the trail files the demo wrote, run `talon audit verify`, put the trail on
+a small tmpfs and fill it.
 
 The demo users are the built-in demo-only users (docs/audit.md)."""
 import glob
@@ -48,6 +49,41 @@ def login(demo, user, password=None, headers=None):
 
 def trail_dir(demo):
     return demo.path("var", "audit")
+
+
+def post_note(demo, rid, token=None):
+    """POST /notes with text and X-Request-ID rid; returns (status, body)."""
+    status, _, body = call(demo, "POST", "/notes", {"text": rid}, token=token,
+                           headers={"X-Request-ID": rid})
+    return status, body
+
+
+def mount_trail_tmpfs(demo):
+    """Mount a 1 MiB tmpfs (mode 0700) on the demo's trail directory and
+    return the directory. Mounting needs root: without it the test fails
+    with mount's message. The caller unmounts it."""
+    trail = trail_dir(demo)
+    os.makedirs(trail)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", trail],
+                             stderr=subprocess.PIPE)
+    if mounted.returncode != 0:
+        demo.cleanup()
+        fail("cannot mount a tmpfs for the trail (this test needs root): %s"
+             % mounted.stderr.decode().strip())
+    return trail
+
+
+def fill(path):
+    """Write zeros into path until the filesystem is full."""
+    block = b"\0" * 4096
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while True:
+            os.write(fd, block)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def records(demo, settle=2.0, want=None):

@@ -10,21 +10,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from talon_e2e import Demo, check, fail  # noqa: E402
-from audit_e2e import check_verify, records  # noqa: E402
-from test_audit_fail_closed import fill, post_note  # noqa: E402
+from talon_e2e import Demo, check  # noqa: E402
+from audit_e2e import check_verify, fill, mount_trail_tmpfs, post_note, records  # noqa: E402
 
 
 def main():
     demo = Demo(config="[audit]\nfailure = fail_open\n[log.app]\nfile = -\nlevel = info\n")
-    trail = demo.path("var", "audit")
-    os.makedirs(trail)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", trail],
-                             stderr=subprocess.PIPE)
-    if mounted.returncode != 0:
-        demo.cleanup()
-        fail("cannot mount a tmpfs for the trail (this test needs root): %s"
-             % mounted.stderr.decode().strip())
+    trail = mount_trail_tmpfs(demo)
     try:
         demo.start()
         status, _ = post_note(demo, "before")

@@ -16,21 +16,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from talon_e2e import Demo, check, fail  # noqa: E402
-from audit_e2e import call, check_verify, login, records  # noqa: E402
-
-
-def fill(path):
-    """Write zeros into path until the filesystem is full."""
-    block = b"\0" * 4096
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        while True:
-            os.write(fd, block)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from talon_e2e import Demo, check  # noqa: E402
+from audit_e2e import call, check_verify, fill, login, mount_trail_tmpfs, records  # noqa: E402
 
 
 def wait_writable(demo, token, tag):
@@ -56,14 +43,7 @@ def note_texts(demo):
 
 def main():
     demo = Demo(config="[log.app]\nfile = -\nlevel = info\n")
-    trail = demo.path("var", "audit")
-    os.makedirs(trail)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", trail],
-                             stderr=subprocess.PIPE)
-    if mounted.returncode != 0:
-        demo.cleanup()
-        fail("cannot mount a tmpfs for the trail (this test needs root): %s"
-             % mounted.stderr.decode().strip())
+    trail = mount_trail_tmpfs(demo)
     try:
         demo.start()
         bob = login(demo, "bob")
