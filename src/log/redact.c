@@ -65,27 +65,34 @@ static void put(char *out, size_t *len, const char *p, size_t n)
     *len += n;
 }
 
-/* Redact the name=value pairs of p (up to end, separated by '&' or ';'). */
-static void redact_pairs(const char *p, const char *end, const char *const *words, char *out,
-                         size_t *len, bool *found)
+/* Redact the name=value pairs of p (up to end) separated by sep. A pair
+ * whose percent-decoded name is secret has its whole value replaced. */
+static void redact_pairs(const char *p, const char *end, char sep, const char *const *words,
+                         char *out, size_t *len, bool *found)
 {
     while (p < end) {
-        const char *amp = p;
-        while (amp < end && *amp != '&' && *amp != ';')
-            amp++;
-        const char *eq = memchr(p, '=', (size_t)(amp - p));
+        const char *next = memchr(p, sep, (size_t)(end - p));
+        if (next == NULL)
+            next = end;
+        const char *eq = memchr(p, '=', (size_t)(next - p));
         char name[NAME_MAX_DECODED];
         size_t nlen = eq ? decode_name(p, (size_t)(eq - p), name, sizeof(name)) : 0;
         if (eq && talon_secret_name(name, nlen, words)) {
             put(out, len, p, (size_t)(eq + 1 - p));
             put(out, len, REDACTED, sizeof(REDACTED) - 1);
             *found = true;
+        } else if (eq && sep == '&') {
+            /* Pairs split on '&' as talon's query parser does, so a name or
+             * value keeps any ';'. Other servers also split on ';' (a Referer
+             * may come from one), so look for secret pairs in the value too. */
+            put(out, len, p, (size_t)(eq + 1 - p));
+            redact_pairs(eq + 1, next, ';', words, out, len, found);
         } else {
-            put(out, len, p, (size_t)(amp - p));
+            put(out, len, p, (size_t)(next - p));
         }
-        if (amp < end)
-            put(out, len, amp, 1);
-        p = amp + 1;
+        if (next < end)
+            put(out, len, next, 1);
+        p = next + 1;
     }
 }
 
@@ -107,12 +114,12 @@ size_t talon_redact_url(const char *url, size_t len, const char *const *words, c
         put(out, &n, url, (size_t)(first - url) + 1);
         if (q) {
             const char *qend = hash ? hash : end;
-            redact_pairs(q + 1, qend, words, out, &n, &any);
+            redact_pairs(q + 1, qend, '&', words, out, &n, &any);
             if (hash)
                 put(out, &n, hash, 1);
         }
         if (hash)
-            redact_pairs(hash + 1, end, words, out, &n, &any);
+            redact_pairs(hash + 1, end, '&', words, out, &n, &any);
     }
     if (found)
         *found = any;
