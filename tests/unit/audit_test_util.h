@@ -121,6 +121,18 @@ static inline void test_trail_options(const test_trail *tt, talon_audit_options 
     o->host = "test-host";
 }
 
+/* Open a trail with o; fails the test with the error when it cannot. */
+static inline talon_audit_trail *test_trail_open(const talon_audit_options *o)
+{
+    talon_audit_trail *t = NULL;
+    char err[512] = "";
+    int rc = talon_audit_open(&t, o, err, sizeof(err));
+
+    if (rc != 0)
+        fail_msg("talon_audit_open: %d %s", rc, err);
+    return t;
+}
+
 static inline void test_trail_remove(test_trail *tt)
 {
     char cmd[600];

@@ -12,17 +12,6 @@
 
 #include "audit_test_util.h"
 
-static talon_audit_trail *open_ok(const talon_audit_options *o)
-{
-    talon_audit_trail *t = NULL;
-    char err[512] = "";
-    int rc = talon_audit_open(&t, o, err, sizeof(err));
-
-    if (rc != 0)
-        fail_msg("talon_audit_open: %d %s", rc, err);
-    return t;
-}
-
 static void wait_healthy(talon_audit_trail *t)
 {
     for (int i = 0; i < 100 && !talon_audit_healthy(t); i++)
@@ -65,7 +54,7 @@ static void directory_removed_fail_closed(void **state)
 
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 3), 0);
 
     remove_tree(tt.dir);
@@ -100,7 +89,7 @@ static void directory_removed_fail_closed(void **state)
     test_chain_free(&c);
 
     /* The recreated key.state continues the trail after a restart. */
-    t = open_ok(&o);
+    t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 1), 0);
     talon_audit_close(t);
     assert_chain_valid(&tt, &c);
@@ -119,7 +108,7 @@ static void key_state_removed_fail_open(void **state)
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
     o.failure = TALON_AUDIT_FAIL_OPEN;
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 2), 0);
 
     assert_int_equal(unlink(tt.state), 0);
@@ -156,7 +145,7 @@ static void active_file_removed_after_rotation(void **state)
 
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 2), 0);
     assert_int_equal(talon_audit_rotate(t), 0);
     assert_int_equal(submit_n(t, 2), 0);

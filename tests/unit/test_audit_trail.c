@@ -17,17 +17,6 @@
 #include "audit_test_util.h"
 #include "audit/audit_internal.h"
 
-static talon_audit_trail *open_ok(const talon_audit_options *o)
-{
-    talon_audit_trail *t = NULL;
-    char err[512] = "";
-    int rc = talon_audit_open(&t, o, err, sizeof(err));
-
-    if (rc != 0)
-        fail_msg("talon_audit_open: %d %s", rc, err);
-    return t;
-}
-
 /* Search the trail struct's bytes for a key while the writer thread sleeps
  * in its wait (it holds no field then, and cannot wake up without the lock
  * this thread holds). */
@@ -70,7 +59,7 @@ static void record_bytes_on_disk(void **state)
 
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_sync(t, &ev), 0);
     json_decref(data);
     talon_audit_close(t);
@@ -188,7 +177,7 @@ static void concurrent_sync_submitters(void **state)
 
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     for (int i = 0; i < THREADS * PER_THREAD; i++)
         atomic_store(&calls[i], 0);
     for (int i = 0; i < THREADS; i++) {
@@ -245,7 +234,7 @@ static void epoch_seal_forgets_old_key(void **state)
 
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 3), 0);
     /* Before: the trail holds K_0. */
     assert_true(trail_memory_holds(t, tt.key0));
@@ -315,7 +304,7 @@ static void epoch_ends_on_timer(void **state)
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
     o.epoch_seconds = 1;
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     /* No traffic: the writer's timed wait ends the epoch by itself. */
     for (int i = 0; i < 100; i++) {
         talon_audit_get_stats(t, &st);
@@ -354,7 +343,7 @@ static void rotation_keeps_chain_and_modes(void **state)
     test_trail_options(&tt, &o);
     o.rotate_keep = 2;
     o.mode = 0640;
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     for (int r = 0; r < 3; r++) {
         assert_int_equal(submit_n(t, 5), 0);
         assert_int_equal(talon_audit_rotate(t), 0);
@@ -399,7 +388,7 @@ static void rotation_by_size(void **state)
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
     o.rotate_size = 4096;
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 60), 0);
     talon_audit_close(t);
 
@@ -411,7 +400,7 @@ static void rotation_by_size(void **state)
     test_chain_free(&c);
 
     /* Reopen continues in the last file with the next seq. */
-    t = open_ok(&o);
+    t = test_trail_open(&o);
     talon_audit_close(t);
     assert_chain_valid(&tt, &c);
     test_chain_free(&c);
@@ -496,7 +485,7 @@ static void recovery_from_torn_tail(void **state)
     fclose(f);
 
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 2), 0);
     talon_audit_close(t);
 
@@ -555,7 +544,7 @@ static void recovery_from_bad_mac_line(void **state)
     free(file);
 
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     talon_audit_close(t);
     test_chain c;
     assert_chain_valid(&tt, &c);
@@ -588,7 +577,7 @@ static void recovery_between_seal_and_state(void **state)
     free(state0);
 
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 1), 0);
     talon_audit_stats st;
     talon_audit_get_stats(t, &st);
@@ -625,7 +614,7 @@ static void recovery_after_seal_and_state(void **state)
     test_trail_make(&tt);
     crash_after(&tt, 2, true); /* both steps done, then killed */
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 1), 0);
     talon_audit_close(t);
     test_chain c;
@@ -646,7 +635,7 @@ static void recovery_finds_epoch_start(void **state)
     test_trail_make(&tt);
     crash_after_steps(&tt, 0, 1000, steps);
     test_trail_options(&tt, &o);
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     talon_audit_close(t);
 
     /* The shutdown seal counts the epoch from its first record, which the
@@ -678,7 +667,7 @@ static void recovery_after_rotation_crash(void **state)
 
     test_trail_options(&tt, &o);
     o.rotate_keep = 1;
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 1), 0);
     talon_audit_close(t);
 
@@ -705,7 +694,7 @@ static void rotation_by_interval(void **state)
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
     o.rotate_interval_s = 1;
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     /* The writer rotates on its own once the interval is over. */
     for (int i = 0; i < 100 && n < 2; i++) {
         usleep(100 * 1000);
@@ -798,7 +787,7 @@ static void acked_records_survive_kill(void **state)
     close(fds[0]);
     assert_true(nacked >= 400);
 
-    talon_audit_trail *t = open_ok(&o);
+    talon_audit_trail *t = test_trail_open(&o);
     talon_audit_close(t);
     test_chain c;
     assert_chain_valid(&tt, &c);
@@ -833,7 +822,7 @@ static void open_errors_are_clear(void **state)
 
     /* A state file of another trail is not accepted for this directory. */
     test_trail_options(&tt, &o);
-    t = open_ok(&o);
+    t = test_trail_open(&o);
     talon_audit_close(t);
     snprintf(other_state, sizeof(other_state), "%s/other.state", tt.root);
     snprintf(other_key, sizeof(other_key), "%s/other.key", tt.root);
@@ -845,7 +834,7 @@ static void open_errors_are_clear(void **state)
 
     /* One writer per trail. */
     o.state_file = tt.state;
-    talon_audit_trail *first = open_ok(&o);
+    talon_audit_trail *first = test_trail_open(&o);
     assert_int_equal(talon_audit_open(&t, &o, err, sizeof(err)), -EBUSY);
     assert_non_null(strstr(err, "in use"));
     assert_null(t);
