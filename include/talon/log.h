@@ -4,7 +4,8 @@
  * a logger name, a message and typed key/value fields. Each logger writes to
  * one or more sinks; each attachment has its own minimum level and format.
  * Formatting happens on the calling thread; writing to the file happens on a
- * writer thread, so the request path never waits on the disk.
+ * writer thread, so the request path waits on the disk only when the buffer
+ * of a sink with TALON_OVERFLOW_BLOCK is full.
  */
 #ifndef TALON_LOG_H
 #define TALON_LOG_H
@@ -77,7 +78,10 @@ typedef struct talon_log_format talon_log_format;
 
 /* What a sink does when its buffer is full. */
 typedef enum talon_overflow_policy {
-    TALON_OVERFLOW_BLOCK = 0, /* the caller waits for the writer: nothing is lost */
+    /* The caller waits for the writer. Records are still dropped and counted
+     * while the sink is failing to write, when logged from the writer thread,
+     * and when memory for a buffer cannot be allocated. */
+    TALON_OVERFLOW_BLOCK = 0,
     TALON_OVERFLOW_DROP       /* the record is dropped and counted */
 } talon_overflow_policy;
 
