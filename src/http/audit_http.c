@@ -207,7 +207,7 @@ static void fill_event_from_request(talon_audit_event *ev, talon_req *req)
 }
 
 /* A write-ahead change whose record could not even be submitted. */
-static int refuse_change(talon_req *req, const talon_audit_args *args, int rc)
+static int reject_change(talon_req *req, const talon_audit_args *args, int rc)
 {
     if (args != NULL && args->on_failed != NULL)
         args->on_failed(req, &req->resp, args->ctx);
@@ -218,9 +218,9 @@ int talon_audit(talon_req *req, const talon_audit_args *args)
 {
     audit_state *st = state_of(req);
     if (st == NULL)
-        return refuse_change(req, args, -ENODEV);
+        return reject_change(req, args, -ENODEV);
     if (args == NULL || args->type == NULL || args->type[0] == '\0')
-        return refuse_change(req, args, -EINVAL);
+        return reject_change(req, args, -EINVAL);
     bool write_ahead = args->on_durable != NULL || args->on_failed != NULL;
     /* Registered before the record is submitted: a failed submission
      * releases its hold with 503, which makes the commit point abort it. */
@@ -228,7 +228,7 @@ int talon_audit(talon_req *req, const talon_audit_args *args)
                                             args->ctx) < 0) {
         handle_failure(st, talon_req_id(req), -ENOMEM, NULL);
         fail_request(req, req_state(req));
-        return refuse_change(req, args, -ENOMEM);
+        return reject_change(req, args, -ENOMEM);
     }
 
     audit_req_state *rs = req_state(req);
