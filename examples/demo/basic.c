@@ -1,5 +1,5 @@
-/* GET /health and GET /hello. /hello is the fixed small JSON answer that
- * the benchmarks request. */
+/* GET /health and GET /hello. /hello sends the fixed small JSON response
+ * that the benchmarks request. */
 #include "demo.h"
 
 static void health_get(talon_req *req, talon_resp *resp, void *ctx)

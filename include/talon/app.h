@@ -23,7 +23,7 @@ typedef struct talon_resp talon_resp;
 typedef void (*talon_responder)(talon_req *req, talon_resp *resp, void *ctx);
 
 /* A resource: one responder per method; NULL means "not allowed" (405).
- * HEAD is answered from on_get without a body; OPTIONS with Allow. */
+ * HEAD runs on_get and the body is not sent. OPTIONS gets 200 with Allow. */
 typedef struct talon_resource {
     const char *name; /* for logs and audit targets, e.g. "note"; may be NULL */
     talon_responder on_get;
@@ -53,7 +53,7 @@ typedef struct talon_middleware {
     void *ctx;
 } talon_middleware;
 
-/* What the engine knows once a response is finished (sent or aborted). */
+/* Facts about a finished response (sent or aborted), from the engine. */
 typedef struct talon_completion {
     uint64_t bytes_sent;     /* body bytes sent to the client */
     int64_t duration_ns;     /* from the parsed request line to completion */
@@ -105,7 +105,7 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts, char *err,
 /* Ask a running talon_app_serve() to stop, as SIGTERM does. Thread-safe. */
 void talon_app_stop(talon_app *app);
 /* True once a stop was requested: the server drains. Middleware that starts
- * long work (a held response) may answer 503 instead. */
+ * long work (a held response) may respond with 503 instead. */
 bool talon_app_stopping(const talon_app *app);
 /* A request for "/notes/" matches the route "/notes" when strip is true.
  * Default false, as Falcon's strip_url_path_trailing_slash. */
@@ -180,7 +180,7 @@ void *talon_app_userdata(const talon_app *app, const char *key);
 
 /* ---- Response ---- */
 void talon_resp_set_status(talon_resp *resp, int status);
-/* The status; 0 until one is set. A responder that sets none answers 200.
+/* The status; 0 until one is set. A responder that sets none sends 200.
  * In a completion callback, 0 means the request ended before a response. */
 int talon_resp_status(const talon_resp *resp);
 /* Set (replace) a header. Returns -EINVAL for a value with CR or LF, a name

@@ -109,7 +109,8 @@ void talon_audit_close(talon_audit_trail *trail);
 int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
                        talon_audit_mode mode, talon_audit_done_fn done, void *ctx);
 
-/* True while the trail is writable (fail_closed users answer 503 otherwise). */
+/* True while the trail is writable (under fail_closed, audited requests get
+ * 503 otherwise). */
 bool talon_audit_healthy(const talon_audit_trail *trail);
 
 typedef struct talon_audit_stats {

@@ -122,7 +122,8 @@ void talon_audit_verify_options_init(talon_audit_verify_options *opts);
 
 typedef struct talon_audit_verify_result {
     talon_audit_verdict verdict;
-    /* Where the first problem is (file NULL when it is about the trail as a whole). */
+    /* Location of the first problem; file is NULL when the problem concerns
+     * the trail as a whole. */
     const char *file;
     uint64_t line;
     uint64_t seq;

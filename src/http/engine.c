@@ -414,7 +414,7 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
     }
     if (line_bytes > e->max_header_size) {
         /* As nginx does: a request line alone over the head limit is 414.
-         * Past libmicrohttpd's pool, libmicrohttpd answers 414 itself. */
+         * Past libmicrohttpd's pool, libmicrohttpd sends 414 itself. */
         char desc[160];
         snprintf(desc, sizeof(desc), "The request line is %zu bytes; the limit is %zu bytes.",
                  line_bytes, e->max_header_size);
@@ -596,7 +596,7 @@ static bool send_direct(int fd, const talon_req *req)
 /* Release a request whose connection closes without the completed
  * callback (see the top of this file), so that it is neither leaked nor
  * counted in flight. A request that never reached the handler got no byte
- * on this path, and the socket is still open: talon answers it 431 itself,
+ * on this path, and the socket is still open: talon sends it 431 itself,
  * since the only such path known is libmicrohttpd running out of its
  * memory pool while parsing the head. Runs in on_connection, which
  * libmicrohttpd calls before it closes the socket. */
@@ -740,7 +740,8 @@ static int start_daemon(talon_engine *e, const talon_server_options *opts, int l
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)on_unescape, e };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, e };
-    /* libmicrohttpd's own limit is a hard cap above talon's, which answers 503. */
+    /* libmicrohttpd's own limit is a hard cap above connection_limit, past
+     * which talon itself sends 503. */
     unsigned hard_limit = opts->connection_limit + opts->connection_limit / 8 + 16;
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, hard_limit, NULL };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,

@@ -12,8 +12,8 @@
  *    (including 405 and OPTIONS); a hook that sets a status skips the rest
  *    and the responder.
  * 4. The responder; HEAD runs on_get (the engine drops the body), OPTIONS
- *    answers 200 with Allow, a method without responder gets 405 with
- *    Allow. A responder that sets no status answers 200.
+ *    gets 200 with Allow, a method without responder gets 405 with Allow.
+ *    A responder that sets no status sends 200.
  * 5. process_response of every middleware in reverse registration order,
  *    always, even after a short-circuit or an error.
  *

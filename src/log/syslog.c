@@ -65,7 +65,11 @@ struct log_syslog {
 
 static const char *transport_name(syslog_transport t)
 {
-    return t == TRANSPORT_TCP ? "tcp" : t == TRANSPORT_UDP ? "udp" : "unix";
+    if (t == TRANSPORT_TCP)
+        return "tcp";
+    if (t == TRANSPORT_UDP)
+        return "udp";
+    return "unix";
 }
 
 bool talon_sink_path_is_syslog(const char *path)
