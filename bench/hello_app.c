@@ -9,6 +9,8 @@
  *   [server]      threads, connection_limit, connection_timeout
  *   [bench]       request_log = true|false  (the two app-log lines per request)
  *   [access_log]  enabled, ... (as talon-demo)
+ *   [audit], [audit.policy]  the audit trail and its policy; when present,
+ *                 POST /notes answers 201 and the policy decides what it records
  *   [log.app], [log.access]  sinks, levels and formats (docs/logging.md)
  *
  *   talon-bench-app --listen ADDR:PORT --port-file FILE --config FILE
@@ -19,9 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "talon/access_log.h"
 #include "talon/app.h"
+#include "talon/audit.h"
+#include "talon/audit_http.h"
 #include "talon/config.h"
 #include "talon/log.h"
 
@@ -31,6 +36,9 @@ typedef struct bench_config {
     talon_server_options server;
     talon_access_log_options access;
     bool request_log;
+    bool audit;                   /* an [audit] or [audit.policy] section was read */
+    talon_audit_options audit_options;
+    talon_audit_policy *policy;
 } bench_config;
 
 static talon_logger *app_log;
@@ -40,6 +48,16 @@ static void hello_get(talon_req *req, talon_resp *resp, void *ctx)
     talon_resp_set_status(resp, 200);
     talon_resp_set_header(resp, "Content-Type", "application/json");
     talon_resp_set_body(resp, hello_body, sizeof(hello_body) - 1);
+}
+
+/* POST /notes: a small created answer, so that the audit record is the
+ * only work that differs between the audit policies. */
+static void notes_post(talon_req *req, talon_resp *resp, void *ctx)
+{
+    static const char created[] = "{\"id\":1}";
+    talon_resp_set_status(resp, 201);
+    talon_resp_set_header(resp, "Content-Type", "application/json");
+    talon_resp_set_body(resp, created, sizeof(created) - 1);
 }
 
 static void log_request(talon_req *req, talon_resp *resp, const talon_resource *resource,
@@ -90,6 +108,14 @@ static int config_handler(void *ctx, const char *section, const char *key, const
     }
     if (strcmp(section, "access_log") == 0)
         return talon_access_log_config_set(&c->access, key, value, err, errlen);
+    if (strcmp(section, "audit") == 0) {
+        c->audit = true;
+        return talon_audit_config_set(&c->audit_options, key, value, err, errlen);
+    }
+    if (strcmp(section, "audit.policy") == 0) {
+        c->audit = true;
+        return talon_audit_policy_config_set(c->policy, key, value, err, errlen);
+    }
     snprintf(err, errlen, "unknown section or key; expected [server], [bench] request_log, "
              "[access_log] or [log.*]");
     return -EINVAL;
@@ -124,6 +150,12 @@ int main(int argc, char **argv)
     bench_config c = { .request_log = false };
     talon_server_options_init(&c.server);
     talon_access_log_options_init(&c.access);
+    talon_audit_options_init(&c.audit_options);
+    c.policy = talon_audit_policy_new();
+    if (c.policy == NULL) {
+        fprintf(stderr, "talon-bench-app: out of memory\n");
+        return 1;
+    }
     const char *listen = "127.0.0.1:0", *config = NULL, *threads = NULL;
     ready_ctx ready = { NULL };
     char err[1024] = "";
@@ -156,16 +188,32 @@ int main(int argc, char **argv)
     }
 
     int rc = 1;
-    talon_access_log *access = NULL;
+    talon_access_log *access_log = NULL;
+    talon_audit_trail *trail = NULL;
     talon_app *app = talon_app_new();
     static const talon_resource hello = { .name = "hello", .on_get = hello_get };
+    static const talon_resource notes = { .name = "notes", .on_post = notes_post };
     const talon_middleware recipe = { .process_resource = log_request,
                                       .process_response = log_response };
     if (app == NULL || talon_app_add_route(app, "/hello", &hello, err, sizeof(err)) < 0)
         goto out;
+    if (c.audit) {
+        /* A fresh trail for each run: keys are made at first start. */
+        char verify_key[4096];
+        snprintf(verify_key, sizeof(verify_key), "%s.verify", c.audit_options.state_file);
+        if (access(c.audit_options.state_file, F_OK) != 0 &&
+            talon_audit_keygen(verify_key, c.audit_options.state_file, err, sizeof(err)) < 0)
+            goto out;
+        if (talon_audit_open(&trail, &c.audit_options, err, sizeof(err)) < 0)
+            goto out;
+        talon_audit_policy_set_failure(c.policy, c.audit_options.failure);
+        if (talon_app_set_audit(app, trail, c.policy) < 0 ||
+            talon_app_add_route(app, "/notes", &notes, err, sizeof(err)) < 0)
+            goto out;
+    }
     if (c.request_log && talon_app_add_middleware(app, &recipe) < 0)
         goto out;
-    if (talon_access_log_attach(app, &c.access, &access, err, sizeof(err)) < 0)
+    if (talon_access_log_attach(app, &c.access, &access_log, err, sizeof(err)) < 0)
         goto out;
 
     c.server.listen = listen;
@@ -177,8 +225,13 @@ int main(int argc, char **argv)
 out:
     if (rc != 0)
         fprintf(stderr, "talon-bench-app: %s\n", err[0] ? err : "out of memory");
+    if (trail != NULL) {
+        talon_app_audit_detach(app);
+        talon_audit_close(trail);
+    }
+    talon_audit_policy_free(c.policy);
     talon_app_free(app);
-    talon_access_log_free(access);
+    talon_access_log_free(access_log);
     talon_log_shutdown();
     return rc;
 }
