@@ -191,10 +191,15 @@ static bool is_note_resource(const talon_resource *resource)
            (strcmp(resource->name, "note") == 0 || strcmp(resource->name, "notes") == 0);
 }
 
-/* The id of a note route ("/notes/{id:int}"), or NULL. */
-static const char *note_id(const talon_req *req)
+/* The id of a note route ("/notes/{id:int}") in canonical form, or NULL.
+ * The route also matches "/notes/004", so the raw text is never used: an
+ * owner lookup on "004" would miss the owner of note 4. */
+static const char *note_id(const talon_req *req, char buf[DEMO_NOTE_ID_MAX])
 {
-    return talon_req_param(req, "id");
+    int64_t id;
+    if (!talon_req_param_int(req, "id", &id))
+        return NULL;
+    return demo_note_id_format(id, buf);
 }
 
 /* Only the author of a note (or an admin) may change or delete it. Notes
@@ -208,10 +213,11 @@ static void notes_process_resource(talon_req *req, talon_resp *resp,
     const char *method = talon_req_method(req);
     bool change = strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0 ||
                   strcmp(method, "DELETE") == 0;
-    const char *id = note_id(req);
-    char owner[DEMO_NAME_MAX + 1];
-    if (!change || id == NULL || !demo_note_owner(id, owner))
+    int64_t nid;
+    char owner[DEMO_NAME_MAX + 1], id[DEMO_NOTE_ID_MAX];
+    if (!change || !talon_req_param_int(req, "id", &nid) || !demo_note_owner(nid, owner))
         return;
+    demo_note_id_format(nid, id);
 
     const char *user = talon_req_user(req);
     if (user == NULL)
@@ -241,7 +247,8 @@ static void notes_process_response(talon_req *req, talon_resp *resp,
     if (type == NULL || status < 400 || status == 401 || status == 403 ||
         talon_req_audit_failed(req) || talon_req_audit_level(req) == TALON_AUDIT_LEVEL_NONE)
         return;
-    const char *id = note_id(req);
+    char idbuf[DEMO_NOTE_ID_MAX];
+    const char *id = note_id(req, idbuf);
     talon_audit(req, &(talon_audit_args){
         .type = type, .outcome = TALON_AUDIT_FAILURE, .target_type = "note",
         .target_id = id ? id : talon_req_path(req), .reason = talon_status_reason(status) });

@@ -44,7 +44,7 @@ typedef struct limiter_entry {
 } limiter_entry;
 
 typedef struct note_owner {
-    char id[24];
+    int64_t id;
     char user[DEMO_NAME_MAX + 1];
 } note_owner;
 
@@ -296,14 +296,14 @@ static void limiter_clear(const char *key)
 
 /* ---- Note ownership ---- */
 
-void demo_note_set_owner(const char *note_id, const char *user)
+void demo_note_set_owner(int64_t note_id, const char *user)
 {
     pthread_mutex_lock(&auth_lock);
     if (nowners < OWNERS_MAX) {
         note_owner *grown = realloc(owners, (nowners + 1) * sizeof(*grown));
         if (grown != NULL) {
             owners = grown;
-            snprintf(owners[nowners].id, sizeof(owners[nowners].id), "%s", note_id);
+            owners[nowners].id = note_id;
             snprintf(owners[nowners].user, sizeof(owners[nowners].user), "%s", user);
             nowners++;
         }
@@ -311,12 +311,12 @@ void demo_note_set_owner(const char *note_id, const char *user)
     pthread_mutex_unlock(&auth_lock);
 }
 
-bool demo_note_owner(const char *note_id, char owner[DEMO_NAME_MAX + 1])
+bool demo_note_owner(int64_t note_id, char owner[DEMO_NAME_MAX + 1])
 {
     bool found = false;
     pthread_mutex_lock(&auth_lock);
     for (size_t i = nowners; i-- > 0;) {
-        if (strcmp(owners[i].id, note_id) == 0) {
+        if (owners[i].id == note_id) {
             snprintf(owner, DEMO_NAME_MAX + 1, "%s", owners[i].user);
             found = true;
             break;
@@ -326,11 +326,11 @@ bool demo_note_owner(const char *note_id, char owner[DEMO_NAME_MAX + 1])
     return found;
 }
 
-void demo_note_forget(const char *note_id)
+void demo_note_forget(int64_t note_id)
 {
     pthread_mutex_lock(&auth_lock);
     for (size_t i = 0; i < nowners; i++) {
-        if (strcmp(owners[i].id, note_id) == 0) {
+        if (owners[i].id == note_id) {
             owners[i] = owners[--nowners];
             break;
         }

@@ -90,10 +90,15 @@ bool demo_require_role(talon_req *req, talon_resp *resp, const char *role,
  * (target_id NULL: the request path). */
 void demo_deny(talon_req *req, talon_resp *resp, int status, const char *reason,
                const char *target_type, const char *target_id);
-/* Remember or look up who created a note (notes without an owner: NULL). */
-void demo_note_set_owner(const char *note_id, const char *user);
-bool demo_note_owner(const char *note_id, char owner[DEMO_NAME_MAX + 1]);
-void demo_note_forget(const char *note_id);
+/* Remember or look up who created a note (notes without an owner: NULL).
+ * Keyed by the parsed id: "/notes/004" is note 4. */
+void demo_note_set_owner(int64_t note_id, const char *user);
+bool demo_note_owner(int64_t note_id, char owner[DEMO_NAME_MAX + 1]);
+void demo_note_forget(int64_t note_id);
+/* The canonical text of a note id ("4" for "/notes/004"), for audit
+ * targets; returns buf. */
+#define DEMO_NOTE_ID_MAX 24
+const char *demo_note_id_format(int64_t note_id, char buf[DEMO_NOTE_ID_MAX]);
 
 /* ---- Routes (users.c, audit_routes.c) ---- */
 

@@ -144,11 +144,8 @@ static void apply_note_created(talon_req *req, talon_resp *resp, void *ctx)
         discard_note(req, resp, ctx);
         return;
     }
-    if (c->user[0] != '\0') {
-        char id[32];
-        snprintf(id, sizeof(id), "%lld", (long long)c->n.id);
-        demo_note_set_owner(id, c->user);
-    }
+    if (c->user[0] != '\0')
+        demo_note_set_owner(c->n.id, c->user);
     free(c);
 }
 
@@ -181,6 +178,12 @@ static void notes_post(talon_req *req, talon_resp *resp, void *ctx)
     demo_commit_change(req, resp, &(demo_change){
         .type = "note_created", .target_type = "note", .target_id = id,
         .apply = apply_note_created, .discard = discard_note, .ctx = c });
+}
+
+const char *demo_note_id_format(int64_t note_id, char buf[DEMO_NOTE_ID_MAX])
+{
+    snprintf(buf, DEMO_NOTE_ID_MAX, "%lld", (long long)note_id);
+    return buf;
 }
 
 static void note_not_found(talon_resp *resp, int64_t id)
@@ -241,15 +244,14 @@ static void apply_note_edit(talon_req *req, talon_resp *resp, void *ctx)
     if (i < 0) {
         note_not_found(resp, e->id);
     } else if (e->remove) {
-        char id[32];
-        snprintf(id, sizeof(id), "%lld", (long long)e->id);
-        demo_note_forget(id);
+        demo_note_forget(e->id);
     }
     discard_edit(req, resp, ctx);
 }
 
 static void note_put(talon_req *req, talon_resp *resp, void *ctx)
 {
+    char idbuf[DEMO_NOTE_ID_MAX];
     int64_t id = 0;
     talon_req_param_int(req, "id", &id);
     char *text = read_text(req, resp);
@@ -281,12 +283,13 @@ static void note_put(talon_req *req, talon_resp *resp, void *ctx)
     }
     demo_send_json(resp, 200, doc);
     demo_commit_change(req, resp, &(demo_change){
-        .type = "note_updated", .target_type = "note", .target_id = talon_req_param(req, "id"),
+        .type = "note_updated", .target_type = "note", .target_id = demo_note_id_format(id, idbuf),
         .apply = apply_note_edit, .discard = discard_edit, .ctx = e });
 }
 
 static void note_delete(talon_req *req, talon_resp *resp, void *ctx)
 {
+    char idbuf[DEMO_NOTE_ID_MAX];
     int64_t id = 0;
     talon_req_param_int(req, "id", &id);
     pthread_rwlock_rdlock(&notes_lock);
@@ -305,7 +308,7 @@ static void note_delete(talon_req *req, talon_resp *resp, void *ctx)
     e->remove = true;
     talon_resp_set_status(resp, 204);
     demo_commit_change(req, resp, &(demo_change){
-        .type = "note_deleted", .target_type = "note", .target_id = talon_req_param(req, "id"),
+        .type = "note_deleted", .target_type = "note", .target_id = demo_note_id_format(id, idbuf),
         .apply = apply_note_edit, .discard = discard_edit, .ctx = e });
 }
 
