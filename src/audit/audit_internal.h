@@ -110,6 +110,8 @@ int audit_keystate_load(const char *path, int *fd_out, audit_keystate *ks,
                         char *err, size_t errlen);
 /* Overwrite the state line in place (pwrite at 0) and fdatasync. */
 int audit_keystate_store(int fd, const audit_keystate *ks);
+/* Store t's trail id, current epoch and key with audit_keystate_store. */
+int audit_keystate_store_trail(int fd, const talon_audit_trail *t);
 void audit_keystate_format(char line[AUDIT_STATE_LINE_LEN + 1], const audit_keystate *ks);
 
 /* ---- the trail ---- */

@@ -135,8 +135,12 @@ int talon_audit_keygen(const char *verify_key_path, const char *state_path,
     /* Check both first, so an existing state file never costs the auditor's key. */
     if (lstat(verify_key_path, &st) == 0 || lstat(state_path, &st) == 0) {
         const char *which = lstat(verify_key_path, &st) == 0 ? verify_key_path : state_path;
-        snprintf(err, errlen, "%s already exists; refusing to overwrite a key "
-                 "(remove it first only if its trail is no longer needed)", which);
+        if (S_ISLNK(st.st_mode))
+            snprintf(err, errlen, "refusing to write key file %s: it is a symbolic link; "
+                     "point the configuration at the real file", which);
+        else
+            snprintf(err, errlen, "%s already exists; refusing to overwrite a key "
+                     "(remove it first only if its trail is no longer needed)", which);
         return -EEXIST;
     }
 
@@ -209,6 +213,9 @@ int audit_keystate_load(const char *path, int *fd_out, audit_keystate *ks,
         if (rc == -ENOENT)
             snprintf(err, errlen, "audit key state file %s not found; run `talon audit "
                      "keygen` to create the trail keys", path);
+        else if (rc == -ELOOP)
+            snprintf(err, errlen, "refusing to open audit key state file %s: it is a symbolic "
+                     "link; point the configuration at the real file", path);
         else
             snprintf(err, errlen, "cannot open audit key state file %s: %s", path,
                      strerror(-rc));
@@ -257,5 +264,19 @@ int audit_keystate_store(int fd, const audit_keystate *ks)
     else if (fdatasync(fd) < 0)
         rc = -errno;
     OPENSSL_cleanse(line, sizeof(line));
+    return rc;
+}
+
+int audit_keystate_store_trail(int fd, const talon_audit_trail *t)
+{
+    audit_keystate ks;
+    int rc;
+
+    memset(&ks, 0, sizeof(ks));
+    audit_unhex(ks.trail_id, t->trail_hex, AUDIT_TRAIL_ID_LEN);
+    ks.epoch = t->epoch;
+    memcpy(ks.key, t->key, AUDIT_KEY_LEN);
+    rc = audit_keystate_store(fd, &ks);
+    OPENSSL_cleanse(&ks, sizeof(ks));
     return rc;
 }

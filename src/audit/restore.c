@@ -20,8 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "audit/audit_internal.h"
 
 #define COPY_BUFFER_SIZE (256 * 1024)
@@ -46,7 +44,6 @@ int audit_check_removed(talon_audit_trail *t)
  * state file the writer updates. */
 static int restore_key_state(talon_audit_trail *t)
 {
-    audit_keystate ks;
     char *copy;
     int fd, rc;
 
@@ -64,12 +61,7 @@ static int restore_key_state(talon_audit_trail *t)
         rc = -errno;
         goto fail;
     }
-    memset(&ks, 0, sizeof(ks));
-    audit_unhex(ks.trail_id, t->trail_hex, AUDIT_TRAIL_ID_LEN);
-    ks.epoch = t->epoch;
-    memcpy(ks.key, t->key, AUDIT_KEY_LEN);
-    rc = audit_keystate_store(fd, &ks);
-    OPENSSL_cleanse(&ks, sizeof(ks));
+    rc = audit_keystate_store_trail(fd, t);
     if (rc < 0)
         goto fail;
     copy = strdup(t->state_path);

@@ -16,8 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
 #include "audit/audit_internal.h"
 
 #define RETRY_INTERVAL_NS 1000000000LL
@@ -271,7 +269,6 @@ int audit_seal_epoch(talon_audit_trail *t, const char *cause)
     uint64_t last = t->epoch_first_seq ? t->seq : seal_seq;
     uint64_t count = t->epoch_first_seq ? t->seq - t->epoch_first_seq + 1 : 0;
     char head[AUDIT_HEX_HASH_LEN + 1];
-    audit_keystate ks;
     json_t *data;
     int rc;
 
@@ -310,12 +307,7 @@ int audit_seal_epoch(talon_audit_trail *t, const char *cause)
         return rc;
     audit_monotonic(&t->epoch_started);
 
-    memset(&ks, 0, sizeof(ks));
-    audit_unhex(ks.trail_id, t->trail_hex, AUDIT_TRAIL_ID_LEN);
-    ks.epoch = t->epoch;
-    memcpy(ks.key, t->key, AUDIT_KEY_LEN);
-    rc = audit_keystate_store(t->state_fd, &ks);
-    OPENSSL_cleanse(&ks, sizeof(ks));
+    rc = audit_keystate_store_trail(t->state_fd, t);
     if (rc < 0) {
         /* No record may use the new epoch before key.state has it, or a
          * crash would leave a trail that the state cannot continue. */
@@ -333,17 +325,11 @@ int audit_seal_epoch(talon_audit_trail *t, const char *cause)
 
 static int store_pending_state(talon_audit_trail *t)
 {
-    audit_keystate ks;
     int rc;
 
     if (!t->state_dirty)
         return 0;
-    memset(&ks, 0, sizeof(ks));
-    audit_unhex(ks.trail_id, t->trail_hex, AUDIT_TRAIL_ID_LEN);
-    ks.epoch = t->epoch;
-    memcpy(ks.key, t->key, AUDIT_KEY_LEN);
-    rc = audit_keystate_store(t->state_fd, &ks);
-    OPENSSL_cleanse(&ks, sizeof(ks));
+    rc = audit_keystate_store_trail(t->state_fd, t);
     if (rc == 0)
         t->state_dirty = false;
     return rc;
