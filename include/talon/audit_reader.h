@@ -37,6 +37,13 @@ const char *talon_audit_reader_file_data(const talon_audit_reader *reader, size_
                                          size_t *size);
 uint64_t talon_audit_reader_total_bytes(const talon_audit_reader *reader);
 
+/* The path of the file of an open reader whose mapping contains addr, or
+ * NULL. Async-signal-safe, for a SIGBUS handler: a mapped file cut shorter
+ * by another process raises SIGBUS on reads past its new end. A reader
+ * opened meanwhile is safe; one that another thread closes during the call
+ * is not. */
+const char *talon_audit_reader_mapped_path(const void *addr);
+
 /* ---- Records ----------------------------------------------------------- */
 
 /* A string field as it appears in the line: p/len span the JSON string

@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,11 +57,12 @@ static int add_file(talon_audit_reader *r, const char *path, char *err, size_t e
     }
     const char *data = NULL;
     if (st.st_size > 0) {
-        /* NOTE: a file cut shorter while mapped makes reads of whole pages
-         * past its new end raise SIGBUS. The writer cuts the active file only
-         * at startup (crash recovery) and right after a failed write. Readers
-         * inside the server avoid it with talon_audit_pin_files(); a reader
-         * in another process (the CLI) is still exposed during such a cut. */
+        /* A file cut shorter while mapped makes reads of whole pages past
+         * its new end raise SIGBUS. The writer cuts the active file only at
+         * startup (crash recovery) and right after a failed write. Readers
+         * inside the server avoid it with talon_audit_pin_files(); the CLI
+         * catches the signal and names the file with
+         * talon_audit_reader_mapped_path(). */
         data = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (data == MAP_FAILED) {
             int e = errno;
@@ -91,6 +94,62 @@ nomem:
         munmap((void *)data, (size_t)st.st_size);
     snprintf(err, errlen, "%s: out of memory", path);
     return -ENOMEM;
+}
+
+/* ---- Open readers, for a SIGBUS handler -------------------------------- */
+
+/* Every open reader, newest first. Opening and closing take the lock; a
+ * signal handler walks the list without it, so a reader is linked only when
+ * its files are all mapped and unlinked before they are unmapped. */
+static _Atomic(talon_audit_reader *) open_readers;
+static pthread_mutex_t open_readers_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void link_reader(talon_audit_reader *r)
+{
+    pthread_mutex_lock(&open_readers_lock);
+    atomic_store(&r->next, atomic_load(&open_readers));
+    atomic_store(&open_readers, r);
+    pthread_mutex_unlock(&open_readers_lock);
+}
+
+static void unlink_reader(talon_audit_reader *r)
+{
+    pthread_mutex_lock(&open_readers_lock);
+    for (_Atomic(talon_audit_reader *) *link = &open_readers; atomic_load(link); link = &atomic_load(link)->next) {
+        if (atomic_load(link) == r) {
+            atomic_store(link, atomic_load(&r->next));
+            break;
+        }
+    }
+    pthread_mutex_unlock(&open_readers_lock);
+}
+
+const char *talon_audit_reader_mapped_path(const void *addr)
+{
+    const char *a = addr;
+    for (talon_audit_reader *r = atomic_load(&open_readers); r; r = atomic_load(&r->next))
+        for (size_t i = 0; i < r->nfiles; i++)
+            if (r->files[i].data && a >= r->files[i].data && a < r->files[i].data + r->files[i].size)
+                return r->files[i].path;
+    return NULL;
+}
+
+/* Test hook: with TALON_TEST_PAUSE_AFTER_MAP=<FIFO path>, a reader opens
+ * that FIFO after mapping its files, before anything reads them, and waits
+ * until the writer closes it. A test opens the FIFO for writing (which
+ * returns once the files are mapped), shrinks a file, and closes it. */
+static void test_pause_after_map(void)
+{
+    const char *fifo = getenv("TALON_TEST_PAUSE_AFTER_MAP");
+    if (!fifo || !*fifo)
+        return;
+    int fd = open(fifo, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    close(fd);
 }
 
 static int cmp_index(const void *a, const void *b)
@@ -168,6 +227,8 @@ int talon_audit_reader_open(talon_audit_reader **out, const char *const *paths, 
             return rc;
         }
     }
+    link_reader(r);
+    test_pause_after_map();
     *out = r;
     return 0;
 }
@@ -176,6 +237,7 @@ void talon_audit_reader_close(talon_audit_reader *r)
 {
     if (!r)
         return;
+    unlink_reader(r);
     for (size_t i = 0; i < r->nfiles; i++) {
         if (r->files[i].data)
             munmap((void *)r->files[i].data, r->files[i].size);

@@ -4,6 +4,8 @@
 
 #include "talon/audit_reader.h"
 
+#include <stdatomic.h>
+
 typedef struct reader_file {
     char *path;
     uint64_t index;      /* from audit-NNNNNNNN.jsonl; 0 when the name has none */
@@ -15,6 +17,7 @@ struct talon_audit_reader {
     reader_file *files;
     size_t nfiles;
     uint64_t total;
+    _Atomic(struct talon_audit_reader *) next; /* the list of open readers */
 };
 
 /* Bytes before the "mac" member in every well-formed record: the suffix is

@@ -6,9 +6,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "talon/audit.h"
 #include "talon/audit_reader.h"
@@ -37,8 +39,45 @@ static void audit_usage(FILE *out)
           "trail is specified in docs/audit-format.md.\n", out);
 }
 
+static void write_str(const char *s)
+{
+    ssize_t n = write(STDERR_FILENO, s, strlen(s));
+    (void)n;
+}
+
+/* The readers map trail files. When another process cuts one shorter (crash
+ * recovery at server start, or an operator), reading past its new end raises
+ * SIGBUS: name the file and exit 2 instead of dying without a word. Only
+ * async-signal-safe calls here. */
+static void on_sigbus(int sig, siginfo_t *info, void *uctx)
+{
+    (void)uctx;
+    const char *path = talon_audit_reader_mapped_path(info->si_addr);
+    if (!path) {
+        /* Not a trail mapping: a real bug. Die by the signal as usual. */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    write_str("talon audit: ");
+    write_str(path);
+    write_str(" shrank while being read (truncated by another process?); run the command again\n");
+    _exit(CLI_USAGE);
+}
+
+static void catch_sigbus(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
 int cli_audit(int argc, char **argv)
 {
+    catch_sigbus();
     if (argc < 2) {
         audit_usage(stderr);
         return CLI_USAGE;
