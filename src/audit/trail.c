@@ -86,6 +86,20 @@ static int list_trail_files(const char *dir, unsigned **out, size_t *count)
     return 0;
 }
 
+/* Describe a failed open of a trail file. O_NOFOLLOW fails with ELOOP on a
+ * symbolic link, and strerror's "Too many levels of symbolic links" would
+ * not tell the operator what to fix. */
+static void trail_open_error(char *err, size_t errlen, const char *path, int rc)
+{
+    if (rc == -ELOOP)
+        snprintf(err, errlen, "refusing to open audit trail file %s: it is a symbolic link; "
+                 "point the configuration at the real trail directory", path);
+    else if (rc == -EINVAL)
+        snprintf(err, errlen, "cannot open audit trail file %s: it is not a regular file", path);
+    else
+        snprintf(err, errlen, "cannot open audit trail file %s: %s", path, strerror(-rc));
+}
+
 int audit_open_active_file(talon_audit_trail *t, unsigned index, bool create_new)
 {
     char path[4096];
@@ -102,6 +116,12 @@ int audit_open_active_file(talon_audit_trail *t, unsigned index, bool create_new
     fd = open(path, flags, t->mode);
     if (fd < 0)
         return -errno;
+    /* A FIFO or device at the path: its mode is not ours to change. */
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
+        close(fd);
+        return rc;
+    }
     /* The umask may have removed bits, or an old file may have others. */
     if (fchmod(fd, t->mode) < 0 || fstat(fd, &st) < 0) {
         rc = -errno;
@@ -306,7 +326,7 @@ static int find_last_record(talon_audit_trail *t, const audit_keystate *ks, unsi
     fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 || fstat(fd, &st) < 0) {
         rc = -errno;
-        snprintf(err, errlen, "cannot open audit trail file %s: %s", path, strerror(-rc));
+        trail_open_error(err, errlen, path, rc);
         goto out;
     }
     end = st.st_size;
@@ -372,7 +392,12 @@ reread:
     if (*torn_bytes > 0) {
         int mrc = move_torn_bytes(t, fd, index, end, st.st_size, torn_name, torn_len);
         if (mrc < 0) {
-            snprintf(err, errlen, "cannot move the torn end of %s aside: %s", path, strerror(-mrc));
+            if (mrc == -ELOOP)
+                snprintf(err, errlen, "cannot move the torn end of %s aside: refusing to open %s/%s: "
+                         "it is a symbolic link; remove it", path, t->dir, torn_name);
+            else
+                snprintf(err, errlen, "cannot move the torn end of %s aside: %s", path,
+                         strerror(-mrc));
             rc = mrc;
             goto out;
         }
@@ -559,7 +584,7 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
     if (rc < 0) {
         char path[4096];
         audit_trail_file_path(t, active, path, sizeof(path));
-        snprintf(err, errlen, "cannot open audit trail file %s: %s", path, strerror(-rc));
+        trail_open_error(err, errlen, path, rc);
         return rc;
     }
 
@@ -581,8 +606,11 @@ int audit_rotate_file(talon_audit_trail *t)
     int rc = audit_open_active_file(t, t->file_index + 1, true);
 
     if (rc < 0) {
+        char path[4096], why[4200];
+        audit_trail_file_path(t, t->file_index + 1, path, sizeof(path));
+        trail_open_error(why, sizeof(why), path, rc);
         audit_log_error(t, "audit trail: cannot create file %u in %s: %s", t->file_index + 1,
-                        t->dir, strerror(-rc));
+                        t->dir, why);
         return rc;
     }
     talon_log_info(t->log, "audit trail: rotated to %s/audit-%08u.jsonl", t->dir, t->file_index);

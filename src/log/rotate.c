@@ -179,7 +179,7 @@ void log_rotate(talon_sink *s, int64_t now_mono_ns)
      * none, and shifting the kept files would lose one per attempt. Whoever
      * moved the file rotated it: start a new file and leave the kept ones. */
     struct stat st;
-    if (stat(s->path, &st) < 0 || st.st_dev != s->dev || st.st_ino != s->ino) {
+    if (lstat(s->path, &st) < 0 || st.st_dev != s->dev || st.st_ino != s->ino) {
         bool created = false;
         if (swap_in_new_file(s, &created) == 0)
             log_report(TALON_LOG_WARN, "log sink %s: the open file was moved or removed, so it was "
@@ -241,13 +241,19 @@ static int gzip_file(const char *src, const char *dst, mode_t mode, char *err, s
 {
     char tmp[PATH_MAX + 8];
     snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
-    int in = open(src, O_RDONLY | O_CLOEXEC);
+    /* No symbolic links on either side: a link planted in the log directory
+     * must not copy another file into a log archive, or truncate one. */
+    int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (in < 0) {
         int e = errno;
-        snprintf(err, errlen, "cannot open %s: %s", src, strerror(e));
+        if (e == ELOOP)
+            snprintf(err, errlen, "refusing to compress %s: it is a symbolic link", src);
+        else
+            snprintf(err, errlen, "cannot open %s: %s", src, strerror(e));
         return -e;
     }
-    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    unlink(tmp); /* left by a compression that was interrupted */
+    int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (out < 0 || fchmod(out, mode) < 0) {
         int e = errno;
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(e));

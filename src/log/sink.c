@@ -115,13 +115,21 @@ int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, i
         }
         fd = open(path, flags | O_CREAT | O_EXCL, mode);
     }
+    /* O_NOFOLLOW: whoever can write the log directory must not make the
+     * server append to, and chmod, a file of their choice through a symbolic
+     * link. O_CREAT | O_EXCL above already fails on any symbolic link. */
     if (fd >= 0)
         made = true;
     else if (errno == EEXIST)
-        fd = open(path, flags);
+        fd = open(path, flags | O_NOFOLLOW);
     if (fd < 0) {
         int e = errno;
-        snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(e));
+        struct stat lst;
+        if (e == ELOOP && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+            snprintf(err, errlen, "refusing to open log file %s: it is a symbolic link; point the "
+                     "configuration at the real file (or use stdout or - for stderr)", path);
+        else
+            snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(e));
         return -e;
     }
 
@@ -139,6 +147,15 @@ int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, i
         snprintf(err, errlen, "cannot stat log file %s: %s", path, strerror(e));
         close(fd);
         return -e;
+    }
+    /* Regular files, and character devices and FIFOs (/dev/null, a pipe to
+     * a log shipper). Writing log lines over a disk device or into a socket
+     * file is never what the configuration meant. */
+    if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+        snprintf(err, errlen, "refusing to open log file %s: it is not a regular file, character "
+                 "device or FIFO; point the configuration at a file", path);
+        close(fd);
+        return -EINVAL;
     }
     if (S_ISREG(st.st_mode)) {
         mode_t want = made ? mode : (st.st_mode & mode & 0777);

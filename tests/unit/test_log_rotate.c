@@ -196,6 +196,45 @@ static void reopen_recreates_missing_directory(void **state)
     assert_true(file_contains(app_path, "gone.log: reopened; the file was missing, created it"));
 }
 
+/* The log path replaced by a symbolic link: reopen rejects it with a
+ * clear error in the app log and keeps writing to the open file, and the
+ * link's target is neither written nor chmod-ed. */
+static void reopen_rejects_symlink(void **state)
+{
+    char app_path[4096], path[4096], moved[4096], victim[4096];
+    path_in_dir(app_path, sizeof(app_path), "app.log");
+    path_in_dir(path, sizeof(path), "linked.log");
+    path_in_dir(moved, sizeof(moved), "linked.log.old");
+    path_in_dir(victim, sizeof(victim), "victim.txt");
+    talon_sink *app = open_sink("app.log", NULL);
+    assert_int_equal(talon_logger_add_sink(talon_logger_get("app"), app, TALON_LOG_INFO, NULL), 0);
+    talon_sink *sink = open_sink("linked.log", NULL);
+    talon_logger *lg = talon_logger_get("linked");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+    int fd = open(victim, O_CREAT | O_WRONLY, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(chmod(victim, 0644), 0);
+
+    talon_log_info(lg, "rec t=0 i=0 end");
+    assert_int_equal(talon_sink_flush(sink), 0);
+    assert_int_equal(rename(path, moved), 0);
+    assert_int_equal(symlink(victim, path), 0);
+    talon_log_reopen();
+    assert_int_equal(talon_sink_flush(sink), 0);
+    talon_log_info(lg, "rec t=0 i=1 end");
+    talon_log_shutdown();
+
+    struct stat st;
+    assert_int_equal(stat(victim, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    count_file(&counts, moved, 0);
+    assert_int_equal(counts.lines, 2);
+    assert_true(file_contains(app_path, "refusing to open log file"));
+    assert_true(file_contains(app_path, "linked.log: it is a symbolic link"));
+}
+
 static ino_t inode_of(const char *name)
 {
     char path[4096];
@@ -353,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(size_rotation_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(rotation_keeps_n_files, setup, teardown),
         cmocka_unit_test_setup_teardown(reopen_after_rename, setup, teardown),
+        cmocka_unit_test_setup_teardown(reopen_rejects_symlink, setup, teardown),
         cmocka_unit_test_setup_teardown(reopen_recreates_missing_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(time_rotation_at_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(moved_file_keeps_rotated_files, setup, teardown),

@@ -306,6 +306,65 @@ static void fifo_without_reader_fails(void **state)
     assert_non_null(strstr(err, "lonely.fifo"));
 }
 
+/* Read the whole small file at path into buf. */
+static void read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, buf, len - 1);
+    assert_true(n >= 0);
+    buf[n] = '\0';
+    close(fd);
+}
+
+/* A symbolic link at the log path, live or dangling, is rejected with a
+ * clear error: the file it names is neither written nor chmod-ed. */
+static void symlink_sink_rejected(void **state)
+{
+    char victim[4096], link[4096], dangling[4096], err[512] = "", text[64];
+    path_in_dir(victim, sizeof(victim), "victim.txt");
+    path_in_dir(link, sizeof(link), "app.log");
+    path_in_dir(dangling, sizeof(dangling), "dangling.log");
+    int fd = open(victim, O_CREAT | O_WRONLY, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "root:x:0:0\n", 11), 11);
+    close(fd);
+    assert_int_equal(chmod(victim, 0644), 0);
+    assert_int_equal(symlink(victim, link), 0);
+    assert_int_equal(symlink("nowhere/missing.log", dangling), 0);
+
+    talon_sink *sink = NULL;
+    assert_int_equal(talon_sink_open_file(&sink, link, NULL, err, sizeof(err)), -ELOOP);
+    assert_null(sink);
+    assert_non_null(strstr(err, "refusing to open log file"));
+    assert_non_null(strstr(err, "app.log: it is a symbolic link"));
+    assert_int_equal(file_mode(victim), 0644);
+    read_small(victim, text, sizeof(text));
+    assert_string_equal(text, "root:x:0:0\n");
+
+    err[0] = '\0';
+    assert_int_equal(talon_sink_open_file(&sink, dangling, NULL, err, sizeof(err)), -ELOOP);
+    assert_null(sink);
+    assert_non_null(strstr(err, "dangling.log: it is a symbolic link"));
+    assert_null(strstr(err, "No such file"));
+    char missing[4096];
+    path_in_dir(missing, sizeof(missing), "nowhere/missing.log");
+    assert_int_equal(access(missing, F_OK), -1);
+}
+
+/* Character devices stay valid log files: /dev/null is opened and written. */
+static void char_device_sink_accepted(void **state)
+{
+    char err[512] = "";
+    talon_sink *sink = NULL;
+    assert_int_equal(talon_sink_open_file(&sink, "/dev/null", NULL, err, sizeof(err)), 0);
+    assert_non_null(sink);
+    talon_logger *lg = talon_logger_get("null");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+    talon_log_info(lg, "into the void");
+    assert_int_equal(talon_sink_flush(sink), 0);
+}
+
 /* The stdout sink writes to whatever file descriptor 1 is, through the
  * same buffer and writer; "-" finds the stderr sink. */
 static void stdout_sink_writes_fd_1(void **state)
@@ -416,6 +475,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(file_modes_ignore_umask, setup, teardown),
         cmocka_unit_test_setup_teardown(levels_filter_per_sink, setup, teardown),
         cmocka_unit_test_setup_teardown(fifo_without_reader_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(symlink_sink_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(char_device_sink_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(stdout_sink_writes_fd_1, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_lines, setup, teardown),
         cmocka_unit_test(level_names_round_trip),
