@@ -153,14 +153,29 @@ int talon_framing_check_head(const talon_req *req, const char **why)
         return 400;
     }
     const char *name, *value;
-    size_t hosts = 0;
+    size_t hosts = 0, auths = 0, proxy_auths = 0;
     for (size_t i = 0; talon_req_header_at(req, i, &name, &value); i++) {
         if (strcasecmp(name, "Host") == 0)
             hosts++;
+        else if (strcasecmp(name, "Authorization") == 0)
+            auths++;
+        else if (strcasecmp(name, "Proxy-Authorization") == 0)
+            proxy_auths++;
     }
     if (hosts > 1) {
         /* Section 3.2: more than one Host field line is an error. */
         *why = "The request has more than one Host header field.";
+        return 400;
+    }
+    /* RFC 9110 section 11.6.2 allows one set of credentials, not a list.
+     * An application reads the first field and a proxy may read the last,
+     * so two fields could authenticate as different users. */
+    if (auths > 1) {
+        *why = "The request has more than one Authorization header field; send one.";
+        return 400;
+    }
+    if (proxy_auths > 1) {
+        *why = "The request has more than one Proxy-Authorization header field; send one.";
         return 400;
     }
     int status = check_content_length(req, why);

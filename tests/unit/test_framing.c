@@ -1,6 +1,7 @@
 /* Request framing checks of src/http/framing.c: header field names and
- * values, Host, Content-Length duplicates and Transfer-Encoding, as RFC
- * 9112 asks of a server behind which nothing may be smuggled. */
+ * values, Host, Authorization and Content-Length duplicates and
+ * Transfer-Encoding, as RFC 9112 asks of a server behind which nothing may
+ * be smuggled. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,6 +81,19 @@ static void methods_and_hosts(void **state)
                      400);
 }
 
+/* One set of credentials: two Authorization (or Proxy-Authorization)
+ * fields are rejected, even with equal values, since an application and a
+ * proxy may each read a different one. */
+static void duplicate_credentials(void **state)
+{
+    assert_int_equal(HEAD("Authorization", "Bearer a"), 0);
+    assert_int_equal(HEAD("Authorization", "Bearer a", "Proxy-Authorization", "Basic b"), 0);
+    assert_int_equal(HEAD("Authorization", "Bearer a", "authorization", "Bearer b"), 400);
+    assert_int_equal(HEAD("Authorization", "Bearer a", "Authorization", "Bearer a"), 400);
+    assert_int_equal(HEAD("Proxy-Authorization", "Basic a", "Proxy-Authorization", "Basic b"),
+                     400);
+}
+
 static void content_length(void **state)
 {
     assert_int_equal(HEAD("Content-Length", "5"), 0);
@@ -118,6 +132,7 @@ int main(void)
         cmocka_unit_test(tokens),
         cmocka_unit_test(fields),
         cmocka_unit_test_setup_teardown(methods_and_hosts, setup, teardown),
+        cmocka_unit_test_setup_teardown(duplicate_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(content_length, setup, teardown),
         cmocka_unit_test_setup_teardown(transfer_encoding, setup, teardown),
     };
