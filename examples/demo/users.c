@@ -619,6 +619,23 @@ static user_change *new_change(talon_resp *resp, user_op op, const char *name)
     return c;
 }
 
+/* Prepare a change that stores the hash of password. On failure the
+ * change is recorded as failed with a 500, and NULL is returned. */
+static user_change *new_password_change(talon_req *req, talon_resp *resp, user_op op,
+                                        const char *type, const char *name,
+                                        const char *password)
+{
+    user_change *c = new_change(resp, op, name);
+    int rc = c ? demo_password_hash(password, c->hash, sizeof(c->hash)) : -ENOMEM;
+    if (rc < 0) {
+        if (c != NULL)
+            discard_user_change(req, resp, c);
+        admin_fail(req, resp, type, name, 500, strerror(-rc));
+        return NULL;
+    }
+    return c;
+}
+
 static void commit_user_change(talon_req *req, talon_resp *resp, const char *type,
                                user_change *c, json_t *data)
 {
@@ -652,13 +669,9 @@ static void users_on_post(talon_req *req, talon_resp *resp, void *ctx)
     } else if (demo_users_role(name, existing) == 0) {
         admin_fail(req, resp, "user_created", name, 409, "a user with this name exists");
     } else {
-        user_change *c = new_change(resp, USER_CREATE, name);
-        int rc = c ? demo_password_hash(password, c->hash, sizeof(c->hash)) : -ENOMEM;
-        if (rc < 0) {
-            if (c != NULL)
-                discard_user_change(req, resp, c);
-            admin_fail(req, resp, "user_created", name, 500, strerror(-rc));
-        } else {
+        user_change *c = new_password_change(req, resp, USER_CREATE, "user_created", name,
+                                             password);
+        if (c != NULL) {
             snprintf(c->role, sizeof(c->role), "%s", role);
             talon_resp_json(resp, 201, json_pack("{s:s,s:s}", "name", name, "role", role));
             commit_user_change(req, resp, "user_created", c, json_pack("{s:s}", "role", role));
@@ -686,13 +699,9 @@ static void user_on_put(talon_req *req, talon_resp *resp, void *ctx)
     } else if (demo_users_role(name, role) < 0) {
         admin_fail(req, resp, "user_updated", name, 404, "no such user");
     } else {
-        user_change *c = new_change(resp, USER_PASSWORD, name);
-        int rc = c ? demo_password_hash(password, c->hash, sizeof(c->hash)) : -ENOMEM;
-        if (rc < 0) {
-            if (c != NULL)
-                discard_user_change(req, resp, c);
-            admin_fail(req, resp, "user_updated", name, 500, strerror(-rc));
-        } else {
+        user_change *c = new_password_change(req, resp, USER_PASSWORD, "user_updated", name,
+                                             password);
+        if (c != NULL) {
             talon_resp_set_status(resp, 204);
             commit_user_change(req, resp, "user_updated", c,
                                json_pack("{s:[s]}", "fields", "password"));
