@@ -124,7 +124,9 @@ void log_writer_stop(void);
 bool log_in_writer_thread(void);
 void log_writer_mark_thread(void);
 /* Log a line about the logging system itself to the "app" logger and, for
- * errors, to stderr. Never blocks on a full sink. */
+ * errors, to stderr. On the writer and compressor threads a full sink drops
+ * the line instead of blocking; for other callers the sink's overflow policy
+ * applies as to any record. */
 void log_report(talon_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Rate limits (limit.c): report the suppressed counts of finished seconds,
