@@ -24,10 +24,10 @@
 
 #define SEAL_TYPE "audit_epoch_sealed"
 #define LOOKAHEAD 64              /* records searched for a missing seq (reordered vs deleted) */
-#define MAX_EPOCH (1ULL << 22)    /* epochs beyond this are rejected instead of derived */
 #define MAX_LATER_KEYS 100000ULL  /* later epochs tried for a "wrong epoch key" diagnosis */
 #define WINDOW_BYTES (32u << 20)  /* bytes per hashing job */
 #define MAX_THREADS 8
+#define WINDOW_KEYS (1u << 16)    /* epoch keys kept for the hashing threads (2 MiB) */
 
 static const char EVOLVE_LABEL[] = "talon-audit-evolve-v1";
 
@@ -113,30 +113,83 @@ int talon_audit_key_load(const char *path, uint8_t trail[16], uint8_t key0[32], 
     return 0;
 }
 
-/* K_e for e < nkeys, derived from K_0 by K_{e+1} = SHA-256(label || K_e). */
+/* Epoch keys, derived forward from K_0 by K_{e+1} = SHA-256(label || K_e).
+ * keys[i] is K_{base + i}: a window that slides forward with the verifier, so
+ * memory does not grow with the epoch number. cursor is the last key derived
+ * outside the window, so stepping through later epochs one by one (the
+ * "wrong epoch key" search) costs one hash per step.
+ * NOTE: K_e costs e hashes from K_0; a --partial trail that starts at epoch
+ * 2^32 takes minutes to reach its first key. */
 typedef struct keyring {
+    uint8_t key0[32];
+    uint64_t base;
     uint8_t (*keys)[32];
     uint64_t nkeys;
+    uint64_t cursor_epoch;
+    uint8_t cursor[32];
 } keyring;
 
-static int keyring_extend(keyring *kr, uint64_t n)
+static void evolve_key(uint8_t out[32], const uint8_t in[32])
 {
-    if (n <= kr->nkeys)
-        return 0;
-    uint8_t (*grown)[32] = realloc(kr->keys, n * sizeof *grown);
-    if (!grown)
-        return -ENOMEM;
-    kr->keys = grown;
-    for (uint64_t e = kr->nkeys; e < n; e++) {
-        SHA256_CTX c;
-        SHA256_Init(&c);
-        SHA256_Update(&c, EVOLVE_LABEL, sizeof EVOLVE_LABEL - 1);
-        SHA256_Update(&c, kr->keys[e - 1], 32);
-        SHA256_Final(kr->keys[e], &c);
-        OPENSSL_cleanse(&c, sizeof c);
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, EVOLVE_LABEL, sizeof EVOLVE_LABEL - 1);
+    SHA256_Update(&c, in, 32);
+    SHA256_Final(out, &c);
+    OPENSSL_cleanse(&c, sizeof c);
+}
+
+/* K_epoch into out, evolved from the latest known key at or below it:
+ * K_0, the window's last key or the cursor. */
+static void keyring_derive(keyring *kr, uint64_t epoch, uint8_t out[32])
+{
+    if (epoch >= kr->base && epoch - kr->base < kr->nkeys) {
+        memcpy(out, kr->keys[epoch - kr->base], 32);
+        return;
     }
+    uint64_t from = 0;
+    const uint8_t *key = kr->key0;
+    if (kr->nkeys && kr->base + kr->nkeys - 1 <= epoch) {
+        from = kr->base + kr->nkeys - 1;
+        key = kr->keys[kr->nkeys - 1];
+    }
+    if (kr->cursor_epoch >= from && kr->cursor_epoch <= epoch) {
+        from = kr->cursor_epoch;
+        key = kr->cursor;
+    }
+    uint8_t k[32];
+    memcpy(k, key, 32);
+    for (uint64_t e = from; e < epoch; e++)
+        evolve_key(k, k);
+    memcpy(kr->cursor, k, 32);
+    kr->cursor_epoch = epoch;
+    memcpy(out, k, 32);
+    OPENSSL_cleanse(k, sizeof k);
+}
+
+/* Make the window hold K_first .. K_{first + n - 1}, n <= WINDOW_KEYS. */
+static void keyring_window(keyring *kr, uint64_t first, uint64_t n)
+{
+    if (n > WINDOW_KEYS)
+        n = WINDOW_KEYS;
+    if (n == 0)
+        n = 1;
+    if (kr->nkeys && first == kr->base && n <= kr->nkeys)
+        return;
+    uint64_t keep = 0;
+    if (kr->nkeys && first >= kr->base && first - kr->base < kr->nkeys) {
+        keep = kr->nkeys - (first - kr->base);
+        if (keep > n)
+            keep = n;
+        memmove(kr->keys, kr->keys[first - kr->base], keep * 32);
+    } else {
+        keyring_derive(kr, first, kr->keys[0]);
+        keep = 1;
+    }
+    for (uint64_t i = keep; i < n; i++)
+        evolve_key(kr->keys[i], kr->keys[i - 1]);
+    kr->base = first;
     kr->nkeys = n;
-    return 0;
 }
 
 /* HMAC-SHA256 states with the key's inner and outer pad already absorbed. */
@@ -288,9 +341,10 @@ static void hash_line(hash_job *j, const char *line, size_t len, mac_key *mk)
         lr->flags |= L_TRAIL_OK;
     if (rec.type.len == sizeof SEAL_TYPE - 1 && memcmp(rec.type.p, SEAL_TYPE, rec.type.len) == 0)
         lr->flags |= L_SEAL;
-    if (j->check_macs && rec.epoch < j->keys->nkeys) {
+    const keyring *kr = j->keys;
+    if (j->check_macs && rec.epoch >= kr->base && rec.epoch - kr->base < kr->nkeys) {
         if (!mk->ready || mk->epoch != rec.epoch)
-            mac_key_set(mk, j->keys->keys[rec.epoch], rec.epoch);
+            mac_key_set(mk, kr->keys[rec.epoch - kr->base], rec.epoch);
         lr->flags |= L_MAC_CHECKED;
         if (mac_matches(mk, lr->h, rec.mac.p))
             lr->flags |= L_MAC_OK;
@@ -339,20 +393,15 @@ static void record_hash(const talon_audit_record *rec, uint8_t h[32])
     SHA256(( const unsigned char *)rec->line, rec->prefix_len, h);
 }
 
-static int key_for(verifier *v, uint64_t epoch, mac_key *out)
-{
-    if (epoch >= v->keys.nkeys && keyring_extend(&v->keys, epoch + 1) != 0)
-        return -ENOMEM;
-    mac_key_set(out, v->keys.keys[epoch], epoch);
-    return 0;
-}
-
 static bool mac_ok_in_epoch(verifier *v, const talon_audit_record *rec, uint64_t epoch)
 {
-    uint8_t h[32];
+    uint8_t h[32], key[32];
     record_hash(rec, h);
-    if (key_for(v, epoch, &v->slow_mac) != 0)
-        return false;
+    if (!v->slow_mac.ready || v->slow_mac.epoch != epoch) {
+        keyring_derive(&v->keys, epoch, key);
+        mac_key_set(&v->slow_mac, key, epoch);
+        OPENSSL_cleanse(key, sizeof key);
+    }
     return mac_matches(&v->slow_mac, h, rec->mac.p);
 }
 
@@ -384,8 +433,6 @@ static int bad_mac(verifier *v, const talon_audit_record *rec, uint64_t line, ui
     uint64_t bound = v->max_epoch + 1 > epoch + 1 ? v->max_epoch + 1 : epoch + 1;
     if (bound > epoch + MAX_LATER_KEYS)
         bound = epoch + MAX_LATER_KEYS;
-    if (bound > MAX_EPOCH)
-        bound = MAX_EPOCH;
     for (uint64_t e = epoch + 1; e <= bound; e++)
         if (mac_ok_in_epoch(v, rec, e))
             return bad(v, TALON_AUDIT_WRONG_EPOCH_KEY, v->file, line, rec->seq,
@@ -590,9 +637,6 @@ static int check_careful(verifier *v, size_t off, size_t len, uint64_t line)
     if (memcmp(rec.trail.p, v->trail_hex, 32) != 0)
         return bad(v, TALON_AUDIT_SPLICED, v->file, line, rec.seq, "trail id %.32s, expected %.32s",
                    rec.trail.p, v->trail_hex);
-    if (rec.epoch > MAX_EPOCH)
-        return bad(v, TALON_AUDIT_MODIFIED, v->file, line, rec.seq, "epoch %llu out of range",
-                   (unsigned long long)rec.epoch);
     uint8_t h[32];
     record_hash(&rec, h);
     if (!v->have_last) {
@@ -745,6 +789,23 @@ static bool first_trail(const talon_audit_reader *r, char out[33])
     return false;
 }
 
+/* Move the key window to the epoch where hashing resumes at offset pos of
+ * f: the last checked record's epoch, or the next record's when none was
+ * checked yet. The window ends one epoch after the trail's last record. */
+static void slide_keys(verifier *v, const reader_file *f, size_t pos)
+{
+    uint64_t first = v->last_epoch;
+    if (!v->have_last) {
+        const char *nl = memchr(f->data + pos, '\n', f->size - pos);
+        talon_audit_record rec;
+        first = 0;
+        if (nl && talon_audit_record_parse(f->data + pos, (size_t)(nl - f->data - pos), &rec, NULL, 0) == 0)
+            first = rec.epoch;
+    }
+    uint64_t n = v->max_epoch >= first ? v->max_epoch - first + 2 : 1;
+    keyring_window(&v->keys, first, n);
+}
+
 static bool seal_closes_file(const verifier *v)
 {
     return v->last_is_seal && (strcmp(v->last_cause, "rotation") == 0 || strcmp(v->last_cause, "shutdown") == 0);
@@ -762,6 +823,8 @@ static int verify_file(verifier *v, hash_job *jobs, unsigned nthreads, uint64_t 
 
     while (pos < f->size && !v->failed) {
         unsigned njobs;
+        if (v->have_key)
+            slide_keys(v, f, pos);
         int rc = hash_window(v, f, &pos, jobs, nthreads, &njobs);
         if (rc < 0)
             return rc;
@@ -814,23 +877,16 @@ int talon_audit_verify(talon_audit_reader *reader, const talon_audit_verify_opti
             snprintf(err, errlen, "no verification key given: pass --key FILE, or --no-key for chain checks only");
             return -EINVAL;
         }
-        if (!(v.keys.keys = malloc(32)))
+        if (!(v.keys.keys = malloc(WINDOW_KEYS * sizeof *v.keys.keys)))
             return -ENOMEM;
-        v.keys.nkeys = 1;
-        rc = talon_audit_key_load(opts->key_path, trail, v.keys.keys[0], err, errlen);
+        rc = talon_audit_key_load(opts->key_path, trail, v.keys.key0, err, errlen);
         if (rc < 0)
             goto out;
+        memcpy(v.keys.cursor, v.keys.key0, 32);
         to_hex(v.trail_hex, trail, 16);
         v.trail_known = true;
         v.have_key = true;
         v.max_epoch = last_epoch_bound(reader);
-        uint64_t pre = v.max_epoch + 1 < MAX_EPOCH ? v.max_epoch + 1 : MAX_EPOCH;
-        if (pre > 1u << 16)
-            pre = 1u << 16; /* deeper epochs are derived on demand on the careful path */
-        if (keyring_extend(&v.keys, pre) != 0) {
-            rc = -ENOMEM;
-            goto out;
-        }
     } else {
         v.trail_known = first_trail(reader, v.trail_hex);
     }
@@ -898,6 +954,7 @@ out:
         OPENSSL_cleanse(v.keys.keys, v.keys.nkeys * 32);
         free(v.keys.keys);
     }
+    OPENSSL_cleanse(&v.keys, sizeof v.keys);
     OPENSSL_cleanse(&v.slow_mac, sizeof v.slow_mac);
     return rc;
 }
