@@ -143,6 +143,7 @@ typedef struct talon_audit_verify_result {
     uint64_t first_seq, last_seq;
     uint64_t first_epoch, last_epoch;
     uint64_t unsealed;       /* records after the last seal */
+    uint64_t torn_bytes;     /* open: bytes after the last complete record of the last file */
     bool macs_checked;       /* false in no_key mode */
     char trail[33];          /* trail id (hex) */
     char head[65];           /* hash of the last record checked (hex) */

@@ -819,7 +819,7 @@ static int verify_file(verifier *v, hash_job *jobs, unsigned nthreads, uint64_t 
     v->lineno = 0;
     v->file_records = 0;
     bool torn = false;
-    uint64_t torn_line = 0;
+    uint64_t torn_line = 0, torn_bytes = 0;
 
     while (pos < f->size && !v->failed) {
         unsigned njobs;
@@ -835,6 +835,7 @@ static int verify_file(verifier *v, hash_job *jobs, unsigned nthreads, uint64_t 
                 if (lr->flags & L_TORN) {
                     torn = true;
                     torn_line = v->lineno;
+                    torn_bytes = lr->len;
                     continue;
                 }
                 /* A record whose epoch the threads had no key for is not
@@ -851,6 +852,8 @@ static int verify_file(verifier *v, hash_job *jobs, unsigned nthreads, uint64_t 
     if (torn && !(is_last && v->opts->open))
         return bad(v, TALON_AUDIT_TRUNCATED, v->file, torn_line, v->have_last ? v->last_seq + 1 : 1,
                    "line %llu has no final newline (torn write or truncation)", (unsigned long long)torn_line);
+    if (torn)
+        v->res->torn_bytes = torn_bytes;
     if (!is_last) {
         if (v->file_records == 0)
             return bad(v, TALON_AUDIT_TRUNCATED, v->file, 1, v->have_last ? v->last_seq + 1 : 1,

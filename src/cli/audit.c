@@ -212,6 +212,7 @@ static void print_result_json(const talon_audit_verify_result *r, const talon_au
         cli_error("audit verify: cannot build the JSON result");
         return;
     }
+    json_object_set_new(o, "torn_bytes", json_integer((json_int_t)r->torn_bytes));
     if (w)
         json_object_set_new(o, "witness", json_pack("{s:s,s:I,s:I,s:I,s:I}", "file", w->path,
                                                      "checked", (json_int_t)wr->checked,
@@ -247,6 +248,9 @@ static void print_result_text(const talon_audit_verify_result *r, const talon_au
                (unsigned long long)r->first_seq);
     if (r->unsealed)
         printf("  %llu records after the last seal are not sealed yet (--open)\n", (unsigned long long)r->unsealed);
+    if (r->torn_bytes)
+        printf("  %llu bytes after the last complete record (torn tail: the server recovers it at the next "
+               "start)\n", (unsigned long long)r->torn_bytes);
     printf("  trail %s, head %s\n", r->trail, r->head);
     if (w)
         printf("  witness %s: %llu chain heads match (up to seq %llu)%s\n", w->path,
