@@ -309,6 +309,31 @@ static void audit_read_failed(talon_req *req, talon_resp *resp, int status, cons
     talon_resp_error(resp, status, NULL, reason);
 }
 
+/* Check that every query parameter is a known filter given once, so that
+ * a typo such as "actr=bob" does not return every record. Returns 0,
+ * or -EINVAL with err set. */
+static int check_filter_names(const talon_req *req, char *err, size_t errlen)
+{
+    const char *key, *value;
+    for (size_t i = 0; talon_req_query_param_at(req, i, &key, &value); i++) {
+        bool known = false;
+        for (int k = 0; filter_names[k] != NULL && !known; k++)
+            known = strcmp(key, filter_names[k]) == 0;
+        if (!known) {
+            snprintf(err, errlen, "unknown query parameter \"%.64s\"; expected type, actor, "
+                     "outcome, since, until, request_id, target, target_type, target_id, "
+                     "source_ip, limit or order", key);
+            return -EINVAL;
+        }
+        if (talon_req_query_at(req, key, 1) != NULL) {
+            snprintf(err, errlen, "query parameter \"%s\" is given more than once; give it "
+                     "once", key);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
 static void audit_on_get(talon_req *req, talon_resp *resp, void *ctx)
 {
     if (!demo_require_role(req, resp, "auditor", "audit_trail", demo_state.trail_dir))
@@ -320,7 +345,7 @@ static void audit_on_get(talon_req *req, talon_resp *resp, void *ctx)
     talon_audit_filter_set(&filter, "order", "desc", err, sizeof(err));
     talon_audit_filter_set(&filter, "limit", AUDIT_LIMIT_DEFAULT, err, sizeof(err));
     json_t *filters = json_object();
-    int rc = 0;
+    int rc = check_filter_names(req, err, sizeof(err));
     for (int i = 0; filter_names[i] != NULL && rc == 0; i++) {
         const char *value = talon_req_query(req, filter_names[i]);
         if (value == NULL)

@@ -127,6 +127,10 @@ bool talon_req_param_int(const talon_req *req, const char *name, int64_t *out);
 const char *talon_req_query(const talon_req *req, const char *key);
 /* The i-th value of a repeated key, or NULL past the last one. */
 const char *talon_req_query_at(const talon_req *req, const char *key, size_t i);
+/* The i-th query parameter in arrival order, repeated keys included;
+ * false past the last one. Use it to reject unknown parameters. */
+bool talon_req_query_param_at(const talon_req *req, size_t i, const char **key,
+                              const char **value);
 /* Header value (case-insensitive name), or NULL. */
 const char *talon_req_header(const talon_req *req, const char *name);
 /* Every header in arrival order, repeated names included. */

@@ -19,6 +19,31 @@
 
 #define QUERY_CHUNK (4u << 20) /* bytes scanned at a time when walking a file backwards */
 
+/* Days in month m (1 to 12) of year y, Gregorian. */
+static unsigned days_in_month(unsigned y, unsigned m)
+{
+    static const unsigned days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Check that the date of a time the parser accepted exists: the parser
+ * takes any day up to 31, and 2026-02-30 would silently mean March 2.
+ * Returns 0, or -EINVAL with err set. */
+static int check_date(const char *name, const char *value, char *err, size_t errlen)
+{
+    unsigned y = 0, m = 0, d = 0;
+    for (int i = 0; i < 4; i++)
+        y = y * 10 + (unsigned)(value[i] - '0');
+    m = (unsigned)(value[5] - '0') * 10 + (unsigned)(value[6] - '0');
+    d = (unsigned)(value[8] - '0') * 10 + (unsigned)(value[9] - '0');
+    if (d <= days_in_month(y, m))
+        return 0;
+    snprintf(err, errlen, "invalid %s time \"%s\": %04u-%02u has %u days", name, value, y, m,
+             days_in_month(y, m));
+    return -EINVAL;
+}
+
 void talon_audit_filter_init(talon_audit_filter *f)
 {
     memset(f, 0, sizeof *f);
@@ -106,6 +131,9 @@ int talon_audit_filter_set(talon_audit_filter *f, const char *name_in, const cha
                      name, value);
             return -EINVAL;
         }
+        int rc = check_date(name, value, err, errlen);
+        if (rc < 0)
+            return rc;
         if (name[0] == 's')
             f->since_us = us;
         else

@@ -316,6 +316,16 @@ size_t talon_req_header_count(const talon_req *req)
     return req->headers.n;
 }
 
+bool talon_req_query_param_at(const talon_req *req, size_t i, const char **key,
+                              const char **value)
+{
+    if (i >= req->query.n)
+        return false;
+    *key = req->query.items[i].name;
+    *value = req->query.items[i].value;
+    return true;
+}
+
 bool talon_req_header_at(const talon_req *req, size_t i, const char **name, const char **value)
 {
     if (i >= req->headers.n)

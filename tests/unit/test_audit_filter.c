@@ -170,6 +170,18 @@ static void filter_set_names_and_errors(void **state)
     assert_non_null(strstr(err, "maybe"));
     assert_int_equal(talon_audit_filter_set(&f, "until", "noon", err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "RFC 3339"));
+    assert_int_equal(talon_audit_filter_set(&f, "since", "2026-02-30", err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "invalid since time \"2026-02-30\": 2026-02 has 28 days"));
+    assert_int_equal(f.since_us, 1796342400LL * 1000000);
+    assert_int_equal(talon_audit_filter_set(&f, "until", "2026-04-31T00:00:00Z", err, sizeof err),
+                     -EINVAL);
+    assert_non_null(strstr(err, "2026-04 has 30 days"));
+    assert_int_equal(talon_audit_filter_set(&f, "until", "2025-02-29", err, sizeof err), -EINVAL);
+    assert_int_equal(talon_audit_filter_set(&f, "until", "2100-02-29", err, sizeof err), -EINVAL);
+    assert_int_equal(talon_audit_filter_set(&f, "until", "2028-02-29", err, sizeof err), 0);
+    assert_int_equal(talon_audit_filter_set(&f, "until", "2000-02-29T23:59:59Z", err, sizeof err),
+                     0);
+    assert_int_equal(talon_audit_filter_set(&f, "until", "2026-12-31", err, sizeof err), 0);
     assert_int_equal(talon_audit_filter_set(&f, "limit", "-1", err, sizeof err), -EINVAL);
     assert_int_equal(talon_audit_filter_set(&f, "colour", "red", err, sizeof err), -ENOENT);
     assert_non_null(strstr(err, "colour"));
