@@ -115,7 +115,7 @@ int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, i
         }
         fd = open(path, flags | O_CREAT | O_EXCL, mode);
     }
-    /* O_NOFOLLOW: whoever can write the log directory must not make the
+    /* O_NOFOLLOW: a user who can write the log directory must not make the
      * server append to, and chmod, a file of their choice through a symbolic
      * link. O_CREAT | O_EXCL above already fails on any symbolic link. */
     if (fd >= 0)
