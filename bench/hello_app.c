@@ -10,7 +10,7 @@
  *   [bench]       request_log = true|false  (the two app-log lines per request)
  *   [access_log]  enabled, ... (as talon-demo)
  *   [audit], [audit.policy]  the audit trail and its policy; when present,
- *                 POST /notes answers 201 and the policy decides what it records
+ *                 POST /notes returns 201 and the policy decides what it records
  *   [log.app], [log.access]  sinks, levels and formats (docs/logging.md)
  *
  *   talon-bench-app --listen ADDR:PORT --port-file FILE --config FILE
@@ -50,7 +50,7 @@ static void hello_get(talon_req *req, talon_resp *resp, void *ctx)
     talon_resp_set_body(resp, hello_body, sizeof(hello_body) - 1);
 }
 
-/* POST /notes: a small created answer, so that the audit record is the
+/* POST /notes: a small 201 response, so that the audit record is the
  * only work that differs between the audit policies. */
 static void notes_post(talon_req *req, talon_resp *resp, void *ctx)
 {
