@@ -2,9 +2,9 @@
 """Write-ahead under fail_closed: a change is applied only once its audit
 record is durable, so a 503 from the audit trail means that nothing
 changed. The test mounts a 1 MiB tmpfs for the trail (it needs root) and
-fills it. Before the fix, the first POST /notes whose record failed on its
-way to disk got 503 "not completed", yet the note existed (without its
-note_created record), and the client's retry made a duplicate.
+fills it. The failure it guards against: a POST /notes whose record fails
+on its way to disk gets 503 "not completed", yet the note exists (without
+its note_created record), and the client's retry makes a duplicate.
 
 Cycle 1: notes are posted until one gets 503; after space returns, no note
 answered 503 exists, every note answered 201 exists once, and a retry of

@@ -1,15 +1,16 @@
 #!/usr/bin/python3
 """Request heads that fit max_header_size but hold many small items, which
 libmicrohttpd 0.9.75 parses into its per-connection memory pool: a query of
-1000 parameters (5.9 KB) and a Cookie header of 1500 pairs. Before the fix
-the query got no answer and hung until the connection timeout, the cookies
-got a close without an answer, and both stayed counted in flight, so the
-stop waited out the whole drain timeout and then claimed that every request
-had finished.
+1000 parameters (5.9 KB) and a Cookie header of 1500 pairs. Unless talon
+handles them, the query gets no response and hangs until the connection
+timeout, the cookies get a close without a response, and both stay counted
+in flight. The stop then waits out the whole drain timeout and claims that
+every request had finished.
 
-Now the query is served (talon parses it from the raw target), the cookies
-get a JSON 431 and a closed connection, a flood of both leaves nothing in
-flight, and the stop logs the truth."""
+The test expects the query to be served (talon parses it from the raw
+target), the cookies to get a JSON 431 and a closed connection, a flood of
+both to leave nothing in flight, and the stop to log that every in-flight
+request finished."""
 import json
 import os
 import socket
