@@ -98,6 +98,24 @@ int talon_kv_add(talon_arena *arena, talon_kv_list *list, const char *name, size
     return 0;
 }
 
+const char *talon_kv_find_case(const talon_kv_list *list, const char *name)
+{
+    for (size_t i = 0; i < list->n; i++) {
+        if (strcasecmp(list->items[i].name, name) == 0)
+            return list->items[i].value;
+    }
+    return NULL;
+}
+
+bool talon_kv_at(const talon_kv_list *list, size_t i, const char **name, const char **value)
+{
+    if (i >= list->n)
+        return false;
+    *name = list->items[i].name;
+    *value = list->items[i].value;
+    return true;
+}
+
 static void set_bad_request(talon_req *req, const char *description)
 {
     if (req->bad_request == 0) {
@@ -304,11 +322,7 @@ const char *talon_req_query(const talon_req *req, const char *key)
 
 const char *talon_req_header(const talon_req *req, const char *name)
 {
-    for (size_t i = 0; i < req->headers.n; i++) {
-        if (strcasecmp(req->headers.items[i].name, name) == 0)
-            return req->headers.items[i].value;
-    }
-    return NULL;
+    return talon_kv_find_case(&req->headers, name);
 }
 
 size_t talon_req_header_count(const talon_req *req)
@@ -319,20 +333,12 @@ size_t talon_req_header_count(const talon_req *req)
 bool talon_req_query_param_at(const talon_req *req, size_t i, const char **key,
                               const char **value)
 {
-    if (i >= req->query.n)
-        return false;
-    *key = req->query.items[i].name;
-    *value = req->query.items[i].value;
-    return true;
+    return talon_kv_at(&req->query, i, key, value);
 }
 
 bool talon_req_header_at(const talon_req *req, size_t i, const char **name, const char **value)
 {
-    if (i >= req->headers.n)
-        return false;
-    *name = req->headers.items[i].name;
-    *value = req->headers.items[i].value;
-    return true;
+    return talon_kv_at(&req->headers, i, name, value);
 }
 
 const char *talon_req_body(const talon_req *req, size_t *len)

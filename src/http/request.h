@@ -172,6 +172,11 @@ int talon_req_append_body(talon_req *req, const char *data, size_t len);
 void talon_req_prepare(talon_req *req);
 int talon_kv_add(talon_arena *arena, talon_kv_list *list, const char *name, size_t name_len,
                  const char *value, size_t value_len);
+/* The value of the first item whose name matches case-insensitively, as
+ * header names do; NULL when there is none. */
+const char *talon_kv_find_case(const talon_kv_list *list, const char *name);
+/* Set *name and *value to item i; false when i is past the end. */
+bool talon_kv_at(const talon_kv_list *list, size_t i, const char **name, const char **value);
 int64_t talon_now_ns(void);
 
 /* ---- request_id.c ---- */

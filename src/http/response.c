@@ -84,11 +84,7 @@ int talon_resp_set_header(talon_resp *resp, const char *name, const char *value)
 
 const char *talon_resp_header(const talon_resp *resp, const char *name)
 {
-    for (size_t i = 0; i < resp->headers.n; i++) {
-        if (strcasecmp(resp->headers.items[i].name, name) == 0)
-            return resp->headers.items[i].value;
-    }
-    return NULL;
+    return talon_kv_find_case(&resp->headers, name);
 }
 
 size_t talon_resp_header_count(const talon_resp *resp)
@@ -99,11 +95,7 @@ size_t talon_resp_header_count(const talon_resp *resp)
 bool talon_resp_header_at(const talon_resp *resp, size_t i, const char **name,
                           const char **value)
 {
-    if (i >= resp->headers.n)
-        return false;
-    *name = resp->headers.items[i].name;
-    *value = resp->headers.items[i].value;
-    return true;
+    return talon_kv_at(&resp->headers, i, name, value);
 }
 
 void talon_resp_set_body(talon_resp *resp, const void *data, size_t len)
