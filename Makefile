@@ -32,6 +32,9 @@ test-tsan: deps
 fuzz: deps
 	scripts/fuzz
 
+bench: deps build
+	bench/run
+
 install: build
 	cmake --install $(BUILD)
 
