@@ -145,7 +145,8 @@ static int audit_keygen(int argc, char **argv)
         }
     }
     if (optind != argc) {
-        cli_error("audit keygen: unexpected argument \"%s\"", argv[optind]);
+        cli_error("audit keygen: unexpected argument \"%s\"; keygen takes only --key and "
+                  "--state (see 'talon audit keygen --help')", argv[optind]);
         return CLI_USAGE;
     }
     int rc = make_parent_dirs(state);

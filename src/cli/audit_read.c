@@ -395,7 +395,7 @@ int cli_audit_tail(int argc, char **argv)
     if (rc >= 0)
         goto out;
     if (argc - optind != 1) {
-        cli_error("audit tail: give one trail directory or file");
+        cli_error("audit tail: %d paths given; pass one trail directory or file", argc - optind);
         rc = CLI_USAGE;
         goto out;
     }
