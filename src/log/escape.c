@@ -7,7 +7,7 @@
  * log line stays readable in any language and never contains a raw control
  * byte.
  *
- * Both functions take dst NULL with cap 0 to compute the length only.
+ * Each escaper takes dst NULL with cap 0 to compute the length only.
  */
 #include <stdint.h>
 #include <string.h>
