@@ -73,6 +73,15 @@ def mount_trail_tmpfs(demo):
     return trail
 
 
+def unmount_trail_tmpfs(demo, trail):
+    """Kill the demo if it still runs, unmount the tmpfs that
+    mount_trail_tmpfs put on trail, and remove the demo's directory."""
+    if demo.proc is not None and demo.proc.poll() is None:
+        demo.kill9()
+    subprocess.run(["umount", trail])
+    demo.cleanup()
+
+
 def fill(path):
     """Write zeros into path until the filesystem is full."""
     block = b"\0" * 4096

@@ -8,7 +8,6 @@ are served, and the trail on disk verifies (no torn record)."""
 import http.client
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -16,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from talon_e2e import Demo, check  # noqa: E402
 from audit_e2e import (call, check_verify, fill, login, mount_trail_tmpfs,  # noqa: E402
-                       post_note, records)
+                       post_note, records, unmount_trail_tmpfs)
 
 
 def load(demo, prefix, count, acked, statuses):
@@ -101,10 +100,7 @@ def main():
         check_verify(demo)
         print("ok: %d acknowledged, %d refused with 503" % (len(acked), statuses.count(503) + 1))
     finally:
-        if demo.proc is not None and demo.proc.poll() is None:
-            demo.kill9()
-        subprocess.run(["umount", trail])
-        demo.cleanup()
+        unmount_trail_tmpfs(demo, trail)
 
 
 if __name__ == "__main__":

@@ -5,13 +5,13 @@ still succeed, the framework counts and logs the lost records, and once
 space returns the trail records how many were lost (audit_records_lost) and
 still verifies."""
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from talon_e2e import Demo, check  # noqa: E402
-from audit_e2e import check_verify, fill, mount_trail_tmpfs, post_note, records  # noqa: E402
+from audit_e2e import (check_verify, fill, mount_trail_tmpfs, post_note,  # noqa: E402
+                       records, unmount_trail_tmpfs)
 
 
 def main():
@@ -52,10 +52,7 @@ def main():
         check_verify(demo)
         print("ok: %d records reported lost" % sum(r["data"]["lost"] for r in lost))
     finally:
-        if demo.proc is not None and demo.proc.poll() is None:
-            demo.kill9()
-        subprocess.run(["umount", trail])
-        demo.cleanup()
+        unmount_trail_tmpfs(demo, trail)
 
 
 if __name__ == "__main__":

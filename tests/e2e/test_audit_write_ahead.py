@@ -11,13 +11,13 @@ answered 503 exists, every note answered 201 exists once, and a retry of
 the refused note creates it exactly once. Cycle 2: role changes are made
 until one gets 503; afterwards the role is the last one acknowledged."""
 import os
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from talon_e2e import Demo, check  # noqa: E402
-from audit_e2e import call, check_verify, fill, login, mount_trail_tmpfs, records  # noqa: E402
+from audit_e2e import (call, check_verify, fill, login, mount_trail_tmpfs,  # noqa: E402
+                       records, unmount_trail_tmpfs)
 
 
 def wait_writable(demo, token, tag):
@@ -108,11 +108,7 @@ def main():
         rc = demo.stop()
         check(rc == 0, "talon-demo exited with %r" % rc)
     finally:
-        if demo.proc is not None and demo.proc.poll() is None:
-            demo.proc.kill()
-            demo.proc.wait()
-        subprocess.run(["umount", trail], stderr=subprocess.DEVNULL)
-        demo.cleanup()
+        unmount_trail_tmpfs(demo, trail)
     print("ok")
 
 
