@@ -75,8 +75,8 @@ static __attribute__((unused)) void join_threads(pthread_t *tid, int threads)
         pthread_join(tid[t], NULL);
 }
 
-/* Fail unless counts holds every record of threads x per_thread exactly
- * once and nothing else; what names the files in the message. */
+/* Fail unless counts contains every record of threads x per_thread exactly
+ * once and nothing else. what names the files in the failure message. */
 static __attribute__((unused)) void assert_all_once(const char *what, int threads, int per_thread)
 {
     size_t missing, duplicated;
