@@ -256,12 +256,15 @@ talon_sink *talon_sink_find(const char *path)
     return s;
 }
 
-/* Start the writer if needed and publish s. Call with sinks_lock held. */
-static int sink_publish(talon_sink *s)
+/* Start the writer if needed and publish s. Call with sinks_lock held. On
+ * failure err (which may be NULL with errlen 0) receives the cause. */
+static int sink_publish(talon_sink *s, char *err, size_t errlen)
 {
     int rc = log_writer_start();
-    if (rc < 0)
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot start the log writer thread: %s", strerror(-rc));
         return rc;
+    }
     s->next = atomic_load(&sinks);
     atomic_store_explicit(&sinks, s, memory_order_release);
     return 0;
@@ -298,11 +301,9 @@ int talon_sink_open_file(talon_sink **out, const char *path, const talon_sink_op
         goto fail;
     s->fd = rc;
     log_rotate_schedule(s, log_now_realtime_ns());
-    rc = sink_publish(s);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot start the log writer thread: %s", strerror(-rc));
+    rc = sink_publish(s, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
     goto out;
 fail:
     sink_destroy(s);
@@ -335,11 +336,9 @@ int talon_sink_open_syslog(talon_sink **out, const char *url, const talon_sink_o
     if (rc < 0)
         goto fail;
     log_syslog_connect_at_open(s);
-    rc = sink_publish(s);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot start the log writer thread: %s", strerror(-rc));
+    rc = sink_publish(s, err, errlen);
+    if (rc < 0)
         goto fail;
-    }
     goto out;
 fail:
     sink_destroy(s);
@@ -364,7 +363,7 @@ static int sink_open_std(talon_sink **out, log_sink_kind kind, const char *name,
         goto out;
     }
     s->fd = fd;
-    rc = sink_publish(s);
+    rc = sink_publish(s, NULL, 0);
     if (rc < 0) {
         sink_destroy(s);
         s = NULL;
