@@ -687,9 +687,14 @@ static size_t abort_held(talon_engine *e)
 static bool drain(talon_engine *e, unsigned timeout_s, long *cut)
 {
     talon_app *app = e->app;
+    /* Closing the quiesced socket here raced with worker threads that had not
+     * yet taken it out of their epoll set: libmicrohttpd 0.9.75 then panics
+     * ("Failed to remove listen FD from epoll set"). shutdown() stops new
+     * connections on Linux and keeps the descriptor valid until the daemon
+     * is stopped. */
     MHD_socket lfd = MHD_quiesce_daemon(e->daemon);
     if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
+        shutdown(lfd, SHUT_RDWR);
     talon_log_info(app->log, "stopping: no longer accepting connections; waiting up to %us "
                    "for %ld in-flight requests", timeout_s, atomic_load(&e->in_flight));
 
@@ -712,6 +717,8 @@ static bool drain(talon_engine *e, unsigned timeout_s, long *cut)
     *cut = atomic_load(&e->in_flight);
     MHD_stop_daemon(e->daemon);
     e->daemon = NULL;
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
     return true;
 }
 
