@@ -230,6 +230,7 @@ out:
         talon_audit_close(trail);
     }
     talon_audit_policy_free(c.policy);
+    talon_audit_options_release(&c.audit_options);
     talon_app_free(app);
     talon_access_log_free(access_log);
     talon_log_shutdown();
