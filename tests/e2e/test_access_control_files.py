@@ -66,8 +66,11 @@ def main():
         finally:
             os.umask(old)
         traffic(demo, 100)
-        deadline = time.time() + 10
+        # Rotated files are compressed from the second rotation on
+        # (access.log.1 stays plain), so keep the log growing until one is.
+        deadline = time.time() + 20
         while not glob.glob(demo.path("var", "log", "access.log.*.gz")) and time.time() < deadline:
+            traffic(demo, 20)
             time.sleep(0.1)
         check(demo.stop() == 0, "talon-demo did not exit 0; stderr:\n" + demo.read_stderr())
         check_verify(demo)
