@@ -60,7 +60,7 @@ typedef struct talon_audit_str {
 typedef struct talon_audit_record {
     const char *line;        /* the record's bytes, without the final '\n' */
     size_t len;
-    const char *file;        /* path of the file that holds it */
+    const char *file;        /* path of the file that contains it */
     uint64_t lineno;         /* 1-based line number in that file */
 
     uint64_t seq;

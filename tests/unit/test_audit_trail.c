@@ -236,7 +236,7 @@ static void epoch_seal_forgets_old_key(void **state)
     test_trail_options(&tt, &o);
     talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 3), 0);
-    /* Before: the trail holds K_0. */
+    /* Before: the trail contains K_0. */
     assert_true(trail_memory_holds(t, tt.key0));
 
     assert_int_equal(talon_audit_seal(t), 0);
@@ -244,7 +244,7 @@ static void epoch_seal_forgets_old_key(void **state)
     talon_audit_get_stats(t, &st);
     assert_int_equal(st.epoch, 1);
 
-    /* key.state holds K_1 and nothing of K_0. */
+    /* key.state contains K_1 and nothing of K_0. */
     memcpy(k1, tt.key0, 32);
     test_evolve(k1);
     test_hex(hex0, tt.key0, 32);
@@ -257,7 +257,7 @@ static void epoch_seal_forgets_old_key(void **state)
     assert_non_null(strstr(statefile, hex1));
     assert_non_null(strstr(statefile, " epoch=00000000000000000001 "));
     free(statefile);
-    /* The trail struct no longer holds K_0 (its HMAC states are freed). */
+    /* The trail struct no longer contains K_0 (its HMAC states are freed). */
     assert_false(trail_memory_holds(t, tt.key0));
     assert_true(trail_memory_holds(t, k1));
 
