@@ -193,7 +193,8 @@ static void verify_usage(FILE *out)
           "  --threads N    hashing threads (default: one per CPU)\n"
           "  -h, --help     show this help\n\n"
           "Exit status: 0 intact, 1 not intact (the first bad record is named as\n"
-          "FILE:LINE, its seq and the reason), 2 usage or I/O error.\n", out);
+          "FILE:LINE, its seq and the reason), 2 usage or I/O error, also for a key\n"
+          "file that is not exactly one key line or is the key of another trail.\n", out);
 }
 
 static void print_result_json(const talon_audit_verify_result *r, const talon_audit_witness *w,
@@ -349,6 +350,12 @@ static int audit_verify(int argc, char **argv)
     if (talon_audit_reader_open(&reader, (const char *const *)argv + optind, (size_t)(argc - optind), err,
                                 sizeof err) < 0) {
         cli_error("audit verify: %s", err);
+        talon_audit_witness_free(witness);
+        return CLI_USAGE;
+    }
+    if (opts.key_path && cli_check_verify_key(opts.key_path, reader, err, sizeof err) < 0) {
+        cli_error("audit verify: %s", err);
+        talon_audit_reader_close(reader);
         talon_audit_witness_free(witness);
         return CLI_USAGE;
     }

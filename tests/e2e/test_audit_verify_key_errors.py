@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+"""Mistakes with the key file of `talon audit verify` are usage errors
+(exit 2) that name the key file, never a finding against the trail
+(exit 1). The mistakes: the key of another trail, a key file with a second
+line or trailing bytes, a directory, an empty file and an unreadable file.
+The trail itself verifies with its own key throughout."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import audit_ref as ref  # noqa: E402
+from talon_e2e import CLI, check, fail  # noqa: E402
+
+NOBODY = 65534
+
+
+def talon(args, as_nobody=False):
+    def drop():
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    p = subprocess.run([CLI] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                       preexec_fn=drop if as_nobody else None)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def expect_usage_error(key, trail, *needles, as_nobody=False):
+    """verify --key KEY TRAIL (text and JSON output) exits 2, prints nothing
+    on stdout and names every needle on stderr."""
+    for fmt in ("text", "json"):
+        args = ["audit", "verify", "--key", key, "--format", fmt, trail]
+        rc, out, err = talon(args, as_nobody)
+        command = "talon %s" % " ".join(args)
+        check(rc == 2, "%s: exit %d, expected 2\nstdout: %s\nstderr: %s" % (command, rc, out, err))
+        check(out == "", "%s: a usage error printed a result on stdout: %r" % (command, out))
+        check("NOT INTACT" not in err and "spliced" not in err,
+              "%s: a key mistake is reported as tampering: %s" % (command, err))
+        for s in needles:
+            check(s in err, "%s: %r not in stderr: %s" % (command, s, err))
+
+
+def main():
+    if not os.path.exists(CLI):
+        fail("the talon command is missing at %s" % CLI)
+    with tempfile.TemporaryDirectory(prefix="talon-key-errors-") as tmp:
+        run(tmp)
+    print("ok")
+
+
+def run(tmp):
+    key = os.path.join(tmp, "this.key")
+    this_id, _ = ref.keygen(key, os.path.join(tmp, "this.state"))
+    other_key = os.path.join(tmp, "other.key")
+    other_id, _ = ref.keygen(other_key, os.path.join(tmp, "other.state"))
+
+    trail = os.path.join(tmp, "trail")
+    w = ref.Writer(trail, os.path.join(tmp, "this.state"))
+    w.record("sys_startup", actor=("system", []))
+    ref.demo_records(w, 12, 0, 5)
+    w.close()
+    rc, out, err = talon(["audit", "verify", "--key", key, trail])
+    check(rc == 0, "verify with the trail's own key: exit %d\n%s%s" % (rc, out, err))
+
+    # The key of another trail: both trail ids and what to do.
+    expect_usage_error(other_key, trail, "key %s is for trail %s" % (other_key, other_id),
+                       "but the trail is %s" % this_id, "pass the key file of this trail")
+
+    with open(key) as f:
+        line = f.read()
+    check(line.endswith("\n") and line.count("\n") == 1, "keygen wrote %r" % line)
+
+    second_line = os.path.join(tmp, "second-line.key")
+    with open(second_line, "w") as f:
+        f.write(line + "talon-audit-key v1 trail=%s key0=%s\n" % (other_id, "00" * 32))
+    expect_usage_error(second_line, trail, second_line, "bytes after its key line")
+
+    blank_line = os.path.join(tmp, "blank-line.key")
+    with open(blank_line, "w") as f:
+        f.write(line + "\n")
+    expect_usage_error(blank_line, trail, blank_line, "1 bytes after its key line")
+
+    trailing = os.path.join(tmp, "trailing.key")
+    with open(trailing, "w") as f:
+        f.write(line.rstrip("\n") + " # auditor copy\n")
+    expect_usage_error(trailing, trail, trailing, "not a talon verification key",
+                       "its first line has 142 bytes, a key line has 127")
+
+    expect_usage_error(tmp, trail, "verification key %s is a directory" % tmp)
+
+    empty = os.path.join(tmp, "empty.key")
+    open(empty, "w").close()
+    expect_usage_error(empty, trail, "verification key %s is empty" % empty)
+
+    missing = os.path.join(tmp, "missing.key")
+    expect_usage_error(missing, trail, "verification key %s not found" % missing)
+
+    # Unreadable: root may read any file, so as root the command runs as
+    # the user nobody, on a trail that every user may read.
+    unreadable = os.path.join(tmp, "unreadable.key")
+    shutil.copy(key, unreadable)
+    os.chmod(unreadable, 0)
+    os.chmod(tmp, 0o755)
+    for name in os.listdir(trail):
+        os.chmod(os.path.join(trail, name), 0o644)
+    os.chmod(trail, 0o755)
+    expect_usage_error(unreadable, trail, "cannot read the verification key %s: Permission denied"
+                       % unreadable, as_nobody=os.geteuid() == 0)
+
+    # A key file without its final newline is still the one key line.
+    no_newline = os.path.join(tmp, "no-newline.key")
+    with open(no_newline, "w") as f:
+        f.write(line.rstrip("\n"))
+    rc, out, err = talon(["audit", "verify", "--key", no_newline, trail])
+    check(rc == 0, "verify with a key file without its final newline: exit %d\n%s%s" % (rc, out, err))
+
+    # The help states the exit status of a key mistake.
+    rc, out, _ = talon(["audit", "verify", "--help"])
+    check(rc == 0 and "key of another trail" in out, "verify --help does not say that a wrong key "
+          "file exits 2:\n%s" % out)
+
+
+if __name__ == "__main__":
+    main()
