@@ -96,6 +96,45 @@ static bool parse_witness(const char *text, talon_audit_witness_head *h)
            take_value(&p, "cause=", name, h->cause, sizeof(h->cause));
 }
 
+/* The record types the writer witnesses, each with the causes it sends. */
+static const struct {
+    const char *record;
+    const char *causes[3]; /* NULL after the last */
+    const char *listed;    /* the same, for messages */
+} WITNESSED[] = {
+    { "sys_startup", { "startup" }, "startup" },
+    { "audit_epoch_sealed", { "interval", "rotation", "shutdown" }, "interval, rotation or shutdown" },
+    { "sys_shutdown", { "shutdown" }, "shutdown" },
+};
+
+/* Check the values of a parsed line against each other. Record S is in an
+ * epoch below S, because seq 1 is in epoch 0 and each later epoch starts
+ * after a seal. Returns NULL, or why the line is impossible. */
+static const char *impossible_values(const talon_audit_witness_head *h, char *why, size_t whylen)
+{
+    if (h->seq == 0)
+        return "last_seq=0, but the first record of a trail has seq 1";
+    if (h->epoch >= h->seq) {
+        snprintf(why, whylen, "epoch=%" PRIu64 " at last_seq=%" PRIu64 ", but record %" PRIu64
+                 " is at most in epoch %" PRIu64 " because every epoch ends with a seal record",
+                 h->epoch, h->seq, h->seq, h->seq - 1);
+        return why;
+    }
+    for (size_t i = 0; i < sizeof(WITNESSED) / sizeof(WITNESSED[0]); i++) {
+        if (strcmp(h->record, WITNESSED[i].record) != 0)
+            continue;
+        for (size_t c = 0; c < 3 && WITNESSED[i].causes[c] != NULL; c++)
+            if (strcmp(h->cause, WITNESSED[i].causes[c]) == 0)
+                return NULL;
+        snprintf(why, whylen, "record=%s with cause=%s, but the writer sends %s only with cause "
+                 "%s", h->record, h->cause, h->record, WITNESSED[i].listed);
+        return why;
+    }
+    snprintf(why, whylen, "record=%s, but the writer sends only sys_startup, audit_epoch_sealed "
+             "and sys_shutdown", h->record);
+    return why;
+}
+
 void talon_audit_witness_free(talon_audit_witness *w)
 {
     if (w == NULL)
@@ -151,6 +190,14 @@ int talon_audit_witness_load(const char *path, talon_audit_witness **out, char *
             snprintf(err, errlen, "%s:%" PRIu64 ": malformed witness line; expected "
                      WITNESS_MARK "trail=<32 hex> epoch=N last_seq=N head=<64 hex> record=TYPE "
                      "cause=CAUSE", path, lineno);
+            goto fail;
+        }
+        char why[160];
+        const char *impossible = impossible_values(h, why, sizeof(why));
+        if (impossible != NULL) {
+            rc = -EINVAL;
+            snprintf(err, errlen, "%s:%" PRIu64 ": invalid witness line: %s; the line was "
+                     "damaged or not written by talon", path, lineno, impossible);
             goto fail;
         }
         h->line = lineno;
@@ -221,7 +268,28 @@ static void report(talon_audit_verify_result *res, talon_audit_verdict verdict, 
     va_end(ap);
 }
 
-/* Compare one witnessed head with the record line that has its seq. */
+/* Copy the cause of a seal record, the last member of its data, into out.
+ * out is empty for other records and for a seal whose cause is unreadable. */
+static void seal_cause(const talon_audit_record *rec, char *out, size_t outlen)
+{
+    static const char key[] = ",\"cause\":\"";
+
+    out[0] = '\0';
+    if (!talon_audit_str_equals(&rec->type, "audit_epoch_sealed"))
+        return;
+    const char *p = memmem(rec->data, rec->data_len, key, sizeof(key) - 1);
+    if (p == NULL)
+        return;
+    p += sizeof(key) - 1;
+    const char *end = memchr(p, '"', (size_t)(rec->data + rec->data_len - p));
+    if (end == NULL || (size_t)(end - p) >= outlen)
+        return;
+    memcpy(out, p, (size_t)(end - p));
+    out[end - p] = '\0';
+}
+
+/* Compare one witnessed head with the record line that has its seq: its
+ * hash and epoch, then its type and, for a seal, its cause. */
 static void check_head(const talon_audit_witness *w, const talon_audit_witness_head *h,
                        const reader_file *f, const char *p, size_t len, uint64_t lineno,
                        talon_audit_verify_result *res, talon_audit_witness_result *wres)
@@ -243,12 +311,28 @@ static void check_head(const talon_audit_witness *w, const talon_audit_witness_h
         hex[2 * i + 1] = digits[hash[i] & 15];
     }
     hex[64] = '\0';
+    char type[32], cause[16];
+    talon_audit_str_decode(&rec.type, type, sizeof(type));
+    for (char *c = type; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?'; /* the detail goes to a terminal */
+    seal_cause(&rec, cause, sizeof(cause));
     if (strcmp(hex, h->head) != 0 || rec.epoch != h->epoch) {
         report(res, TALON_AUDIT_MODIFIED, f->path, lineno, h->seq,
-               "record seq %" PRIu64 " (epoch %" PRIu64 ", hash %.16s...) differs from the head the "
-               "witness saw at %s:%" PRIu64 " (epoch %" PRIu64 ", head %.16s..., %s): the record "
+               "record seq %" PRIu64 " (%s, epoch %" PRIu64 ", hash %.16s...) differs from the head "
+               "the witness saw at %s:%" PRIu64 " (%s, epoch %" PRIu64 ", head %.16s...): the record "
                "was rewritten after it was witnessed",
-               h->seq, rec.epoch, hex, w->path, h->line, h->epoch, h->head, h->record);
+               h->seq, type, rec.epoch, hex, w->path, h->line, h->record, h->epoch, h->head);
+        return;
+    }
+    bool is_seal = strcmp(type, "audit_epoch_sealed") == 0;
+    if (strcmp(type, h->record) != 0 || (is_seal && strcmp(cause, h->cause) != 0)) {
+        report(res, TALON_AUDIT_MODIFIED, f->path, lineno, h->seq,
+               "the witness line %s:%" PRIu64 " names record=%s cause=%s for seq %" PRIu64
+               ", but that record is %s%s%s with the witnessed head: the witness line does not "
+               "describe the record it witnessed; check the witness log",
+               w->path, h->line, h->record, h->cause, h->seq, type, is_seal ? " with cause " : "",
+               is_seal ? cause : "");
         return;
     }
     wres->checked++;

@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import subprocess
+import tempfile
 import time
 
 from talon_e2e import CLI, check, fail
@@ -173,3 +174,14 @@ def check_verify(demo, open_trail=False):
     code, out = verify(demo, open_trail)
     check(code == 0, "talon audit verify%s failed (exit %d):\n%s"
           % (" --open" if open_trail else "", code, out))
+
+
+def run_cli_test(prefix, run):
+    """Call run(tmp) with a new temporary directory named with prefix,
+    removed afterwards, then print "ok". For tests of the talon command
+    that need no demo."""
+    if not os.path.exists(CLI):
+        fail("the talon command is missing at %s" % CLI)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        run(tmp)
+    print("ok")

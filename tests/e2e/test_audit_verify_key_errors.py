@@ -8,11 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import audit_ref as ref  # noqa: E402
-from talon_e2e import CLI, check, fail  # noqa: E402
+from audit_e2e import run_cli_test  # noqa: E402
+from talon_e2e import CLI, check  # noqa: E402
 
 NOBODY = 65534
 
@@ -39,14 +39,6 @@ def expect_usage_error(key, trail, *needles, as_nobody=False):
               "%s: a key mistake is reported as tampering: %s" % (command, err))
         for s in needles:
             check(s in err, "%s: %r not in stderr: %s" % (command, s, err))
-
-
-def main():
-    if not os.path.exists(CLI):
-        fail("the talon command is missing at %s" % CLI)
-    with tempfile.TemporaryDirectory(prefix="talon-key-errors-") as tmp:
-        run(tmp)
-    print("ok")
 
 
 def run(tmp):
@@ -122,4 +114,4 @@ def run(tmp):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli_test("talon-key-errors-", run)

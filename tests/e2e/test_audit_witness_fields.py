@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""`talon audit verify --witness` compares every field of a witness line
+with the trail, not only the head and epoch. A line whose record= or
+cause= disagrees with the witnessed record fails verification (exit 1)
+and the detail names the witness line as FILE:LINE. A line whose values
+are impossible on their own is an invalid witness log (exit 2, naming
+FILE:LINE). Examples: last_seq=0, an epoch not below last_seq, a record
+type the writer never witnesses, a cause that does not go with the
+record type.
+
+The trail and its witness lines are made independently of the C code,
+by the reference writer and SHA-256 over each record's hashed prefix."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import audit_ref as ref  # noqa: E402
+from audit_e2e import run_cli_test  # noqa: E402
+from talon_e2e import CLI, check  # noqa: E402
+
+WITNESSED = {"sys_startup": "startup", "audit_epoch_sealed": None, "sys_shutdown": "shutdown"}
+
+
+def talon(*args):
+    p = subprocess.run([CLI] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def witness_heads(trail):
+    """One dict per record the writer witnesses: trail, epoch, seq, head,
+    record, cause, as the server would send them."""
+    heads = []
+    for name in sorted(os.listdir(trail)):
+        with open(os.path.join(trail, name), "rb") as f:
+            for line in f.read().split(b"\n")[:-1]:
+                rec = json.loads(line)
+                if rec["type"] not in WITNESSED:
+                    continue
+                prefix = line[:line.rindex(b'"mac":"')]
+                cause = WITNESSED[rec["type"]] or rec["data"]["cause"]
+                heads.append({"trail": rec["trail"], "epoch": rec["epoch"], "seq": rec["seq"],
+                              "head": hashlib.sha256(prefix).hexdigest(),
+                              "record": rec["type"], "cause": cause})
+    return heads
+
+
+def witness_line(h):
+    return ("<38>1 2026-12-04T21:00:00.000000Z demo talon-demo - audit.witness - "
+            "talon-audit-witness v1 trail=%(trail)s epoch=%(epoch)d last_seq=%(seq)d "
+            "head=%(head)s record=%(record)s cause=%(cause)s\n" % h)
+
+
+def write_witness(path, heads):
+    with open(path, "w") as f:
+        f.write("an unrelated log line\n")
+        for h in heads:
+            f.write(witness_line(h))
+
+
+def run(tmp):
+    key, state = os.path.join(tmp, "verify.key"), os.path.join(tmp, "key.state")
+    ref.keygen(key, state)
+    trail = os.path.join(tmp, "trail")
+    w = ref.Writer(trail, state)
+    w.record("sys_startup", actor=("system", []))
+    ref.demo_records(w, 40, 25, 10)
+    w.close()
+
+    heads = witness_heads(trail)
+    causes = [h["cause"] for h in heads]
+    for cause in ("startup", "interval", "rotation", "shutdown"):
+        check(cause in causes, "the reference trail has no witnessed record with cause %s: %s"
+              % (cause, causes))
+    witness = os.path.join(tmp, "witness.log")
+    write_witness(witness, heads)
+    rc, out, err = talon("audit", "verify", "--key", key, "--witness", witness, trail)
+    check(rc == 0, "verify with the true witness lines: exit %d\n%s%s" % (rc, out, err))
+    check("%d chain heads match" % len(heads) in out, "verify output: %s" % out)
+
+    interval = next(i for i, h in enumerate(heads) if h["cause"] == "interval")
+    startup = next(i for i, h in enumerate(heads) if h["record"] == "sys_startup")
+    shutdown_seal = next(i for i, h in enumerate(heads)
+                         if h["record"] == "audit_epoch_sealed" and h["cause"] == "shutdown")
+
+    # Lines that are possible but disagree with the record they witnessed.
+    disagreeing = [
+        ("a seal's cause", interval, {"cause": "rotation"}, "with cause interval"),
+        ("a seal named as sys_shutdown", shutdown_seal,
+         {"record": "sys_shutdown", "cause": "shutdown"}, "that record is audit_epoch_sealed"),
+        ("sys_startup named as a seal", startup,
+         {"record": "audit_epoch_sealed", "cause": "interval"}, "that record is sys_startup"),
+    ]
+    for name, i, change, detail in disagreeing:
+        changed = [dict(h) for h in heads]
+        changed[i].update(change)
+        write_witness(witness, changed)
+        witness_lineno = i + 2  # after the unrelated first line
+        rc, out, err = talon("audit", "verify", "--key", key, "--witness", witness, "--format",
+                             "json", trail)
+        check(rc == 1, "%s: verify exit %d, expected 1\n%s%s" % (name, rc, out, err))
+        res = json.loads(out)
+        check(res["seq"] == heads[i]["seq"], "%s: verify names seq %r, expected %d"
+              % (name, res["seq"], heads[i]["seq"]))
+        check("%s:%d" % (witness, witness_lineno) in res["detail"],
+              "%s: the detail does not name the witness line %s:%d: %s"
+              % (name, witness, witness_lineno, res["detail"]))
+        check(detail in res["detail"], "%s: %r not in the detail: %s" % (name, detail, res["detail"]))
+
+    # Lines whose values cannot come from a writer: the witness log is invalid.
+    impossible = [
+        ("last_seq=0", {"seq": 0}, "last_seq=0"),
+        ("an epoch at last_seq", {"epoch": heads[interval]["seq"]}, "is at most in epoch %d"
+         % (heads[interval]["seq"] - 1)),
+        ("an unwitnessed record type", {"record": "http_request"}, "record=http_request"),
+        ("a seal cause of startup", {"cause": "startup"},
+         "record=audit_epoch_sealed with cause=startup"),
+    ]
+    for name, change, message in impossible:
+        changed = [dict(h) for h in heads]
+        changed[interval].update(change)
+        write_witness(witness, changed)
+        rc, out, err = talon("audit", "verify", "--key", key, "--witness", witness, trail)
+        check(rc == 2, "%s: verify exit %d, expected 2\n%s%s" % (name, rc, out, err))
+        check(out == "", "%s: verify printed a result: %s" % (name, out))
+        check("%s:%d: invalid witness line" % (witness, interval + 2) in err,
+              "%s: the error does not name the witness line: %s" % (name, err))
+        check(message in err, "%s: %r not in the error: %s" % (name, message, err))
+
+
+if __name__ == "__main__":
+    run_cli_test("talon-witness-fields-", run)
