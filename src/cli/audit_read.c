@@ -129,6 +129,25 @@ static int parse_read_opts(int argc, char **argv, read_opts *o, const char *cmd,
     return -1;
 }
 
+/* Warn about each file that ends with bytes after its last newline: the
+ * readers leave such a torn line out, and without a word the output would
+ * look complete. */
+static void warn_torn_tails(talon_audit_reader *r, const char *cmd)
+{
+    for (size_t i = 0; i < talon_audit_reader_file_count(r); i++) {
+        size_t size;
+        const char *data = talon_audit_reader_file_data(r, i, &size);
+        if (data == NULL || size == 0 || data[size - 1] == '\n')
+            continue;
+        const char *nl = memrchr(data, '\n', size);
+        size_t offset = nl ? (size_t)(nl - data) + 1 : 0;
+        fprintf(stderr, "talon: audit %s: warning: %s: %zu bytes at byte offset %zu have no final "
+                "newline (a torn line left by a crash before recovery, or a record still being "
+                "written); they are not a record and are left out\n", cmd,
+                talon_audit_reader_file_path(r, i), size - offset, offset);
+    }
+}
+
 static int open_reader(talon_audit_reader **r, int argc, char **argv, const char *cmd)
 {
     char err[512];
@@ -137,6 +156,7 @@ static int open_reader(talon_audit_reader **r, int argc, char **argv, const char
         cli_error("audit %s: %s", cmd, err);
         return -1;
     }
+    warn_torn_tails(*r, cmd);
     return 0;
 }
 
@@ -179,7 +199,9 @@ static void query_usage(FILE *out)
             "\n  --limit N            stop after N records\n"
             "  --order desc         newest first (with --limit: the latest N)\n"
             "  -h, --help           show this help\n\n"
-            "Exit status: 0 (also when nothing matches), 2 usage or I/O error.\n"
+            "Exit status: 0 (also when nothing matches), 2 usage or I/O error. A torn\n"
+            "last line (bytes without a final newline) is left out with a warning on\n"
+            "stderr and does not change the exit status.\n"
             "Query does not check integrity: run 'talon audit verify' for that.\n", FILTER_HELP);
 }
 
@@ -261,7 +283,10 @@ static void tail_usage(FILE *out)
             "when the trail rotates (PATH must then be the trail directory).\n\n"
             "  -n, --lines N        records to print first (0: only new ones)\n"
             "  -f, --follow         follow the trail; stop with Ctrl-C\n%s"
-            "  -h, --help           show this help\n", FILTER_HELP);
+            "  -h, --help           show this help\n\n"
+            "A torn last line (bytes without a final newline) is left out with a warning\n"
+            "on stderr, and the exit status stays 0; with -f it is printed once complete.\n",
+            FILTER_HELP);
 }
 
 typedef struct collected {
@@ -461,7 +486,9 @@ static void report_usage(FILE *out)
             "Summarize the trail, like aureport: time range and totals, counts by event\n"
             "type, actor and outcome, failures by type, and failed logins\n"
             "(authn_login_fail) by source address.\n\n%s"
-            "  -h, --help           show this help\n", FILTER_HELP);
+            "  -h, --help           show this help\n\n"
+            "A torn last line (bytes without a final newline) is left out of the counts\n"
+            "with a warning on stderr, and the exit status stays 0.\n", FILTER_HELP);
 }
 
 typedef struct report {

@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 
+import audit_ref as ref
 from talon_e2e import CLI, check, fail
 
 PASSWORDS = {
@@ -185,3 +186,18 @@ def run_cli_test(prefix, run):
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         run(tmp)
     print("ok")
+
+
+def write_ref_trail(tmp, records, rotate_every=0, seal_every=0, sealed=True):
+    """Make keys in tmp and a trail tmp/trail with the reference writer:
+    sys_startup, then `records` demo records with rotations and interval
+    seals, then (when sealed) sys_shutdown and its seal. Returns
+    (trail, key path)."""
+    key, state = os.path.join(tmp, "verify.key"), os.path.join(tmp, "key.state")
+    ref.keygen(key, state)
+    trail = os.path.join(tmp, "trail")
+    w = ref.Writer(trail, state)
+    w.record("sys_startup", actor=("system", []))
+    ref.demo_records(w, records, rotate_every, seal_every)
+    w.close(seal=sealed)
+    return trail, key

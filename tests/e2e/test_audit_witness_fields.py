@@ -17,8 +17,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import audit_ref as ref  # noqa: E402
-from audit_e2e import run_cli_test  # noqa: E402
+from audit_e2e import run_cli_test, write_ref_trail  # noqa: E402
 from talon_e2e import CLI, check  # noqa: E402
 
 WITNESSED = {"sys_startup": "startup", "audit_epoch_sealed": None, "sys_shutdown": "shutdown"}
@@ -61,13 +60,7 @@ def write_witness(path, heads):
 
 
 def run(tmp):
-    key, state = os.path.join(tmp, "verify.key"), os.path.join(tmp, "key.state")
-    ref.keygen(key, state)
-    trail = os.path.join(tmp, "trail")
-    w = ref.Writer(trail, state)
-    w.record("sys_startup", actor=("system", []))
-    ref.demo_records(w, 40, 25, 10)
-    w.close()
+    trail, key = write_ref_trail(tmp, 40, rotate_every=25, seal_every=10)
 
     heads = witness_heads(trail)
     causes = [h["cause"] for h in heads]
