@@ -20,6 +20,7 @@
 #include "talon/audit_http.h"
 #include "talon/config.h"
 #include "talon/log.h"
+#include "demo.h"
 #include "demo_audit.h"
 
 #define TOKEN_BYTES 32
@@ -33,6 +34,7 @@ typedef struct session {
     char user[DEMO_NAME_MAX + 1];
     char role[DEMO_ROLE_MAX];
     int64_t expires; /* CLOCK_MONOTONIC seconds */
+    bool pending;    /* true until the login record is durable; the token is rejected meanwhile */
 } session;
 
 /* Failed logins of one source address ("ip:...") or user ("user:...") in
@@ -127,15 +129,18 @@ static void drop_expired_locked(int64_t now)
     nsessions = kept;
 }
 
-/* Make a token for user; token_hex receives 64 hex digits. */
-static int session_create(const char *user, const char *role, char token_hex[2 * TOKEN_BYTES + 1])
+/* Make a pending session for user: token_hex receives 64 hex digits and
+ * hash their SHA-256. The token is accepted only after session_activate(). */
+static int session_create(const char *user, const char *role, char token_hex[2 * TOKEN_BYTES + 1],
+                          unsigned char hash[SHA256_DIGEST_LENGTH])
 {
     unsigned char token[TOKEN_BYTES];
-    session s = { 0 };
+    session s = { .pending = true };
 
     if (RAND_bytes(token, sizeof(token)) != 1)
         return -EIO;
     SHA256(token, sizeof(token), s.hash);
+    memcpy(hash, s.hash, SHA256_DIGEST_LENGTH);
     for (size_t i = 0; i < sizeof(token); i++)
         snprintf(token_hex + 2 * i, 3, "%02x", token[i]);
     OPENSSL_cleanse(token, sizeof(token));
@@ -184,7 +189,7 @@ static bool session_find(const unsigned char hash[SHA256_DIGEST_LENGTH], session
     pthread_mutex_lock(&auth_lock);
     for (size_t i = 0; i < nsessions; i++) {
         int same = CRYPTO_memcmp(sessions[i].hash, hash, SHA256_DIGEST_LENGTH) == 0;
-        if (same && sessions[i].expires > now) {
+        if (same && !sessions[i].pending && sessions[i].expires > now) {
             *out = sessions[i];
             found = true;
         }
@@ -203,6 +208,66 @@ static void session_delete(const unsigned char hash[SHA256_DIGEST_LENGTH])
         }
     }
     pthread_mutex_unlock(&auth_lock);
+}
+
+/* Make the pending session of hash valid, with its lifetime starting now. */
+static void session_activate(const unsigned char hash[SHA256_DIGEST_LENGTH])
+{
+    int64_t now = now_seconds();
+
+    pthread_mutex_lock(&auth_lock);
+    for (size_t i = 0; i < nsessions; i++) {
+        if (CRYPTO_memcmp(sessions[i].hash, hash, SHA256_DIGEST_LENGTH) == 0) {
+            sessions[i].pending = false;
+            sessions[i].expires = now + auth_config.token_ttl;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&auth_lock);
+}
+
+/* Write-ahead changes of the session table (demo_commit_change): a login
+ * activates its session and a logout deletes one only once the record is
+ * durable, so a 503 from the audit trail leaves the sessions as they were. */
+typedef struct session_change {
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+} session_change;
+
+static session_change *session_change_new(const unsigned char hash[SHA256_DIGEST_LENGTH])
+{
+    session_change *c = malloc(sizeof(*c));
+    if (c != NULL)
+        memcpy(c->hash, hash, sizeof(c->hash));
+    return c;
+}
+
+static void session_change_free(session_change *c)
+{
+    OPENSSL_cleanse(c, sizeof(*c));
+    free(c);
+}
+
+static void login_apply(talon_req *req, talon_resp *resp, void *ctx)
+{
+    session_activate(((session_change *)ctx)->hash);
+    session_change_free(ctx);
+}
+
+static void login_discard(talon_req *req, talon_resp *resp, void *ctx)
+{
+    session_delete(((session_change *)ctx)->hash);
+    session_change_free(ctx);
+}
+
+static void logout_apply(talon_req *req, talon_resp *resp, void *ctx)
+{
+    session_delete(((session_change *)ctx)->hash);
+    session_change_free(ctx);
+}
+
+static void logout_discard(talon_req *req, talon_resp *resp, void *ctx)
+{
+    session_change_free(ctx);
 }
 
 void demo_auth_revoke_user(const char *name)
@@ -482,18 +547,25 @@ static void login_on_post(talon_req *req, talon_resp *resp, void *ctx)
             talon_resp_error(resp, 401, NULL, "invalid user or password");
         } else {
             char token[2 * TOKEN_BYTES + 1];
+            unsigned char hash[SHA256_DIGEST_LENGTH];
             const char *roles[] = { role, NULL };
-            rc = session_create(user, role, token);
+            session_change *change = NULL;
+            rc = session_create(user, role, token, hash);
+            if (rc == 0 && (change = session_change_new(hash)) == NULL) {
+                session_delete(hash);
+                rc = -ENOMEM;
+            }
             if (rc < 0) {
                 talon_resp_error(resp, 503, NULL, "too many sessions; try again later");
             } else {
                 limiter_clear(user_key);
                 talon_req_set_user(req, user, roles);
-                talon_audit(req, &(talon_audit_args){
-                    .type = "authn_login_success", .target_type = "user", .target_id = user });
                 talon_resp_json(resp, 200, json_pack("{s:s,s:s,s:i}", "token", token,
                                                      "token_type", "Bearer", "expires_in",
                                                      (int)auth_config.token_ttl));
+                demo_commit_change(req, resp, &(demo_change){
+                    .type = "authn_login_success", .target_type = "user", .target_id = user,
+                    .apply = login_apply, .discard = login_discard, .ctx = change });
                 OPENSSL_cleanse(token, sizeof(token));
             }
         }
@@ -509,13 +581,17 @@ static void logout_on_post(talon_req *req, talon_resp *resp, void *ctx)
              "session", NULL);
         return;
     }
-    session_delete(hash);
-    json_t *data = json_pack("{s:s}", "cause", "logout");
-    talon_audit(req, &(talon_audit_args){
-        .type = "authn_token_revoked", .target_type = "user", .target_id = talon_req_user(req),
-        .data = data });
-    json_decref(data);
+    session_change *change = session_change_new(hash);
+    if (change == NULL) {
+        talon_resp_error(resp, 500, NULL, "Out of memory.");
+        return;
+    }
     talon_resp_set_status(resp, 204);
+    json_t *data = json_pack("{s:s}", "cause", "logout");
+    demo_commit_change(req, resp, &(demo_change){
+        .type = "authn_token_revoked", .target_type = "user", .target_id = talon_req_user(req),
+        .data = data, .apply = logout_apply, .discard = logout_discard, .ctx = change });
+    json_decref(data);
 }
 
 int demo_auth_setup(talon_app *app, char *err, size_t errlen)

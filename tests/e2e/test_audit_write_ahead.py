@@ -9,7 +9,9 @@ its note_created record), and the client's retry makes a duplicate.
 Cycle 1: notes are posted until one gets 503; after space returns, no note
 answered 503 exists, every note answered 201 exists once, and a retry of
 the refused note creates it exactly once. Cycle 2: role changes are made
-until one gets 503; afterwards the role is the last one acknowledged."""
+until one gets 503; afterwards the role is the last one acknowledged.
+Cycle 3: logouts are made until one gets 503; afterwards every token whose
+logout was acknowledged is rejected and the refused one still works."""
 import os
 import sys
 import time
@@ -103,6 +105,31 @@ def main():
         check(roles.get("dave") == expected,
               "dave is %r after a role change to %r was answered 503 (expected %r)"
               % (roles.get("dave"), refused, expected))
+
+        # Cycle 3: logouts, each of its own session of bob.
+        sessions = [login(demo, "bob") for _ in range(40)]
+        fill(filler)
+        logged_out, refused_token = [], None
+        for token in sessions:
+            status, _, body = call(demo, "POST", "/logout", token=token)
+            check(status in (204, 503), "logout while full: %d %r" % (status, body))
+            if status == 503:
+                refused_token = token
+                break
+            logged_out.append(token)
+        check(refused_token is not None, "no 503 within %d logouts on a full trail" % len(sessions))
+        os.unlink(filler)
+        wait_writable(demo, bob, "c")
+        for token in logged_out:
+            status, _, _ = call(demo, "POST", "/notes", {"text": "after logout"}, token=token)
+            check(status == 401, "a token whose logout got 204 still works: %d" % status)
+        status, _, body = call(demo, "POST", "/notes", {"text": "kept session"}, token=refused_token)
+        check(status == 201, "the token whose logout got 503 no longer works: %d %r"
+              % (status, body))
+        revoked = [r for r in records(demo) if r["type"] == "authn_token_revoked"]
+        check(len(revoked) == len(logged_out),
+              "%d authn_token_revoked records for %d acknowledged logouts"
+              % (len(revoked), len(logged_out)))
 
         check_verify(demo, open_trail=True)
         rc = demo.stop()
