@@ -241,9 +241,14 @@ fail:
     return rc;
 }
 
-/* Append an item under the lock and wake the writer if it sleeps. */
+/* Append an item under the lock and wake the writer when it must act now:
+ * it sleeps without work, or this item cannot wait for the end of its nap.
+ * Each wait gets at most one wake-up, so a burst of submitters does not
+ * make one futex call each. */
 static void enqueue_locked(talon_audit_trail *t, audit_item *it)
 {
+    size_t queued = 0;
+
     it->next = NULL;
     if (t->tail != NULL)
         t->tail->next = it;
@@ -251,9 +256,14 @@ static void enqueue_locked(talon_audit_trail *t, audit_item *it)
         t->head = it;
     t->tail = it;
     if (it->kind == AUDIT_ITEM_RECORD)
-        atomic_fetch_add_explicit(&t->queued, 1, memory_order_relaxed);
-    if (t->writer_waiting)
+        queued = atomic_fetch_add_explicit(&t->queued, 1, memory_order_relaxed) + 1;
+    if (it->kind != AUDIT_ITEM_RECORD || it->mode == TALON_AUDIT_SYNC ||
+        queued >= AUDIT_ASYNC_BATCH)
+        t->wake_now = true;
+    if (t->writer_waiting && (t->wake_now || !t->writer_napping)) {
+        t->writer_waiting = false;
         pthread_cond_signal(&t->wake);
+    }
 }
 
 /* Count a record that was not queued and log it at most once a second. */

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -41,18 +42,38 @@ typedef struct audit_buf {
 void audit_buf_init(audit_buf *b);
 void audit_buf_free(audit_buf *b);
 bool audit_buf_reserve(audit_buf *b, size_t extra);
-void audit_buf_append(audit_buf *b, const void *p, size_t n);
+void audit_buf_append_slow(audit_buf *b, const void *p, size_t n);
 void audit_buf_append_str(audit_buf *b, const char *s);
 void audit_buf_append_u64(audit_buf *b, uint64_t v);
 void audit_buf_append_hex(audit_buf *b, const unsigned char *p, size_t n);
 /* A JSON string with quotes, escaped as the format requires. */
 void audit_buf_append_json_string(audit_buf *b, const char *s, size_t len);
+/* A decimal integer, as printf's %lld writes it. */
+void audit_buf_append_i64(audit_buf *b, int64_t v);
+
+/* Append n bytes; the room for them is checked inline, because records are
+ * built from many short pieces. */
+static inline void audit_buf_append(audit_buf *b, const void *p, size_t n)
+{
+    /* reserve() keeps one byte spare after len, so the test is n < room. */
+    if (!b->failed && n < b->cap - b->len) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return;
+    }
+    audit_buf_append_slow(b, p, n);
+}
+
+/* Append a string literal without measuring it at run time. */
+#define audit_buf_append_lit(b, lit) audit_buf_append((b), "" lit, sizeof(lit) - 1)
 
 /* ---- redaction and serialization (record.c) ---- */
 
 typedef struct audit_redactor {
     char **words;  /* lowercase, NULL-terminated */
+    size_t *lens;  /* strlen of each word */
     size_t nwords;
+    unsigned fields; /* bit i set: the record's own field key i matches (record.c) */
 } audit_redactor;
 
 int audit_redactor_init(audit_redactor *r, const char *const *words);
@@ -116,6 +137,15 @@ void audit_keystate_format(char line[AUDIT_STATE_LINE_LEN + 1], const audit_keys
 
 /* ---- the trail ---- */
 
+/* After a batch the writer naps this long before taking the next one, unless
+ * a sync record or a control item arrives, so that async records queued
+ * meanwhile share one write() and cost their submitters no wake-up. While
+ * the writer has no other work, no async record waits longer for its
+ * write(). */
+#define AUDIT_WRITER_NAP_NS 1000000LL
+/* Async records queued that end the nap early (a burst's memory bound). */
+#define AUDIT_ASYNC_BATCH 256
+
 enum audit_item_kind {
     AUDIT_ITEM_RECORD = 0,
     AUDIT_ITEM_SEAL,    /* close the epoch now (talon_audit_seal) */
@@ -169,7 +199,9 @@ struct talon_audit_trail {
     audit_item *head;
     audit_item *tail;
     atomic_size_t queued;     /* records in the queue; changed under mutex only */
-    bool writer_waiting;
+    bool writer_waiting;      /* the writer sleeps in its wait and no wake-up was sent yet */
+    bool writer_napping;      /* that wait is a nap after a batch: async records do not end it */
+    bool wake_now;            /* the queue contains a sync record, a control item or a full batch */
     bool stopping;            /* no new submissions */
     pthread_t writer;
     bool writer_started;

@@ -58,7 +58,7 @@ fail:
     return false;
 }
 
-void audit_buf_append(audit_buf *b, const void *p, size_t n)
+void audit_buf_append_slow(audit_buf *b, const void *p, size_t n)
 {
     if (!audit_buf_reserve(b, n))
         return;
@@ -81,6 +81,16 @@ void audit_buf_append_u64(audit_buf *b, uint64_t v)
         v /= 10;
     } while (v != 0);
     audit_buf_append(b, tmp + sizeof(tmp) - n, n);
+}
+
+void audit_buf_append_i64(audit_buf *b, int64_t v)
+{
+    if (v < 0) {
+        audit_buf_append_lit(b, "-");
+        audit_buf_append_u64(b, -(uint64_t)v); /* exact for INT64_MIN too */
+        return;
+    }
+    audit_buf_append_u64(b, (uint64_t)v);
 }
 
 void audit_buf_append_hex(audit_buf *b, const unsigned char *p, size_t n)
@@ -108,6 +118,28 @@ void audit_buf_append_json_string(audit_buf *b, const char *s, size_t len)
 
 /* ---- redaction ---- */
 
+/* The keys of the record's own string fields, whose match against the word
+ * list audit_redactor_init() works out once (the bits of r->fields). */
+enum record_field {
+    FIELD_ID, FIELD_ROLES, FIELD_IP, FIELD_USER_AGENT, FIELD_METHOD, FIELD_ROUTE, FIELD_PATH,
+    FIELD_TYPE, FIELD_REASON, FIELD_COUNT
+};
+
+static const struct {
+    const char *key;
+    size_t len;
+} record_fields[FIELD_COUNT] = {
+    [FIELD_ID] = { "id", 2 },
+    [FIELD_ROLES] = { "roles", 5 },
+    [FIELD_IP] = { "ip", 2 },
+    [FIELD_USER_AGENT] = { "user_agent", 10 },
+    [FIELD_METHOD] = { "method", 6 },
+    [FIELD_ROUTE] = { "route", 5 },
+    [FIELD_PATH] = { "path", 4 },
+    [FIELD_TYPE] = { "type", 4 },
+    [FIELD_REASON] = { "reason", 6 },
+};
+
 int audit_redactor_init(audit_redactor *r, const char *const *words)
 {
     size_t n = 0;
@@ -118,8 +150,11 @@ int audit_redactor_init(audit_redactor *r, const char *const *words)
     while (words[n] != NULL)
         n++;
     r->words = calloc(n + 1, sizeof(char *));
-    if (r->words == NULL)
+    r->lens = calloc(n + 1, sizeof(size_t));
+    if (r->words == NULL || r->lens == NULL) {
+        audit_redactor_free(r);
         return -ENOMEM;
+    }
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(words[i]);
         if (len == 0)
@@ -131,8 +166,12 @@ int audit_redactor_init(audit_redactor *r, const char *const *words)
         }
         for (size_t j = 0; j <= len; j++)
             w[j] = (char)tolower((unsigned char)words[i][j]);
+        r->lens[r->nwords] = len;
         r->words[r->nwords++] = w;
     }
+    for (unsigned f = 0; f < FIELD_COUNT; f++)
+        if (audit_redactor_match(r, record_fields[f].key, record_fields[f].len))
+            r->fields |= 1u << f;
     return 0;
 }
 
@@ -143,14 +182,14 @@ void audit_redactor_free(audit_redactor *r)
             free(r->words[i]);
         free(r->words);
     }
+    free(r->lens);
     memset(r, 0, sizeof(*r));
 }
 
-/* Case-insensitive substring search over len bytes (keys may contain NUL). */
-static bool contains_word(const char *key, size_t len, const char *word)
+/* Case-insensitive substring search over len bytes (keys may contain NUL);
+ * word is lowercase. */
+static bool contains_word(const char *key, size_t len, const char *word, size_t wlen)
 {
-    size_t wlen = strlen(word);
-
     if (wlen > len)
         return false;
     for (size_t i = 0; i + wlen <= len; i++) {
@@ -166,7 +205,7 @@ static bool contains_word(const char *key, size_t len, const char *word)
 bool audit_redactor_match(const audit_redactor *r, const char *key, size_t len)
 {
     for (size_t i = 0; i < r->nwords; i++)
-        if (contains_word(key, len, r->words[i]))
+        if (contains_word(key, len, r->words[i], r->lens[i]))
             return true;
     return false;
 }
@@ -201,22 +240,42 @@ int64_t audit_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The first 19 bytes ("YYYY-MM-DDTHH:MM:SS") of second sec, kept per thread
+ * because a busy thread formats many records within one second. */
+static const char *format_second(time_t sec)
+{
+    static __thread time_t cached_sec = (time_t)-1;
+    static __thread char cached[20];
+    char tmp[96];
+    struct tm tm;
+
+    if (sec == cached_sec && cached[0] != '\0')
+        return cached;
+    gmtime_r(&sec, &tm);
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    memcpy(cached, tmp, 19); /* years 0..9999: always 19 bytes */
+    cached[19] = '\0';
+    cached_sec = sec;
+    return cached;
+}
+
 void audit_format_time(char out[28], int64_t time_ns)
 {
     time_t sec = (time_t)(time_ns / 1000000000);
     long usec = (long)(time_ns % 1000000000 / 1000);
-    struct tm tm;
 
     if (usec < 0) {
         sec -= 1;
         usec += 1000000;
     }
-    char tmp[96];
-
-    gmtime_r(&sec, &tm);
-    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
-    memcpy(out, tmp, 27); /* years 0..9999: always 27 bytes */
+    memcpy(out, format_second(sec), 19);
+    out[19] = '.';
+    for (int i = 25; i >= 20; i--) {
+        out[i] = (char)('0' + usec % 10);
+        usec /= 10;
+    }
+    out[26] = 'Z';
     out[27] = '\0';
 }
 
@@ -224,20 +283,20 @@ void audit_format_time(char out[28], int64_t time_ns)
 
 static void append_redacted(audit_buf *b)
 {
-    audit_buf_append_str(b, "\"[REDACTED]\"");
+    audit_buf_append_lit(b, "\"[REDACTED]\"");
 }
 
 /* A string field of the record: null, [REDACTED] when its key is listed, or
  * the escaped value. */
-static void append_field(audit_buf *b, const audit_redactor *r, const char *key,
+static void append_field(audit_buf *b, const audit_redactor *r, enum record_field field,
                          const char *value)
 {
-    audit_buf_append(b, "\"", 1);
-    audit_buf_append_str(b, key);
-    audit_buf_append(b, "\":", 2);
+    audit_buf_append_lit(b, "\"");
+    audit_buf_append(b, record_fields[field].key, record_fields[field].len);
+    audit_buf_append_lit(b, "\":");
     if (value == NULL)
-        audit_buf_append_str(b, "null");
-    else if (audit_redactor_match(r, key, strlen(key)))
+        audit_buf_append_lit(b, "null");
+    else if (r->fields & (1u << field))
         append_redacted(b);
     else
         audit_buf_append_json_string(b, value, strlen(value));
@@ -275,7 +334,7 @@ static void append_real(audit_buf *b, double d)
     /* JSON has no NaN or infinity; jansson refuses to make them, but a
      * value can still arrive through json_real_set on some versions. */
     if (!isfinite(d)) {
-        audit_buf_append_str(b, "null");
+        audit_buf_append_lit(b, "null");
         return;
     }
     n = snprintf(tmp, sizeof(tmp), "%.17g", d);
@@ -284,11 +343,8 @@ static void append_real(audit_buf *b, double d)
 
 static void append_json_value(audit_buf *b, const audit_redactor *r, const json_t *v, int depth)
 {
-    char tmp[24];
-    int n;
-
     if (depth > AUDIT_MAX_DEPTH) {
-        audit_buf_append_str(b, "\"[TRUNCATED]\"");
+        audit_buf_append_lit(b, "\"[TRUNCATED]\"");
         return;
     }
     switch (json_typeof(v)) {
@@ -311,32 +367,31 @@ static void append_json_value(audit_buf *b, const audit_redactor *r, const json_
         audit_buf_append_json_string(b, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
-        n = snprintf(tmp, sizeof(tmp), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        audit_buf_append(b, tmp, (size_t)n);
+        audit_buf_append_i64(b, (int64_t)json_integer_value(v));
         break;
     case JSON_REAL:
         append_real(b, json_real_value(v));
         break;
     case JSON_TRUE:
-        audit_buf_append_str(b, "true");
+        audit_buf_append_lit(b, "true");
         break;
     case JSON_FALSE:
-        audit_buf_append_str(b, "false");
+        audit_buf_append_lit(b, "false");
         break;
     case JSON_NULL:
     default:
-        audit_buf_append_str(b, "null");
+        audit_buf_append_lit(b, "null");
         break;
     }
 }
 
 static void append_actor(audit_buf *b, const talon_audit_event *ev, const audit_redactor *r)
 {
-    bool redact_roles = audit_redactor_match(r, "roles", 5);
+    bool redact_roles = r->fields & (1u << FIELD_ROLES);
 
-    audit_buf_append_str(b, "\"actor\":{");
-    append_field(b, r, "id", ev->actor_id != NULL ? ev->actor_id : "anonymous");
-    audit_buf_append_str(b, ",\"roles\":[");
+    audit_buf_append_lit(b, "\"actor\":{");
+    append_field(b, r, FIELD_ID, ev->actor_id != NULL ? ev->actor_id : "anonymous");
+    audit_buf_append_lit(b, ",\"roles\":[");
     for (size_t i = 0; ev->actor_roles != NULL && ev->actor_roles[i] != NULL; i++) {
         if (i > 0)
             audit_buf_append(b, ",", 1);
@@ -345,8 +400,34 @@ static void append_actor(audit_buf *b, const talon_audit_event *ev, const audit_
         else
             audit_buf_append_json_string(b, ev->actor_roles[i], strlen(ev->actor_roles[i]));
     }
-    audit_buf_append_str(b, "]},");
+    audit_buf_append_lit(b, "]},");
 }
+
+/* An object of n string fields, or null when every value is NULL. */
+static void append_object(audit_buf *b, const audit_redactor *r, const enum record_field *fields,
+                          const char *const *values, size_t n)
+{
+    size_t present = 0;
+
+    for (size_t i = 0; i < n; i++)
+        present += values[i] != NULL;
+    if (present == 0) {
+        audit_buf_append_lit(b, "null");
+        return;
+    }
+    audit_buf_append_lit(b, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            audit_buf_append_lit(b, ",");
+        append_field(b, r, fields[i], values[i]);
+    }
+    audit_buf_append_lit(b, "}");
+}
+
+static const enum record_field request_fields[] = {
+    FIELD_ID, FIELD_METHOD, FIELD_ROUTE, FIELD_PATH,
+};
+static const enum record_field target_fields[] = { FIELD_TYPE, FIELD_ID };
 
 int audit_serialize_middle(audit_buf *b, const talon_audit_event *ev, int64_t time_ns,
                            const audit_redactor *r, const char *host, const char *trail_hex)
@@ -359,56 +440,39 @@ int audit_serialize_middle(audit_buf *b, const talon_audit_event *ev, int64_t ti
         return -EINVAL;
 
     audit_format_time(when, time_ns);
-    audit_buf_append_str(b, "\"time\":\"");
-    audit_buf_append_str(b, when);
-    audit_buf_append_str(b, "\",\"type\":");
+    audit_buf_append_lit(b, "\"time\":\"");
+    audit_buf_append(b, when, 27);
+    audit_buf_append_lit(b, "\",\"type\":");
     audit_buf_append_json_string(b, ev->type, strlen(ev->type));
-    audit_buf_append_str(b, ev->outcome == TALON_AUDIT_SUCCESS ? ",\"outcome\":\"success\","
-                                                                : ",\"outcome\":\"failure\",");
+    if (ev->outcome == TALON_AUDIT_SUCCESS)
+        audit_buf_append_lit(b, ",\"outcome\":\"success\",");
+    else
+        audit_buf_append_lit(b, ",\"outcome\":\"failure\",");
     append_actor(b, ev, r);
 
-    audit_buf_append_str(b, "\"source\":{");
-    append_field(b, r, "ip", ev->source_ip);
-    audit_buf_append(b, ",", 1);
-    append_field(b, r, "user_agent", ev->user_agent);
-    audit_buf_append_str(b, "},\"request\":");
-    if (ev->request_id == NULL && ev->method == NULL && ev->route == NULL && ev->path == NULL) {
-        audit_buf_append_str(b, "null");
-    } else {
-        audit_buf_append(b, "{", 1);
-        append_field(b, r, "id", ev->request_id);
-        audit_buf_append(b, ",", 1);
-        append_field(b, r, "method", ev->method);
-        audit_buf_append(b, ",", 1);
-        append_field(b, r, "route", ev->route);
-        audit_buf_append(b, ",", 1);
-        append_field(b, r, "path", ev->path);
-        audit_buf_append(b, "}", 1);
-    }
+    audit_buf_append_lit(b, "\"source\":{");
+    append_field(b, r, FIELD_IP, ev->source_ip);
+    audit_buf_append_lit(b, ",");
+    append_field(b, r, FIELD_USER_AGENT, ev->user_agent);
+    audit_buf_append_lit(b, "},\"request\":");
+    const char *request[] = { ev->request_id, ev->method, ev->route, ev->path };
+    append_object(b, r, request_fields, request, 4);
+    audit_buf_append_lit(b, ",\"target\":");
+    const char *target[] = { ev->target_type, ev->target_id };
+    append_object(b, r, target_fields, target, 2);
+    audit_buf_append_lit(b, ",");
+    append_field(b, r, FIELD_REASON, ev->reason);
 
-    audit_buf_append_str(b, ",\"target\":");
-    if (ev->target_type == NULL && ev->target_id == NULL) {
-        audit_buf_append_str(b, "null");
-    } else {
-        audit_buf_append(b, "{", 1);
-        append_field(b, r, "type", ev->target_type);
-        audit_buf_append(b, ",", 1);
-        append_field(b, r, "id", ev->target_id);
-        audit_buf_append(b, "}", 1);
-    }
-    audit_buf_append(b, ",", 1);
-    append_field(b, r, "reason", ev->reason);
-
-    audit_buf_append_str(b, ",\"data\":");
+    audit_buf_append_lit(b, ",\"data\":");
     if (ev->data == NULL)
-        audit_buf_append_str(b, "{}");
+        audit_buf_append_lit(b, "{}");
     else
         append_json_value(b, r, ev->data, 0);
 
-    audit_buf_append_str(b, ",\"host\":");
+    audit_buf_append_lit(b, ",\"host\":");
     audit_buf_append_json_string(b, host, strlen(host));
-    audit_buf_append_str(b, ",\"trail\":\"");
+    audit_buf_append_lit(b, ",\"trail\":\"");
     audit_buf_append_str(b, trail_hex);
-    audit_buf_append_str(b, "\",");
+    audit_buf_append_lit(b, "\",");
     return b->failed ? -ENOMEM : 0;
 }

@@ -85,15 +85,15 @@ static int append_line(talon_audit_trail *t, const char *middle, size_t len)
     unsigned char h[AUDIT_HASH_LEN], mac[AUDIT_HASH_LEN];
     uint64_t seq = t->seq + 1;
 
-    audit_buf_append_str(b, "{\"v\":1,\"seq\":");
+    audit_buf_append_lit(b, "{\"v\":1,\"seq\":");
     audit_buf_append_u64(b, seq);
-    audit_buf_append_str(b, ",\"epoch\":");
+    audit_buf_append_lit(b, ",\"epoch\":");
     audit_buf_append_u64(b, t->epoch);
     audit_buf_append(b, ",", 1);
     audit_buf_append(b, middle, len);
-    audit_buf_append_str(b, "\"prev\":\"");
+    audit_buf_append_lit(b, "\"prev\":\"");
     audit_buf_append_hex(b, t->prev, AUDIT_HASH_LEN);
-    audit_buf_append_str(b, "\",");
+    audit_buf_append_lit(b, "\",");
     if (b->failed)
         goto nomem;
     if (audit_crypto_hash(&t->crypto, b->data + start, b->len - start, h) < 0 ||
@@ -101,9 +101,9 @@ static int append_line(talon_audit_trail *t, const char *middle, size_t len)
         b->len = start;
         return -EIO;
     }
-    audit_buf_append_str(b, "\"mac\":\"");
+    audit_buf_append_lit(b, "\"mac\":\"");
     audit_buf_append_hex(b, mac, AUDIT_HASH_LEN);
-    audit_buf_append_str(b, "\"}\n");
+    audit_buf_append_lit(b, "\"}\n");
     if (b->failed)
         goto nomem;
 
@@ -669,31 +669,54 @@ static void run_timers(talon_audit_trail *t)
     }
 }
 
+/* Wait under t->mutex until there is work to take or a timer is due. With
+ * nap (a batch was just written), queued async records wait up to
+ * AUDIT_WRITER_NAP_NS for more to join them. A sync record, a control item
+ * or AUDIT_ASYNC_BATCH records end the nap at once (wake_now). A nap that
+ * ends with nothing queued turns into the plain wait, which any submission
+ * ends. */
+static void wait_for_work(talon_audit_trail *t, bool nap)
+{
+    int64_t nap_end = nap ? monotonic_ns() + AUDIT_WRITER_NAP_NS : 0;
+
+    for (;;) {
+        int64_t now = monotonic_ns();
+        int64_t deadline = next_deadline(t);
+        bool napping = now < nap_end;
+        struct timespec ts;
+
+        if (t->head != NULL && (t->wake_now || !napping))
+            return;
+        if (now >= deadline)
+            return;
+        if (napping && nap_end < deadline)
+            deadline = nap_end;
+        ts.tv_sec = deadline / 1000000000;
+        ts.tv_nsec = deadline % 1000000000;
+        t->writer_waiting = true;
+        t->writer_napping = napping;
+        pthread_cond_timedwait(&t->wake, &t->mutex, &ts);
+        t->writer_waiting = false;
+    }
+}
+
 void *audit_writer_main(void *arg)
 {
     talon_audit_trail *t = arg;
-    bool stop = false;
+    bool stop = false, nap = false;
 
     pthread_mutex_lock(&t->mutex);
     while (!stop) {
-        while (t->head == NULL) {
-            int64_t deadline = next_deadline(t);
-            struct timespec ts;
-            if (monotonic_ns() >= deadline)
-                break;
-            ts.tv_sec = deadline / 1000000000;
-            ts.tv_nsec = deadline % 1000000000;
-            t->writer_waiting = true;
-            pthread_cond_timedwait(&t->wake, &t->mutex, &ts);
-            t->writer_waiting = false;
-        }
+        wait_for_work(t, nap);
         audit_item *list = t->head;
         t->head = t->tail = NULL;
+        t->wake_now = false;
         atomic_store_explicit(&t->queued, 0, memory_order_relaxed);
         pthread_mutex_unlock(&t->mutex);
 
         if (list != NULL)
             stop = process_batch(t, list);
+        nap = list != NULL;
         if (!stop)
             run_timers(t);
 
