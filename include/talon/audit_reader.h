@@ -91,7 +91,8 @@ bool talon_audit_str_equals(const talon_audit_str *s, const char *value);
 
 /* Parse RFC 3339 ("2026-12-04T20:38:53.123456Z", offsets and fewer
  * fractional digits accepted; a bare date means midnight UTC) into
- * microseconds since the Unix epoch. Returns 0 or -EINVAL. */
+ * microseconds since the Unix epoch. Returns 0, -EINVAL, or -ERANGE for a
+ * well-formed date that does not exist (2026-02-30, 2025-02-29). */
 int talon_audit_parse_time(const char *text, size_t len, int64_t *out_us);
 
 /* ---- Verification ------------------------------------------------------ */

@@ -19,28 +19,17 @@
 
 #define QUERY_CHUNK (4u << 20) /* bytes scanned at a time when walking a file backwards */
 
-/* Days in month m (1 to 12) of year y, Gregorian. */
-static unsigned days_in_month(unsigned y, unsigned m)
+/* Name the month length in err for a time the parser rejected with
+ * -ERANGE: its YYYY-MM-DD prefix is well formed, but the day does not exist
+ * (2026-02-30). Returns -EINVAL. */
+static int bad_date(const char *name, const char *value, char *err, size_t errlen)
 {
-    static const unsigned days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : days[m - 1];
-}
-
-/* Check that the date of a time the parser accepted exists: the parser
- * takes any day up to 31, and 2026-02-30 would silently mean March 2.
- * Returns 0, or -EINVAL with err set. */
-static int check_date(const char *name, const char *value, char *err, size_t errlen)
-{
-    unsigned y = 0, m = 0, d = 0;
+    unsigned y = 0, m = 0;
     for (int i = 0; i < 4; i++)
         y = y * 10 + (unsigned)(value[i] - '0');
     m = (unsigned)(value[5] - '0') * 10 + (unsigned)(value[6] - '0');
-    d = (unsigned)(value[8] - '0') * 10 + (unsigned)(value[9] - '0');
-    if (d <= days_in_month(y, m))
-        return 0;
     snprintf(err, errlen, "invalid %s time \"%s\": %04u-%02u has %u days", name, value, y, m,
-             days_in_month(y, m));
+             reader_days_in_month(y, m));
     return -EINVAL;
 }
 
@@ -126,14 +115,14 @@ int talon_audit_filter_set(talon_audit_filter *f, const char *name_in, const cha
     }
     if (strcmp(name, "since") == 0 || strcmp(name, "until") == 0) {
         int64_t us;
-        if (talon_audit_parse_time(value, strlen(value), &us) != 0) {
+        int rc = talon_audit_parse_time(value, strlen(value), &us);
+        if (rc == -ERANGE)
+            return bad_date(name, value, err, errlen);
+        if (rc != 0) {
             snprintf(err, errlen, "invalid %s time \"%s\": use RFC 3339, e.g. 2026-12-04T20:38:53Z or 2026-12-04",
                      name, value);
             return -EINVAL;
         }
-        int rc = check_date(name, value, err, errlen);
-        if (rc < 0)
-            return rc;
         if (name[0] == 's')
             f->since_us = us;
         else

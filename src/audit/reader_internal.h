@@ -20,12 +20,11 @@ struct talon_audit_reader {
     _Atomic(struct talon_audit_reader *) next; /* the list of open readers */
 };
 
+/* Days in month (1 to 12) of year, Gregorian. */
+unsigned reader_days_in_month(unsigned year, unsigned month);
+
 /* Bytes before the "mac" member in every well-formed record: the suffix is
  * "mac":"<64 hex>"} after P_i. */
 #define READER_MAC_SUFFIX_LEN (7 + 64 + 2)
-
-/* Skip one JSON value starting at p (no whitespace allowed between tokens).
- * Returns the byte after it, or NULL when it is not valid JSON. */
-const char *reader_skip_value(const char *p, const char *end, int depth);
 
 #endif

@@ -14,6 +14,7 @@ Command line:
 The verifier prints one JSON object: verdict, file, line, seq, detail.
 """
 import argparse
+import calendar
 import hashlib
 import hmac
 import json
@@ -327,7 +328,7 @@ MALFORMED, BAD_SEAL, INCOMPLETE = "malformed", "bad seal", "incomplete"
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-TIME_RE = re.compile(r"^\d{4}-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.\d{6}Z$")
+TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.\d{6}Z$")
 
 
 class Bad(Exception):
@@ -396,9 +397,11 @@ def parse_record(raw):
         if type(r[k]) is not int or not 0 <= r[k] < 1 << 64:
             raise ValueError("%s is not an integer from 0 to 2^64-1" % k)
     m = TIME_RE.match(r["time"]) if isinstance(r["time"], str) else None
-    # Field ranges as RFC 3339 section 5.6 gives them (second 60: a leap second).
-    if not m or not (1 <= int(m.group(1)) <= 12 and 1 <= int(m.group(2)) <= 31 and int(m.group(3)) <= 23
-                     and int(m.group(4)) <= 59 and int(m.group(5)) <= 60):
+    # Field ranges as RFC 3339 sections 5.6 and 5.7 give them (second 60: a
+    # leap second; the day must exist in its month and year).
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()) if m else (0,) * 6
+    if not m or not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1] and hour <= 23
+                     and minute <= 59 and second <= 60):
         raise ValueError("time is not RFC 3339 UTC with 6 fractional digits")
     if r["outcome"] not in ("success", "failure"):
         raise ValueError("outcome is neither success nor failure")

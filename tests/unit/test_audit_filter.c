@@ -147,6 +147,53 @@ static void parse_times(void **state)
     assert_int_equal(talon_audit_parse_time("yesterday", 9, &us), -EINVAL);
 }
 
+/* Days past the end of their month: -ERANGE from the time parser, and a
+ * record whose time has one does not parse. */
+static void parse_rejects_impossible_dates(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *time;
+        int rc;
+        int64_t unix_s;
+    } cases[] = {
+        { "2024-02-29", 0, 1709164800 },                 /* leap year */
+        { "2000-02-29T00:00:00Z", 0, 951782400 },        /* divisible by 400: leap */
+        { "2026-12-31T23:59:60Z", 0, 1798761600 },       /* leap second */
+        { "2026-04-30", 0, 1777507200 },
+        { "2026-02-29", -ERANGE, 0 },
+        { "2100-02-29T00:00:00Z", -ERANGE, 0 },          /* divisible by 100: common year */
+        { "2026-02-31T12:00:00Z", -ERANGE, 0 },
+        { "2026-04-31", -ERANGE, 0 },
+        { "2026-06-31T00:00:00.5+02:00", -ERANGE, 0 },
+        { "2026-09-31", -ERANGE, 0 },
+        { "2026-11-31", -ERANGE, 0 },
+        { "2026-01-32", -EINVAL, 0 },
+        { "2026-01-00", -EINVAL, 0 },
+        { "2026-00-10", -EINVAL, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t us = -1;
+        int rc = talon_audit_parse_time(cases[i].time, strlen(cases[i].time), &us);
+        if (rc != cases[i].rc)
+            fail_msg("%s: parse_time returned %d, expected %d", cases[i].time, rc, cases[i].rc);
+        if (rc == 0 && us != cases[i].unix_s * 1000000)
+            fail_msg("%s: %lld us, expected %lld s", cases[i].time, (long long)us, (long long)cases[i].unix_s);
+    }
+
+    char *line = make_line(1, "2026-02-31T20:38:53.123456Z", "t", "success", "alice", "null", "null", "null",
+                           "{}");
+    talon_audit_record r;
+    char err[160] = "";
+    assert_int_equal(talon_audit_record_parse(line, strlen(line), &r, err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "expected time as YYYY-MM-DDTHH:MM:SS.ffffffZ"));
+    free(line);
+    line = make_line(1, "2028-02-29T20:38:53.123456Z", "t", "success", "alice", "null", "null", "null", "{}");
+    assert_int_equal(talon_audit_record_parse(line, strlen(line), &r, err, sizeof err), 0);
+    assert_int_equal(r.time_us, 1835469533123456LL);
+    free(line);
+}
+
 static void filter_set_names_and_errors(void **state)
 {
     (void)state;
@@ -391,6 +438,7 @@ int main(void)
         cmocka_unit_test(parse_rejects_invalid_records),
         cmocka_unit_test(decode_escapes),
         cmocka_unit_test(parse_times),
+        cmocka_unit_test(parse_rejects_impossible_dates),
         cmocka_unit_test(filter_set_names_and_errors),
         cmocka_unit_test(filter_match_each_field),
         cmocka_unit_test(query_prefilter_and_order),
