@@ -60,6 +60,24 @@ def post_note(demo, rid, token=None):
     return status, body
 
 
+def post_notes_until_acked(demo, prefix, timeout=10):
+    """POST notes with request ids PREFIX-0, PREFIX-1, ... every 0.1 s while
+    the demo returns 503 (the trail is unhealthy) and stop at the first 201.
+    Returns the acknowledged id; fails on another status or after timeout
+    seconds."""
+    deadline = time.time() + timeout
+    i = 0
+    while time.time() < deadline:
+        rid = "%s-%d" % (prefix, i)
+        status, body = post_note(demo, rid)
+        if status == 201:
+            return rid
+        check(status == 503, "note %s while the trail recovers: status %d %r" % (rid, status, body))
+        i += 1
+        time.sleep(0.1)
+    fail("the trail did not come back within %d s: note %s got 503" % (timeout, rid))
+
+
 def mount_trail_tmpfs(demo):
     """Mount a 1 MiB tmpfs (mode 0700) on the demo's trail directory and
     return the directory. Mounting needs root: without it the test fails

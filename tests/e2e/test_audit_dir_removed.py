@@ -8,11 +8,10 @@ happened."""
 import os
 import shutil
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from talon_e2e import Demo, check  # noqa: E402
-from audit_e2e import call, check_verify, records  # noqa: E402
+from audit_e2e import call, check_verify, post_notes_until_acked, records  # noqa: E402
 
 
 def post_note(demo, text):
@@ -34,17 +33,7 @@ def main():
         check(status == 503, "first note after rm -rf var/audit: expected 503, got %d %r"
               % (status, body))
 
-        deadline = time.time() + 10
-        i = 0
-        while time.time() < deadline:
-            status, _ = post_note(demo, "after-%d" % i)
-            if status == 201:
-                acked.append("after-%d" % i)
-                break
-            check(status == 503, "note after the removal: status %d" % status)
-            i += 1
-            time.sleep(0.1)
-        check(status == 201, "the trail did not come back within 10 s")
+        acked.append(post_notes_until_acked(demo, "after"))
         check(demo.stop() == 0, "talon-demo did not exit cleanly")
 
         with open(demo.path("var", "log", "app.log")) as f:
