@@ -49,7 +49,8 @@ static int measure_key_file(const char *path, key_file_shape *shape, char *err, 
     ssize_t n;
     int fd, rc = 0;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return describe_open_error(path, -errno, err, errlen);
     if (fstat(fd, &st) < 0) {

@@ -81,6 +81,10 @@ def run(tmp):
 
     expect_usage_error(tmp, trail, "verification key %s is a directory" % tmp)
 
+    fifo = os.path.join(tmp, "fifo.key")
+    os.mkfifo(fifo)
+    expect_usage_error(fifo, trail, "verification key %s is not a regular file" % fifo)
+
     empty = os.path.join(tmp, "empty.key")
     open(empty, "w").close()
     expect_usage_error(empty, trail, "verification key %s is empty" % empty)
