@@ -192,7 +192,7 @@ int talon_audit_witness_load(const char *path, talon_audit_witness **out, char *
                      "cause=CAUSE", path, lineno);
             goto fail;
         }
-        char why[160];
+        char why[256];
         const char *impossible = impossible_values(h, why, sizeof(why));
         if (impossible != NULL) {
             rc = -EINVAL;
