@@ -56,6 +56,7 @@ typedef struct engine_conn {
     atomic_llong head_since_ns; /* when the current head began; 0 while a request is served */
     bool cut;                   /* shut down by the sweep */
     talon_req *req;             /* the request begun by on_uri and not yet completed */
+    char peer_ip[TALON_IP_MAX]; /* formatted once: every request on it has this peer */
 } engine_conn;
 
 typedef struct talon_engine {
@@ -145,6 +146,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
         }
         ec->fd = ci->connect_fd;
         atomic_init(&ec->head_since_ns, talon_now_ns());
+        strcpy(ec->peer_ip, "-");
+        ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci != NULL)
+            talon_sockaddr_format(ci->client_addr, ec->peer_ip);
         pthread_mutex_lock(&e->conns_lock);
         ec->next = e->conns;
         if (e->conns != NULL)
@@ -245,10 +250,14 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
         return NULL;
     }
     hide_query(e, uri);
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci != NULL)
-        talon_req_set_peer(req, ci->client_addr);
+    if (ec != NULL) {
+        talon_req_set_peer_ip(req, ec->peer_ip);
+    } else {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci != NULL)
+            talon_req_set_peer(req, ci->client_addr);
+    }
     atomic_fetch_add(&e->in_flight, 1);
     if (ec != NULL)
         ec->req = req;

@@ -203,28 +203,34 @@ int talon_req_add_header(talon_req *req, const char *name, const char *value)
     return talon_kv_add(&req->arena, &req->headers, name, strlen(name), value, strlen(value));
 }
 
-void talon_req_set_peer(talon_req *req, const struct sockaddr *sa)
+void talon_sockaddr_format(const struct sockaddr *sa, char out[TALON_IP_MAX])
 {
     if (sa == NULL)
         return;
     if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->peer_ip,
-                  sizeof(req->peer_ip));
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, TALON_IP_MAX);
     } else if (sa->sa_family == AF_INET6) {
         const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
         /* Show IPv4 clients of a dual-stack socket as plain IPv4. */
         if (IN6_IS_ADDR_V4MAPPED(a))
-            inet_ntop(AF_INET, &a->s6_addr[12], req->peer_ip, sizeof(req->peer_ip));
+            inet_ntop(AF_INET, &a->s6_addr[12], out, TALON_IP_MAX);
         else
-            inet_ntop(AF_INET6, a, req->peer_ip, sizeof(req->peer_ip));
+            inet_ntop(AF_INET6, a, out, TALON_IP_MAX);
     } else if (sa->sa_family == AF_UNIX) {
-        strcpy(req->peer_ip, "unix");
+        strcpy(out, "unix");
     }
+}
+
+void talon_req_set_peer(talon_req *req, const struct sockaddr *sa)
+{
+    talon_sockaddr_format(sa, req->peer_ip);
 }
 
 void talon_req_set_peer_ip(talon_req *req, const char *ip)
 {
-    snprintf(req->peer_ip, sizeof(req->peer_ip), "%s", ip);
+    size_t len = strnlen(ip, sizeof(req->peer_ip) - 1);
+    memcpy(req->peer_ip, ip, len);
+    req->peer_ip[len] = '\0';
 }
 
 int talon_req_append_body(talon_req *req, const char *data, size_t len)

@@ -163,8 +163,14 @@ void talon_req_unref(talon_req *req);
 int talon_req_set_line(talon_req *req, const char *method, const char *target,
                        const char *protocol);
 int talon_req_add_header(talon_req *req, const char *name, const char *value);
+/* Format the IP address of sa as the access log shows it: IPv4-mapped IPv6
+ * addresses as plain IPv4, "unix" for a Unix socket. Leaves out unchanged
+ * when sa is NULL or of another family. */
+void talon_sockaddr_format(const struct sockaddr *sa, char out[TALON_IP_MAX]);
 /* Set the peer from a socket address (NULL: "-"). */
 void talon_req_set_peer(talon_req *req, const struct sockaddr *sa);
+/* Set the peer from an address formatted by talon_sockaddr_format(),
+ * truncated to TALON_IP_MAX - 1 bytes. */
 void talon_req_set_peer_ip(talon_req *req, const char *ip);
 /* Append body bytes. Returns 0, or -EFBIG past app->max_body_size. */
 int talon_req_append_body(talon_req *req, const char *data, size_t len);
