@@ -13,13 +13,17 @@
  *   the completed callback comes instead, and it frees the request;
  * - the completed callback may run with MHD's internal lock held, so it
  *   must not call back into MHD;
+ * - its own error responses after the URI callback (431 when the head does
+ *   not fit the connection's memory pool, 400, 413) reach the completed
+ *   callback without a handler call; MHD_CONNECTION_INFO_HTTP_STATUS then
+ *   returns their status (take_engine_response);
  * - some of its own error paths close a connection without the completed
  *   callback, although the URI callback ran. This happens on a second error
  *   while the first error response is still queued, for example a Cookie
  *   header with more pairs than the connection's memory pool holds. The
  *   request is then released when the connection closes (release_orphan);
  * - it builds a table of the query arguments in the connection's memory
- *   pool, one 48-byte record per argument, and a query of a few thousand
+ *   pool, one 64-byte record per argument, and a query of a few thousand
  *   bytes with many short arguments exhausts the pool: no response is sent
  *   and the connection hangs. talon parses the query from the raw target
  *   itself, so on_uri hides the arguments from libmicrohttpd. */
@@ -46,7 +50,8 @@ enum engine_state {
     STATE_HEAD = 0, /* created by the URI callback; the first handler call comes next */
     STATE_BODY,     /* head read; body chunks arrive */
     STATE_HELD,     /* pipeline done, suspended until the last hold is released */
-    STATE_QUEUED    /* response queued */
+    STATE_QUEUED,   /* response queued */
+    STATE_SENT      /* response written to the socket by talon (send_direct); closing */
 };
 
 /* One open connection, for the slow-client check (sweep_slow_heads). */
@@ -67,6 +72,7 @@ typedef struct talon_engine {
     atomic_long orphans;          /* requests released at close, without the completed callback */
     bool hide_query;              /* libmicrohttpd's layout is known: see hide_query() */
     atomic_long connections;      /* open connections */
+    size_t pool_size;             /* MHD_OPTION_CONNECTION_MEMORY_LIMIT */
     unsigned connection_limit;
     unsigned connection_timeout_s;
     pthread_mutex_t conns_lock;   /* guards the list of open connections */
@@ -78,6 +84,27 @@ typedef struct talon_engine {
 } talon_engine;
 
 #define MHD_LOG_PER_SECOND 20
+
+/* libmicrohttpd 0.9.75 keeps the request head of each connection in a
+ * memory pool of MHD_OPTION_CONNECTION_MEMORY_LIMIT bytes. The pool also
+ * holds a POOL_RECORD_SIZE record per header field and per cookie, a copy
+ * of the Cookie field and, once the response starts, the response head.
+ * After every request libmicrohttpd zeroes the whole pool (MHD_pool_reset
+ * in memorypool.c), so an idle keep-alive connection keeps all of it
+ * resident and each request pays a memset of its size. The pool is
+ * therefore only max_header_size plus HEAD_POOL_MARGIN, and
+ * check_head_pool() rejects a head that would leave less than
+ * RESPONSE_HEAD_RESERVE free. */
+#define POOL_RECORD_SIZE 64         /* sizeof(struct MHD_HTTP_Header), 16-byte aligned */
+/* NOTE: a response head larger than the reserve fits only if the request
+ * head left room for it. Otherwise libmicrohttpd closes the connection
+ * without a response ("failed to create response header"), and the access
+ * log shows 499. Pipelined requests read with the head take room too. */
+#define RESPONSE_HEAD_RESERVE 1024  /* pool bytes kept for the response head */
+/* The records of 32 fields, the empty line ending the head, the reserve. */
+#define HEAD_POOL_MARGIN (32 * POOL_RECORD_SIZE + 2 + RESPONSE_HEAD_RESERVE)
+#define DIRECT_ANSWER_ROOM 512      /* below this, an error response skips the pool */
+#define MAX_HEADER_SIZE_LIMIT (1024 * 1024)
 
 /* ---- libmicrohttpd callbacks ---- */
 
@@ -126,6 +153,7 @@ static engine_conn *conn_of(struct MHD_Connection *c)
 }
 
 static void release_orphan(talon_engine *e, engine_conn *ec);
+static bool send_direct(int fd, const talon_req *req);
 
 /* Count open connections: talon enforces connection_limit itself so that
  * the connection over the limit gets a 503 instead of a silent close. Each
@@ -270,6 +298,8 @@ typedef struct head_copy {
     int rc;
     int status;          /* 400 when a field is malformed */
     const char *why;
+    size_t cookie_len;   /* value length of the first Cookie field, which libmicrohttpd copies */
+    bool has_cookie;
 } head_copy;
 
 /* libmicrohttpd 0.9.75 parses a field line in place: the colon becomes a
@@ -301,6 +331,10 @@ static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const cha
         value_len = 0;
     }
     h->bytes += name_len + value_len + 4; /* ": " and CRLF */
+    if (!h->has_cookie && strcasecmp(name, "Cookie") == 0) {
+        h->has_cookie = true;
+        h->cookie_len = value_len;
+    }
     if (h->status == 0) {
         h->status = talon_framing_check_field(name, name_len, value, value_len, &h->why);
         if (h->status == 0 && parsed && !field_in_place(name, name_len, value)) {
@@ -383,11 +417,112 @@ static enum MHD_Result queue_response(talon_engine *e, struct MHD_Connection *c,
     return ret;
 }
 
+/* Bytes of the connection's memory pool that the parsed head of c takes in
+ * libmicrohttpd 0.9.75. These are the head as received, a record per header
+ * field and per cookie, and the copy of the first Cookie field that the
+ * cookie parser splits. */
+static size_t head_pool_bytes(struct MHD_Connection *c, const head_copy *h)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    size_t bytes = ci != NULL ? ci->header_size : h->bytes;
+    int records = MHD_get_connection_values_n(
+        c, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    if (records > 0)
+        bytes += (size_t)records * POOL_RECORD_SIZE;
+    if (h->has_cookie)
+        bytes += (h->cookie_len + 1 + 15) & ~(size_t)15;
+    return bytes;
+}
+
+/* Reject with 431 a head that fits max_header_size but leaves less than
+ * RESPONSE_HEAD_RESERVE of the pool, because of many short fields or
+ * cookies. Without room for the response head, libmicrohttpd would close
+ * the connection after the responder ran. Returns false when it rejected. */
+static bool check_head_pool(talon_engine *e, struct MHD_Connection *c, talon_req *req,
+                            const head_copy *h)
+{
+    size_t used = head_pool_bytes(c, h);
+    if (used + RESPONSE_HEAD_RESERVE <= e->pool_size)
+        return true;
+    char desc[256];
+    snprintf(desc, sizeof(desc), "The request head takes %zu bytes of the server's %zu-byte "
+             "buffer for request heads: each header field and cookie costs %d bytes more "
+             "than its text, and the Cookie field counts twice. Send fewer or shorter fields "
+             "or cookies.", used, e->pool_size - RESPONSE_HEAD_RESERVE, POOL_RECORD_SIZE);
+    talon_pipeline_run_error(req, 431, desc);
+    return false;
+}
+
+/* Send the error response of a head rejected on the first handler call.
+ * When the head leaves less than DIRECT_ANSWER_ROOM of the pool,
+ * libmicrohttpd cannot build the response head and would close the
+ * connection without it. So talon then writes the response to the socket
+ * itself and returns MHD_NO, on which libmicrohttpd closes the connection. */
+static enum MHD_Result reject_head(talon_engine *e, struct MHD_Connection *c, talon_req *req,
+                                   const head_copy *h)
+{
+    if (head_pool_bytes(c, h) + DIRECT_ANSWER_ROOM <= e->pool_size)
+        return queue_response(e, c, req);
+    engine_conn *ec = conn_of(c);
+    if (ec != NULL && !ec->cut && send_direct(ec->fd, req))
+        req->engine_state = STATE_SENT;
+    engine_warn(e, "request %s from %s: the head left no room for a response in "
+                "libmicrohttpd's memory pool; %s", req->id, req->peer_ip,
+                req->engine_state == STATE_SENT ? "answered directly" : "closed unanswered");
+    return MHD_NO;
+}
+
 /* Body bytes beyond the limit are read and dropped so that the 413 can be
  * sent at the end of the request. Past this many, the connection is closed. */
 static uint64_t discard_limit(const talon_app *app)
 {
     return (uint64_t)app->max_body_size * 4 + 1024 * 1024;
+}
+
+/* Check the connection limit, the head limits and the framing of req.
+ * On a violation, run the error pipeline and return true. */
+static bool reject_by_limits(talon_engine *e, struct MHD_Connection *c, talon_req *req,
+                             const head_copy *h, size_t line_bytes)
+{
+    long open = atomic_load(&e->connections);
+    if (open > (long)e->connection_limit) {
+        engine_warn(e, "request %s from %s rejected with 503: %ld connections open, the "
+                    "limit is %u", req->id, req->peer_ip, open, e->connection_limit);
+        char desc[160];
+        snprintf(desc, sizeof(desc), "The server has reached its limit of %u connections; "
+                 "retry later.", e->connection_limit);
+        talon_pipeline_run_error(req, 503, desc);
+        talon_resp_set_header(&req->resp, "Retry-After", "1");
+        return true;
+    }
+    if (line_bytes > e->max_header_size) {
+        /* As nginx does: a request line alone over the head limit is 414.
+         * Past libmicrohttpd's pool, libmicrohttpd sends 414 itself. */
+        char desc[160];
+        snprintf(desc, sizeof(desc), "The request line is %zu bytes; the limit is %zu bytes.",
+                 line_bytes, e->max_header_size);
+        talon_pipeline_run_error(req, 414, desc);
+        return true;
+    }
+    if (h->bytes > e->max_header_size) {
+        char desc[160];
+        snprintf(desc, sizeof(desc), "The request head is %zu bytes; the limit is %zu bytes.",
+                 h->bytes, e->max_header_size);
+        talon_pipeline_run_error(req, 431, desc);
+        return true;
+    }
+    if (!check_head_pool(e, c, req, h))
+        return true;
+    const char *why = h->why;
+    int status = h->status ? h->status : talon_framing_check_head(req, &why);
+    if (status != 0) {
+        engine_warn(e, "request %s from %s rejected with %d: %s", req->id, req->peer_ip,
+                    status, why);
+        talon_pipeline_run_error(req, status, why);
+        return true;
+    }
+    return false;
 }
 
 /* First handler call: copy the head and check the limits that can be
@@ -401,7 +536,7 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
     if (talon_req_set_line(req, method, target, version) < 0)
         return MHD_NO;
     size_t line_bytes = strlen(method) + strlen(target) + strlen(version) + 4;
-    head_copy h = { req, line_bytes, 0, 0, NULL };
+    head_copy h = { .req = req, .bytes = line_bytes };
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, copy_header, &h);
     if (h.rc < 0)
         return MHD_NO;
@@ -410,41 +545,8 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
 
     /* These responses close the connection (first call), which is what a
      * client that sent too much should get. */
-    long open = atomic_load(&e->connections);
-    if (open > (long)e->connection_limit) {
-        engine_warn(e, "request %s from %s rejected with 503: %ld connections open, the "
-                    "limit is %u", req->id, req->peer_ip, open, e->connection_limit);
-        char desc[160];
-        snprintf(desc, sizeof(desc), "The server has reached its limit of %u connections; "
-                 "retry later.", e->connection_limit);
-        talon_pipeline_run_error(req, 503, desc);
-        talon_resp_set_header(&req->resp, "Retry-After", "1");
-        return queue_response(e, c, req);
-    }
-    if (line_bytes > e->max_header_size) {
-        /* As nginx does: a request line alone over the head limit is 414.
-         * Past libmicrohttpd's pool, libmicrohttpd sends 414 itself. */
-        char desc[160];
-        snprintf(desc, sizeof(desc), "The request line is %zu bytes; the limit is %zu bytes.",
-                 line_bytes, e->max_header_size);
-        talon_pipeline_run_error(req, 414, desc);
-        return queue_response(e, c, req);
-    }
-    if (h.bytes > e->max_header_size) {
-        char desc[160];
-        snprintf(desc, sizeof(desc), "The request head is %zu bytes; the limit is %zu bytes.",
-                 h.bytes, e->max_header_size);
-        talon_pipeline_run_error(req, 431, desc);
-        return queue_response(e, c, req);
-    }
-    const char *why = h.why;
-    int status = h.status ? h.status : talon_framing_check_head(req, &why);
-    if (status != 0) {
-        engine_warn(e, "request %s from %s rejected with %d: %s", req->id, req->peer_ip,
-                    status, why);
-        talon_pipeline_run_error(req, status, why);
-        return queue_response(e, c, req);
-    }
+    if (reject_by_limits(e, c, req, &h, line_bytes))
+        return reject_head(e, c, req, &h);
     const char *cl = talon_req_header(req, "Content-Length");
     if (cl != NULL) {
         char *end;
@@ -463,7 +565,7 @@ static enum MHD_Result handle_head(talon_engine *e, struct MHD_Connection *c, ta
                 snprintf(desc, sizeof(desc), "The request body is %llu bytes; the limit is "
                          "%zu bytes.", n, e->app->max_body_size);
                 talon_pipeline_run_error(req, 413, desc);
-                return queue_response(e, c, req);
+                return reject_head(e, c, req, &h);
             }
             req->body_too_large = true;
         }
@@ -540,8 +642,10 @@ static bool has_body(const talon_req *req)
 /* Run the completion callbacks and drop the engine's reference. */
 static void finish_request(talon_engine *e, talon_req *req, bool ok)
 {
+    /* The body of libmicrohttpd's own response is not talon's resp.body. */
+    bool own_body = ok && !req->engine_response && has_body(req);
     talon_completion done = {
-        .bytes_sent = ok && has_body(req) ? req->resp.body_len : 0,
+        .bytes_sent = own_body ? req->resp.body_len : 0,
         .duration_ns = talon_now_ns() - req->start_ns,
         .client_aborted = !ok,
     };
@@ -556,6 +660,33 @@ static void complete_head(talon_req *req)
 {
     talon_req_set_line(req, "-", req->target, "-");
     talon_req_prepare(req);
+}
+
+/* Take over the status of the error response that libmicrohttpd queued
+ * itself for req (its 400, 413 or 431 after the request line), if it
+ * queued one. Returns true when it did. */
+static bool take_engine_response(struct MHD_Connection *c, talon_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+    if (ci == NULL || ci->http_status == 0)
+        return false;
+    req->resp.status = (int)ci->http_status;
+    req->engine_response = true;
+    return true;
+}
+
+/* Whether a request for which libmicrohttpd sent its own error response
+ * ended without the client leaving first. libmicrohttpd 0.9.75 closes the connection after
+ * its own error response and reports MHD_REQUEST_TERMINATED_WITH_ERROR,
+ * both when the response was sent and when sending it failed.
+ * NOTE: so a failed send of libmicrohttpd's own error response is logged
+ * as sent; the response is one small write, so this needs a client that
+ * resets the connection right after sending its head. */
+static bool engine_response_sent(enum MHD_RequestTerminationCode toe)
+{
+    return toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ||
+           toe == MHD_REQUEST_TERMINATED_WITH_ERROR;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -577,29 +708,65 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
         held_list_remove(e, req);
         talon_hold_apply_result(req);
     }
-    /* NOTE: a request that libmicrohttpd rejects itself after the request
-     * line (431 from its memory limit, a broken chunked body) arrives here
-     * with no response of ours: status 0 and client_aborted set. */
-    finish_request(e, req, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
-                               req->engine_state == STATE_QUEUED);
+    bool ok;
+    if (req->engine_state == STATE_QUEUED) {
+        ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    } else if (req->engine_state == STATE_SENT) {
+        ok = true;
+    } else {
+        /* No response of talon's: libmicrohttpd rejected the head (431
+         * when it does not fit the memory pool, 400 for a head it cannot
+         * parse) or a chunked body, or the client left first (status 0,
+         * client_aborted). */
+        ok = take_engine_response(c, req) && engine_response_sent(toe);
+    }
+    finish_request(e, req, ok);
     conn_set_waiting(c, true);
 }
 
+/* Append the formatted text to buf at *len; false when it does not fit. */
+static bool append_head(char *buf, size_t size, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bool append_head(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size - *len)
+        return false;
+    *len += (size_t)n;
+    return true;
+}
+
 /* Send resp on fd as a whole HTTP/1.1 response that closes the connection,
- * without blocking. Returns true when every byte was accepted. */
+ * without blocking and without libmicrohttpd's memory pool. The response
+ * headers were checked by talon_resp_add_header(), so none can split the
+ * head. Returns true when every byte was accepted. */
 static bool send_direct(int fd, const talon_req *req)
 {
     const talon_resp *resp = &req->resp;
-    char head[512];
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: application/json"
-                     "\r\nContent-Length: %zu\r\nX-Request-ID: %s\r\nConnection: close\r\n\r\n",
-                     resp->status, talon_status_reason(resp->status), resp->body_len, req->id);
-    if (n < 0 || (size_t)n >= sizeof(head))
+    char head[2048];
+    size_t len = 0;
+    bool ok = append_head(head, sizeof(head), &len, "HTTP/1.1 %d %s\r\n", resp->status,
+                          talon_status_reason(resp->status));
+    for (size_t i = 0; ok && i < resp->headers.n; i++) {
+        const talon_kv *h = &resp->headers.items[i];
+        if (strcasecmp(h->name, "Connection") != 0)
+            ok = append_head(head, sizeof(head), &len, "%s: %s\r\n", h->name, h->value);
+    }
+    if (ok && talon_resp_header(resp, "X-Request-ID") == NULL)
+        ok = append_head(head, sizeof(head), &len, "X-Request-ID: %s\r\n", req->id);
+    if (ok)
+        ok = append_head(head, sizeof(head), &len, "Content-Length: %zu\r\n"
+                         "Connection: close\r\n\r\n", resp->body_len);
+    if (!ok)
         return false;
-    struct iovec iov[2] = { { head, (size_t)n }, { resp->body, resp->body_len } };
+    struct iovec iov[2] = { { head, len }, { resp->body, resp->body_len } };
     struct msghdr msg = { .msg_iov = iov, .msg_iovlen = resp->body_len > 0 ? 2 : 1 };
     ssize_t sent = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    return sent == (ssize_t)((size_t)n + resp->body_len);
+    return sent == (ssize_t)(len + resp->body_len);
 }
 
 /* Release a request whose connection closes without the completed
@@ -620,7 +787,7 @@ static void release_orphan(talon_engine *e, engine_conn *ec)
                          "cookies or parameters than the server can parse; send fewer.");
         answered = !ec->cut && send_direct(ec->fd, req);
         if (answered)
-            req->engine_state = STATE_QUEUED;
+            req->engine_state = STATE_SENT;
     } else if (req->engine_state == STATE_HELD) {
         held_list_remove(e, req);
         talon_hold_apply_result(req);
@@ -740,10 +907,7 @@ static unsigned default_threads(void)
 static int start_daemon(talon_engine *e, const talon_server_options *opts, int listen_fd,
                         unsigned threads, char *err, size_t errlen)
 {
-    /* libmicrohttpd keeps the request head in a per-connection memory pool;
-     * leave room beyond max_header_size so that talon's own check (with its
-     * JSON 431) fires first. */
-    size_t pool = opts->max_header_size * 2 + 16 * 1024;
+    size_t pool = e->pool_size;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem ops[16];
@@ -784,8 +948,9 @@ static int start_daemon(talon_engine *e, const talon_server_options *opts, int l
 
 static int check_options(const talon_server_options *o, char *err, size_t errlen)
 {
-    if (o->max_header_size < 1024) {
-        snprintf(err, errlen, "invalid max_header_size %zu: it must be at least 1024 bytes",
+    if (o->max_header_size < 1024 || o->max_header_size > MAX_HEADER_SIZE_LIMIT) {
+        snprintf(err, errlen, "invalid max_header_size %zu: it must be between 1024 bytes and "
+                 "1 MiB, because every keep-alive connection keeps that much memory plus 3 KiB",
                  o->max_header_size);
         return -EINVAL;
     }
@@ -868,6 +1033,7 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     }
     e->app = app;
     e->max_header_size = opts->max_header_size;
+    e->pool_size = opts->max_header_size + HEAD_POOL_MARGIN;
     e->connection_limit = opts->connection_limit;
     e->connection_timeout_s = opts->connection_timeout_s;
     pthread_mutex_init(&e->conns_lock, NULL);

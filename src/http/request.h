@@ -142,6 +142,7 @@ struct talon_req {
 
     /* Engine state (engine.c). */
     int engine_state;
+    bool engine_response;         /* the engine sent its own error response: no middleware or responder ran */
     bool body_too_large;
     uint64_t body_discarded;
     struct talon_req *held_prev;  /* list of suspended requests, engine lock */

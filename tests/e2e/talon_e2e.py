@@ -30,6 +30,40 @@ def check(condition, message):
         fail(message)
 
 
+def read_response(sock):
+    """Read one HTTP response framed by Content-Length from sock. Returns the
+    bytes read, fewer when the server closes or resets the connection first."""
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep:
+            lengths = [int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                       if line.lower().startswith(b"content-length:")]
+            if lengths and len(body) >= lengths[0]:
+                return data
+
+
+def split_response(reply):
+    """Split raw response bytes into (status, headers with lowercased names,
+    body); status is 0 when reply has no HTTP/1.1 status line."""
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    parts = lines[0].split() if lines and lines[0] else []
+    status = int(parts[1]) if len(parts) > 1 and parts[0] == b"HTTP/1.1" else 0
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower().decode()] = value.strip().decode()
+    return status, headers, body
+
+
 class Demo:
     """A talon-demo process with its own working directory (so var/ is private).
 
