@@ -1,21 +1,19 @@
 /* Trail verification: chain, sequence, epochs, seals and MACs, as the
  * Verification section of docs/audit-format.md lists them.
  *
- * Speed comes from two passes per window of the trail. Hashing threads parse
- * each line, compute h_i = SHA-256(P_i) and check the MAC with per-epoch HMAC
- * states computed once (HMAC over 32 bytes is then two SHA-256 blocks); the
- * calling thread then walks the compact per-line results in order and checks
- * the links between records. Only a record that fails a check, and each
- * seal, goes through the careful path that re-reads the line and names the
- * problem. tests/e2e/audit_ref.py follows the same rules in Python.
+ * Speed comes from two passes over each window of the trail. Hashing threads
+ * (verify_pool.c) parse each line, compute h_i = SHA-256(P_i) and check the
+ * MAC with per-epoch HMAC states computed once (HMAC over 32 bytes is then
+ * two SHA-256 blocks); the calling thread walks the compact per-line results
+ * in order and checks the links between records. Only a record that fails a
+ * check, and each seal, goes through the careful path that re-reads the line
+ * and names the problem. tests/e2e/audit_ref.py follows the same rules in
+ * Python.
  */
-#define OPENSSL_SUPPRESS_DEPRECATED 1 /* SHA256_Init & co: faster than EVP per record */
-#include "audit/reader_internal.h"
+#include "audit/verify_internal.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +23,10 @@
 #define SEAL_TYPE "audit_epoch_sealed"
 #define LOOKAHEAD 64              /* records searched for a missing seq (reordered vs deleted) */
 #define MAX_LATER_KEYS 100000ULL  /* later epochs tried for a "wrong epoch key" diagnosis */
-#define WINDOW_BYTES (32u << 20)  /* bytes per hashing job */
-#define MAX_THREADS 8
-#define WINDOW_KEYS (1u << 16)    /* epoch keys kept for the hashing threads (2 MiB) */
-
-static const char EVOLVE_LABEL[] = "talon-audit-evolve-v1";
+/* A record line takes at least 414 bytes with its '\n' (every string empty),
+ * so a window of N bytes has at most N / 400 records and needs no more epoch
+ * keys than that, plus one. */
+#define MIN_RECORD_BYTES 400
 
 const char *talon_audit_verdict_name(talon_audit_verdict v)
 {
@@ -55,215 +52,7 @@ void talon_audit_verify_options_init(talon_audit_verify_options *o)
     memset(o, 0, sizeof *o);
 }
 
-/* ---- Hex and keys ------------------------------------------------------- */
-
-static void to_hex(char *out, const uint8_t *p, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-}
-
-/* Value + 1 of each hex digit, 0 for other bytes (a table: this runs for
- * every record's prev). */
-static const uint8_t HEX_VALUE1[256] = {
-    ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
-    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-};
-
-static bool from_hex(uint8_t *out, const char *hex, size_t nbytes)
-{
-    int bad = 0;
-    for (size_t i = 0; i < nbytes; i++) {
-        int hi = HEX_VALUE1[(unsigned char)hex[2 * i]] - 1, lo = HEX_VALUE1[(unsigned char)hex[2 * i + 1]] - 1;
-        bad |= hi | lo;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return bad >= 0;
-}
-
-int talon_audit_key_load(const char *path, uint8_t trail[16], uint8_t key0[32], char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        int e = errno;
-        snprintf(err, errlen, "%s: cannot open the verification key: %s", path, strerror(e));
-        return -e;
-    }
-    char line[256];
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    static const char head[] = "talon-audit-key v1 trail=";
-    /* "talon-audit-key v1 trail=<32 hex> key0=<64 hex>\n" */
-    if (n < sizeof head - 1 + 32 + 6 + 64 || memcmp(line, head, sizeof head - 1) != 0 ||
-        memcmp(line + sizeof head - 1 + 32, " key0=", 6) != 0 ||
-        !from_hex(trail, line + sizeof head - 1, 16) ||
-        !from_hex(key0, line + sizeof head - 1 + 32 + 6, 32) ||
-        (n > sizeof head - 1 + 32 + 6 + 64 && line[sizeof head - 1 + 32 + 6 + 64] != '\n')) {
-        OPENSSL_cleanse(line, sizeof line);
-        snprintf(err, errlen, "%s: not a talon verification key (expected one line "
-                 "\"talon-audit-key v1 trail=<32 hex> key0=<64 hex>\", as written by talon audit keygen)",
-                 path);
-        return -EINVAL;
-    }
-    OPENSSL_cleanse(line, sizeof line);
-    return 0;
-}
-
-/* Epoch keys, derived forward from K_0 by K_{e+1} = SHA-256(label || K_e).
- * keys[i] is K_{base + i}: a window that slides forward with the verifier, so
- * memory does not grow with the epoch number. cursor is the last key derived
- * outside the window, so stepping through later epochs one by one (the
- * "wrong epoch key" search) costs one hash per step.
- * NOTE: K_e costs e hashes from K_0; a --partial trail that starts at epoch
- * 2^32 takes minutes to reach its first key. */
-typedef struct keyring {
-    uint8_t key0[32];
-    uint64_t base;
-    uint8_t (*keys)[32];
-    uint64_t nkeys;
-    uint64_t cursor_epoch;
-    uint8_t cursor[32];
-} keyring;
-
-static void evolve_key(uint8_t out[32], const uint8_t in[32])
-{
-    SHA256_CTX c;
-    SHA256_Init(&c);
-    SHA256_Update(&c, EVOLVE_LABEL, sizeof EVOLVE_LABEL - 1);
-    SHA256_Update(&c, in, 32);
-    SHA256_Final(out, &c);
-    OPENSSL_cleanse(&c, sizeof c);
-}
-
-/* K_epoch into out, evolved from the latest known key at or below it:
- * K_0, the window's last key or the cursor. */
-static void keyring_derive(keyring *kr, uint64_t epoch, uint8_t out[32])
-{
-    if (epoch >= kr->base && epoch - kr->base < kr->nkeys) {
-        memcpy(out, kr->keys[epoch - kr->base], 32);
-        return;
-    }
-    uint64_t from = 0;
-    const uint8_t *key = kr->key0;
-    if (kr->nkeys && kr->base + kr->nkeys - 1 <= epoch) {
-        from = kr->base + kr->nkeys - 1;
-        key = kr->keys[kr->nkeys - 1];
-    }
-    if (kr->cursor_epoch >= from && kr->cursor_epoch <= epoch) {
-        from = kr->cursor_epoch;
-        key = kr->cursor;
-    }
-    uint8_t k[32];
-    memcpy(k, key, 32);
-    for (uint64_t e = from; e < epoch; e++)
-        evolve_key(k, k);
-    memcpy(kr->cursor, k, 32);
-    kr->cursor_epoch = epoch;
-    memcpy(out, k, 32);
-    OPENSSL_cleanse(k, sizeof k);
-}
-
-/* Make the window hold K_first .. K_{first + n - 1}, n <= WINDOW_KEYS. */
-static void keyring_window(keyring *kr, uint64_t first, uint64_t n)
-{
-    if (n > WINDOW_KEYS)
-        n = WINDOW_KEYS;
-    if (n == 0)
-        n = 1;
-    if (kr->nkeys && first == kr->base && n <= kr->nkeys)
-        return;
-    uint64_t keep = 0;
-    if (kr->nkeys && first >= kr->base && first - kr->base < kr->nkeys) {
-        keep = kr->nkeys - (first - kr->base);
-        if (keep > n)
-            keep = n;
-        memmove(kr->keys, kr->keys[first - kr->base], keep * 32);
-    } else {
-        keyring_derive(kr, first, kr->keys[0]);
-        keep = 1;
-    }
-    for (uint64_t i = keep; i < n; i++)
-        evolve_key(kr->keys[i], kr->keys[i - 1]);
-    kr->base = first;
-    kr->nkeys = n;
-}
-
-/* HMAC-SHA256 states with the key's inner and outer pad already absorbed. */
-typedef struct mac_key {
-    uint64_t epoch;
-    bool ready;
-    SHA256_CTX inner, outer;
-} mac_key;
-
-static void mac_key_set(mac_key *m, const uint8_t key[32], uint64_t epoch)
-{
-    uint8_t pad[64];
-    memset(pad, 0x36, sizeof pad);
-    for (int i = 0; i < 32; i++)
-        pad[i] ^= key[i];
-    SHA256_Init(&m->inner);
-    SHA256_Update(&m->inner, pad, 64);
-    memset(pad, 0x5c, sizeof pad);
-    for (int i = 0; i < 32; i++)
-        pad[i] ^= key[i];
-    SHA256_Init(&m->outer);
-    SHA256_Update(&m->outer, pad, 64);
-    OPENSSL_cleanse(pad, sizeof pad);
-    m->epoch = epoch;
-    m->ready = true;
-}
-
-static bool mac_matches(const mac_key *m, const uint8_t h[32], const char *mac_hex)
-{
-    SHA256_CTX c = m->inner;
-    uint8_t ih[32], mac[32];
-    char hex[64];
-    SHA256_Update(&c, h, 32);
-    SHA256_Final(ih, &c);
-    c = m->outer;
-    SHA256_Update(&c, ih, 32);
-    SHA256_Final(mac, &c);
-    to_hex(hex, mac, 32);
-    /* memcmp, not CRYPTO_memcmp: a verifier has no secret for timing to leak
-     * (the key only checks MACs that the trail already contains). */
-    return memcmp(hex, mac_hex, 64) == 0;
-}
-
 /* ---- Verification state ------------------------------------------------- */
-
-enum {
-    L_PARSED = 1 << 0,
-    L_TORN = 1 << 1,      /* the last bytes of a file, without '\n' */
-    L_SEAL = 1 << 2,
-    L_MAC_CHECKED = 1 << 3,
-    L_MAC_OK = 1 << 4,
-    L_TRAIL_OK = 1 << 5,
-};
-
-/* What a hashing thread learned about one line. */
-typedef struct line_result {
-    uint64_t seq, epoch;
-    size_t off, len;      /* the line in its file, without '\n' */
-    unsigned flags;
-    uint8_t h[32];
-    uint8_t prev[32];
-} line_result;
-
-typedef struct hash_job {
-    const char *data;      /* the file's mapping */
-    size_t begin, end;     /* byte range, starting at a line start */
-    bool file_end;         /* end is the end of the file */
-    const keyring *keys;   /* read-only while jobs run */
-    const char *trail_hex; /* expected trail id */
-    bool check_macs;
-    line_result *out;
-    size_t n, cap;
-    int err;
-} hash_job;
 
 typedef struct verifier {
     talon_audit_reader *reader;
@@ -318,69 +107,6 @@ static int bad(verifier *v, talon_audit_verdict verdict, size_t file, uint64_t l
     return 1;
 }
 
-/* ---- Hashing threads ---------------------------------------------------- */
-
-static void hash_line(hash_job *j, const char *line, size_t len, mac_key *mk)
-{
-    line_result *lr = &j->out[j->n++];
-    talon_audit_record rec;
-    lr->off = (size_t)(line - j->data);
-    lr->len = len;
-    lr->flags = 0;
-    if (talon_audit_record_parse(line, len, &rec, NULL, 0) != 0)
-        return;
-    lr->flags = L_PARSED;
-    lr->seq = rec.seq;
-    lr->epoch = rec.epoch;
-    SHA256_CTX c;
-    SHA256_Init(&c);
-    SHA256_Update(&c, line, rec.prefix_len);
-    SHA256_Final(lr->h, &c);
-    from_hex(lr->prev, rec.prev.p, 32);
-    if (memcmp(rec.trail.p, j->trail_hex, 32) == 0)
-        lr->flags |= L_TRAIL_OK;
-    if (rec.type.len == sizeof SEAL_TYPE - 1 && memcmp(rec.type.p, SEAL_TYPE, rec.type.len) == 0)
-        lr->flags |= L_SEAL;
-    const keyring *kr = j->keys;
-    if (j->check_macs && rec.epoch >= kr->base && rec.epoch - kr->base < kr->nkeys) {
-        if (!mk->ready || mk->epoch != rec.epoch)
-            mac_key_set(mk, kr->keys[rec.epoch - kr->base], rec.epoch);
-        lr->flags |= L_MAC_CHECKED;
-        if (mac_matches(mk, lr->h, rec.mac.p))
-            lr->flags |= L_MAC_OK;
-    }
-}
-
-static void *hash_job_run(void *arg)
-{
-    hash_job *j = arg;
-    mac_key mk = { .ready = false };
-    const char *p = j->data + j->begin, *end = j->data + j->end;
-    while (p < end) {
-        if (j->n == j->cap) {
-            size_t cap = j->cap ? j->cap * 2 : 4096;
-            line_result *g = realloc(j->out, cap * sizeof *g);
-            if (!g) {
-                j->err = -ENOMEM;
-                break;
-            }
-            j->out = g;
-            j->cap = cap;
-        }
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) {
-            /* Only the end of the file can lack a newline: jobs end at line ends. */
-            line_result *lr = &j->out[j->n++];
-            *lr = (line_result){ .off = (size_t)(p - j->data), .len = (size_t)(end - p), .flags = L_TORN };
-            break;
-        }
-        hash_line(j, p, (size_t)(nl - p), &mk);
-        p = nl + 1;
-    }
-    OPENSSL_cleanse(&mk, sizeof mk);
-    return NULL;
-}
-
 /* ---- The careful path --------------------------------------------------- */
 
 static bool line_at(const reader_file *f, size_t off, size_t len, talon_audit_record *rec, char *err, size_t errlen)
@@ -390,7 +116,7 @@ static bool line_at(const reader_file *f, size_t off, size_t len, talon_audit_re
 
 static void record_hash(const talon_audit_record *rec, uint8_t h[32])
 {
-    SHA256(( const unsigned char *)rec->line, rec->prefix_len, h);
+    verify_sha256(rec->line, rec->prefix_len, h);
 }
 
 static bool mac_ok_in_epoch(verifier *v, const talon_audit_record *rec, uint64_t epoch)
@@ -426,13 +152,20 @@ static bool peek_next(const reader_file *f, size_t off, size_t len, talon_audit_
 
 /* A MAC that fails under its epoch's key: wrong epoch key when a later key
  * verifies it (someone who stole a later key rewrote the record). */
-static int bad_mac(verifier *v, const talon_audit_record *rec, uint64_t line, uint64_t epoch)
+/* The last epoch after epoch whose key is worth trying for a "wrong epoch
+ * key" diagnosis. The server's key state is one epoch ahead of the last
+ * record after a seal, so a key stolen then is K_{max_epoch + 1}. */
+static uint64_t later_key_bound(const verifier *v, uint64_t epoch)
 {
-    /* The server's key state is one epoch ahead of the last record after a
-     * seal, so a key stolen then is K_{max_epoch + 1}. */
     uint64_t bound = v->max_epoch + 1 > epoch + 1 ? v->max_epoch + 1 : epoch + 1;
     if (bound > epoch + MAX_LATER_KEYS)
         bound = epoch + MAX_LATER_KEYS;
+    return bound;
+}
+
+static int bad_mac(verifier *v, const talon_audit_record *rec, uint64_t line, uint64_t epoch)
+{
+    uint64_t bound = later_key_bound(v, epoch);
     for (uint64_t e = epoch + 1; e <= bound; e++)
         if (mac_ok_in_epoch(v, rec, e))
             return bad(v, TALON_AUDIT_WRONG_EPOCH_KEY, v->file, line, rec->seq,
@@ -547,7 +280,7 @@ static int check_link(verifier *v, const talon_audit_record *rec, const uint8_t 
                    (unsigned long long)(seq - expect), seq - expect == 1 ? "" : "s");
     }
     char last_hex[64];
-    to_hex(last_hex, v->last_h, 32);
+    verify_to_hex(last_hex, v->last_h, 32);
     if (seq < expect) {
         if (seq == v->last_seq)
             return bad(v, TALON_AUDIT_INSERTED, v->file, line, seq, "a second record with seq %llu",
@@ -570,7 +303,10 @@ static int check_link(verifier *v, const talon_audit_record *rec, const uint8_t 
         return bad(v, TALON_AUDIT_INSERTED, v->file, line, seq,
                    "seq %llu is taken by the next record, which continues the chain", (unsigned long long)seq);
     if (!epoch_ok) {
-        if (v->have_key && rec->epoch > want_epoch && mac_ok_in_epoch(v, rec, rec->epoch))
+        /* Only a later key worth trying: deriving the key of any epoch the
+         * record claims would let one line cost up to 2^64 hashes. */
+        if (v->have_key && rec->epoch > want_epoch && rec->epoch <= later_key_bound(v, want_epoch) &&
+            mac_ok_in_epoch(v, rec, rec->epoch))
             return bad(v, TALON_AUDIT_WRONG_EPOCH_KEY, v->file, line, seq,
                        "record claims epoch %llu and is MACed with its key, but its place in the chain is "
                        "epoch %llu", (unsigned long long)rec->epoch, (unsigned long long)want_epoch);
@@ -652,6 +388,13 @@ static int check_careful(verifier *v, size_t off, size_t len, uint64_t line)
                 return bad(v, TALON_AUDIT_MODIFIED, v->file, line, rec.seq,
                            "seq 1 must have epoch 0 and a zero prev");
         }
+        /* Each epoch after 0 starts after a seal, so a genuine record's
+         * epoch is below its seq. Checked before the MAC, whose key would
+         * cost epoch hashes to derive. */
+        if (rec.epoch >= rec.seq)
+            return bad(v, TALON_AUDIT_MODIFIED, v->file, line, rec.seq,
+                       "epoch %llu is not below seq %llu, which no trail can reach",
+                       (unsigned long long)rec.epoch, (unsigned long long)rec.seq);
         if (v->have_key && !mac_ok_in_epoch(v, &rec, rec.epoch))
             return bad_mac(v, &rec, line, rec.epoch);
     } else if (check_link(v, &rec, h, off, line) != 0) {
@@ -671,8 +414,13 @@ static int check_result(verifier *v, const line_result *lr, uint64_t line)
 {
     if (lr->flags & L_TORN)
         return -1; /* handled at the end of the file */
+    /* Every line before this one passed (verification stops at the first
+     * that does not), so a line linked to the one before it in its chunk
+     * continues the chain. */
+    const char *data = v->reader->files[v->file].data;
     bool fast = v->have_last && (lr->flags & L_PARSED) && (lr->flags & L_TRAIL_OK) && !(lr->flags & L_SEAL) &&
-                lr->seq == v->last_seq + 1 && memcmp(lr->prev, v->last_h, 32) == 0 &&
+                lr->seq == v->last_seq + 1 &&
+                ((lr->flags & L_LINKED) || verify_hex_equal(v->last_h, data + lr->prev_off)) &&
                 lr->epoch == (v->last_is_seal ? v->last_epoch + 1 : v->last_epoch) &&
                 (!v->have_key || (lr->flags & L_MAC_OK));
     if (!fast)
@@ -704,49 +452,6 @@ static unsigned thread_count(const talon_audit_verify_options *o)
         n = c > 0 ? (unsigned)c : 1;
     }
     return n > MAX_THREADS ? MAX_THREADS : n;
-}
-
-/* Run the hashing jobs over one window of the file; returns 0 or -errno. */
-static int hash_window(verifier *v, const reader_file *f, size_t *pos, hash_job *jobs, unsigned nthreads,
-                       unsigned *njobs)
-{
-    unsigned n = 0;
-    while (n < nthreads && *pos < f->size) {
-        hash_job *j = &jobs[n];
-        size_t end = *pos + WINDOW_BYTES;
-        if (end >= f->size) {
-            end = f->size;
-        } else {
-            const char *nl = memchr(f->data + end, '\n', f->size - end);
-            end = nl ? (size_t)(nl - f->data) + 1 : f->size;
-        }
-        j->data = f->data;
-        j->begin = *pos;
-        j->end = end;
-        j->keys = &v->keys;
-        j->trail_hex = v->trail_hex;
-        j->check_macs = v->have_key;
-        j->n = 0;
-        j->err = 0;
-        *pos = end;
-        n++;
-    }
-    pthread_t tids[MAX_THREADS];
-    bool started[MAX_THREADS] = { false };
-    for (unsigned i = 1; i < n; i++)
-        started[i] = pthread_create(&tids[i], NULL, hash_job_run, &jobs[i]) == 0;
-    hash_job_run(&jobs[0]);
-    for (unsigned i = 1; i < n; i++) {
-        if (started[i])
-            pthread_join(tids[i], NULL);
-        else
-            hash_job_run(&jobs[i]);
-    }
-    *njobs = n;
-    for (unsigned i = 0; i < n; i++)
-        if (jobs[i].err)
-            return jobs[i].err;
-    return 0;
 }
 
 /* The epoch of the last complete, parseable record of the last file. */
@@ -791,19 +496,28 @@ static bool first_trail(const talon_audit_reader *r, char out[33])
 
 /* Move the key window to the epoch where hashing resumes at offset pos of
  * f: the last checked record's epoch, or the next record's when none was
- * checked yet. The window ends one epoch after the trail's last record. */
-static void slide_keys(verifier *v, const reader_file *f, size_t pos)
+ * checked yet. The window ends one epoch after the trail's last record, and
+ * has no more keys than the records of a window need. A first record
+ * whose epoch is not below its seq cannot be genuine (every epoch ends with
+ * a seal), so no key is derived for it: it fails its checks anyway. */
+static int slide_keys(verifier *v, const reader_file *f, size_t pos)
 {
     uint64_t first = v->last_epoch;
     if (!v->have_last) {
         const char *nl = memchr(f->data + pos, '\n', f->size - pos);
         talon_audit_record rec;
         first = 0;
-        if (nl && talon_audit_record_parse(f->data + pos, (size_t)(nl - f->data - pos), &rec, NULL, 0) == 0)
+        if (nl && talon_audit_record_parse(f->data + pos, (size_t)(nl - f->data - pos), &rec, NULL, 0) == 0 &&
+            rec.epoch < rec.seq)
             first = rec.epoch;
     }
     uint64_t n = v->max_epoch >= first ? v->max_epoch - first + 2 : 1;
-    keyring_window(&v->keys, first, n);
+    uint64_t window = (uint64_t)POOL_MAX_CHUNKS * POOL_CHUNK_BYTES;
+    if (window > f->size - pos)
+        window = f->size - pos;
+    if (n > window / MIN_RECORD_BYTES + 2)
+        n = window / MIN_RECORD_BYTES + 2;
+    return keyring_window(&v->keys, first, n);
 }
 
 static bool seal_closes_file(const verifier *v)
@@ -811,7 +525,25 @@ static bool seal_closes_file(const verifier *v)
     return v->last_is_seal && (strcmp(v->last_cause, "rotation") == 0 || strcmp(v->last_cause, "shutdown") == 0);
 }
 
-static int verify_file(verifier *v, hash_job *jobs, unsigned nthreads, uint64_t *done)
+/* Check the results of one chunk in order. */
+static void check_chunk(verifier *v, const hash_chunk *c, bool *torn, uint64_t *torn_line, uint64_t *torn_bytes)
+{
+    for (size_t k = 0; k < c->n && !v->failed; k++) {
+        const line_result *lr = &c->out[k];
+        v->lineno++;
+        if (lr->flags & L_TORN) {
+            *torn = true;
+            *torn_line = v->lineno;
+            *torn_bytes = lr->len;
+            continue;
+        }
+        /* A record whose epoch the threads had no key for is not
+         * L_MAC_OK, so check_result sends it down the careful path. */
+        check_result(v, lr, v->lineno);
+    }
+}
+
+static int verify_file(verifier *v, hash_pool *pool, uint64_t *done)
 {
     const reader_file *f = &v->reader->files[v->file];
     bool is_last = v->file + 1 == v->reader->nfiles;
@@ -822,28 +554,24 @@ static int verify_file(verifier *v, hash_job *jobs, unsigned nthreads, uint64_t 
     uint64_t torn_line = 0, torn_bytes = 0;
 
     while (pos < f->size && !v->failed) {
-        unsigned njobs;
-        if (v->have_key)
-            slide_keys(v, f, pos);
-        int rc = hash_window(v, f, &pos, jobs, nthreads, &njobs);
-        if (rc < 0)
-            return rc;
-        for (unsigned i = 0; i < njobs && !v->failed; i++) {
-            for (size_t k = 0; k < jobs[i].n && !v->failed; k++) {
-                const line_result *lr = &jobs[i].out[k];
-                v->lineno++;
-                if (lr->flags & L_TORN) {
-                    torn = true;
-                    torn_line = v->lineno;
-                    torn_bytes = lr->len;
-                    continue;
-                }
-                /* A record whose epoch the threads had no key for is not
-                 * L_MAC_OK, so check_result sends it down the careful path. */
-                check_result(v, lr, v->lineno);
-            }
+        if (v->have_key) {
+            int rc = slide_keys(v, f, pos);
+            if (rc < 0)
+                return rc;
         }
-        *done += pos - (jobs[0].begin);
+        size_t begin = pos;
+        hash_pool_start(pool, f->data, f->size, &pos, &v->keys, v->trail_hex, v->have_key);
+        for (size_t k = 0; k < pool->nchunks && !v->failed; k++) {
+            const hash_chunk *c = hash_pool_wait(pool, k);
+            if (c->err < 0) {
+                hash_pool_cancel(pool);
+                return c->err;
+            }
+            check_chunk(v, c, &torn, &torn_line, &torn_bytes);
+        }
+        if (v->failed)
+            hash_pool_cancel(pool); /* the chunks after the failing one */
+        *done += pos - begin;
         if (v->opts->progress)
             v->opts->progress(v->opts->progress_ctx, *done, v->reader->total);
     }
@@ -872,21 +600,19 @@ int talon_audit_verify(talon_audit_reader *reader, const talon_audit_verify_opti
     verifier v = { .reader = reader, .opts = opts, .res = res, .start_known = true };
     int rc = 0;
     uint8_t trail[16];
-    hash_job jobs[MAX_THREADS];
-    memset(jobs, 0, sizeof jobs);
+    hash_pool pool;
+    bool pool_ready = false;
 
     if (!opts->no_key) {
         if (!opts->key_path) {
             snprintf(err, errlen, "no verification key given: pass --key FILE, or --no-key for chain checks only");
             return -EINVAL;
         }
-        if (!(v.keys.keys = malloc(WINDOW_KEYS * sizeof *v.keys.keys)))
-            return -ENOMEM;
         rc = talon_audit_key_load(opts->key_path, trail, v.keys.key0, err, errlen);
         if (rc < 0)
             goto out;
         memcpy(v.keys.cursor, v.keys.key0, 32);
-        to_hex(v.trail_hex, trail, 16);
+        verify_to_hex(v.trail_hex, trail, 16);
         v.trail_known = true;
         v.have_key = true;
         v.max_epoch = last_epoch_bound(reader);
@@ -895,7 +621,12 @@ int talon_audit_verify(talon_audit_reader *reader, const talon_audit_verify_opti
     }
     res->macs_checked = v.have_key;
 
-    unsigned nthreads = thread_count(opts);
+    rc = hash_pool_init(&pool, thread_count(opts));
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot set up the hashing threads: %s", strerror(-rc));
+        goto out;
+    }
+    pool_ready = true;
     uint64_t done = 0;
     uint64_t prev_index = 0;
 
@@ -911,7 +642,7 @@ int talon_audit_verify(talon_audit_reader *reader, const talon_audit_verify_opti
             break;
         }
         prev_index = f->index;
-        rc = verify_file(&v, jobs, nthreads, &done);
+        rc = verify_file(&v, &pool, &done);
         if (rc < 0) {
             snprintf(err, errlen, "%s: out of memory while verifying", f->path);
             goto out;
@@ -946,18 +677,14 @@ done:
     res->last_epoch = v.last_epoch;
     memcpy(res->trail, v.trail_hex, 32);
     res->trail[32] = '\0';
-    to_hex(res->head, v.last_h, 32);
+    verify_to_hex(res->head, v.last_h, 32);
     res->head[64] = '\0';
     if (!v.failed)
         res->verdict = TALON_AUDIT_INTACT;
 out:
-    for (unsigned i = 0; i < MAX_THREADS; i++)
-        free(jobs[i].out);
-    if (v.keys.keys) {
-        OPENSSL_cleanse(v.keys.keys, v.keys.nkeys * 32);
-        free(v.keys.keys);
-    }
-    OPENSSL_cleanse(&v.keys, sizeof v.keys);
+    if (pool_ready)
+        hash_pool_release(&pool);
+    keyring_release(&v.keys);
     OPENSSL_cleanse(&v.slow_mac, sizeof v.slow_mac);
     return rc;
 }

@@ -544,6 +544,11 @@ class Verifier:
                         start_known = False
                     elif r["prev"] != ZERO_PREV or r["epoch"] != 0:
                         raise Bad(MODIFIED, loc, seq, "seq 1 must have epoch 0 and a zero prev")
+                    # Each epoch after 0 starts after a seal, so a genuine
+                    # record's epoch is below its seq. This comes before the
+                    # MAC check, whose key would cost epoch hashes to derive.
+                    if r["epoch"] >= seq:
+                        raise Bad(MODIFIED, loc, seq, "epoch %d is not below seq %d" % (r["epoch"], seq))
                     if self.key0 is not None and not self.mac_ok(r, r["epoch"]):
                         self._bad_mac(r, loc, r["epoch"])
                 else:
@@ -581,10 +586,13 @@ class Verifier:
                           "trail ends with a seal of cause %s, not shutdown: later records may have "
                           "been removed; use --open for a live trail" % dict(last["data"]).get("cause"))
 
+    def _later_key_bound(self, epoch):
+        """The last epoch after epoch whose key is worth trying: after a seal
+        the server's key state is one epoch ahead of the last record."""
+        return min(max(self._max_epoch() + 1, epoch + 1), epoch + MAX_LATER_KEYS)
+
     def _bad_mac(self, r, loc, epoch):
-        # After a seal the server's key state is one epoch ahead of the last record.
-        bound = min(max(self._max_epoch() + 1, epoch + 1), epoch + MAX_LATER_KEYS)
-        for e in range(epoch + 1, bound + 1):
+        for e in range(epoch + 1, self._later_key_bound(epoch) + 1):
             if self.mac_ok(r, e):
                 raise Bad(WRONG_EPOCH_KEY, loc, r["seq"],
                           "MAC made with epoch %d's key, but the record is in epoch %d" % (e, epoch))
@@ -616,7 +624,8 @@ class Verifier:
         if n is not None and n["seq"] == seq and n["prev"] == last["_h"].hex():
             raise Bad(INSERTED, loc, seq, "seq %d is taken by the next record, which continues the chain" % seq)
         if not epoch_ok:
-            if self.key0 is not None and r["epoch"] > want_epoch and self.mac_ok(r, r["epoch"]):
+            if self.key0 is not None and want_epoch < r["epoch"] <= self._later_key_bound(want_epoch) \
+                    and self.mac_ok(r, r["epoch"]):
                 raise Bad(WRONG_EPOCH_KEY, loc, seq, "record claims epoch %d and is MACed with its key, "
                           "but its place in the chain is epoch %d" % (r["epoch"], want_epoch))
             raise Bad(MODIFIED, loc, seq, "epoch %d, expected %d" % (r["epoch"], want_epoch))
