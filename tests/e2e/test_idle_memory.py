@@ -65,6 +65,10 @@ def idle_kib_per_connection(demo):
 
 
 def main():
+    # A sanitizer build pads every allocation (ASan: 27.8 KiB per connection
+    # at 16k) and keeps shadow memory, so only a plain build is measured
+    # against the bounds. The connections are still opened and reused.
+    sanitizer = os.environ.get("TALON_SANITIZE", "")
     for limit_kib in (16, 4):
         config = "[server]\nmax_header_size = %dk\n" % limit_kib
         with Demo(config=config, args=["--threads", "2"]) as demo:
@@ -72,6 +76,10 @@ def main():
             bound = limit_kib + POOL_MARGIN_KIB + OVERHEAD_KIB
             print("max_header_size %dk: %.2f KiB per idle connection (bound %.2f)"
                   % (limit_kib, per, bound))
+            if sanitizer:
+                print("TALON_SANITIZE=%s: memory bounds not checked" % sanitizer)
+                check(demo.stop() == 0, "talon-demo did not exit cleanly")
+                continue
             check(per <= bound, "max_header_size %dk: %.2f KiB resident per idle keep-alive "
                   "connection, expected at most %.2f KiB (the pool, max_header_size + 3 KiB, "
                   "plus %.1f KiB)" % (limit_kib, per, bound, OVERHEAD_KIB))
