@@ -22,12 +22,14 @@
 static char fa_root[64];
 static char fa_key[128];      /* the auditor's verification key */
 static char fa_input[128];    /* where each input is written */
+static int fa_input_fd = -1;  /* fa_input, open for the whole run */
 static char fa_trail_file[160]; /* the trail the writer made */
 static char fa_witness_file[128];
 static char fa_trail_hex[33];
 static char *fa_original;     /* bytes of the trail the writer made */
 static size_t fa_original_len;
 static talon_audit_witness *fa_witness; /* the heads the writer sent */
+static talon_audit_reader *fa_trail_reader; /* the trail the writer made, open for the whole run */
 static size_t fa_witnessed_end; /* end of the last witnessed record in fa_original */
 
 static void fa_die(const char *step, const char *err)
@@ -38,6 +40,9 @@ static void fa_die(const char *step, const char *err)
 
 static void fa_cleanup(void)
 {
+    talon_audit_reader_close(fa_trail_reader);
+    if (fa_input_fd >= 0)
+        close(fa_input_fd);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fa_root);
     if (fa_root[0] && system(cmd) != 0)
@@ -151,38 +156,51 @@ static void fa_setup(void)
     if (rec == NULL)
         fa_die("witness", "the last witnessed record is not in the trail");
     fa_witnessed_end = (size_t)(strchr(rec, '\n') + 1 - fa_original);
+
+    const char *trail[] = { fa_trail_file };
+    if (talon_audit_reader_open(&fa_trail_reader, trail, 1, err, sizeof(err)) != 0)
+        fa_die("open the trail", err);
+    fa_input_fd = open(fa_input, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fa_input_fd < 0)
+        fa_die("open the input file", fa_input);
 }
 
-/* Write bytes to the input file. */
+/* Write the bytes as the whole input file. It is rewritten in place, which
+ * takes two system calls where opening it anew took a path lookup too. No
+ * reader of it may be open, because its mapping would shrink under it. */
 static void fa_write_input(const void *data, size_t size)
 {
-    int fd = open(fa_input, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    FUZZ_CHECK(fd >= 0);
-    FUZZ_CHECK(size == 0 || write(fd, data, size) == (ssize_t)size);
-    close(fd);
+    FUZZ_CHECK(size == 0 || pwrite(fa_input_fd, data, size, 0) == (ssize_t)size);
+    FUZZ_CHECK(ftruncate(fa_input_fd, (off_t)size) == 0);
 }
 
-/* Verify the input file. Returns the verdict, or -1 when the check could
- * not run (for example an unreadable file). */
-static int fa_verify_witnessed(bool with_key, bool open_ok, bool partial,
-                               const talon_audit_witness *witness,
-                               talon_audit_verify_result *res);
-
-static int fa_verify(bool with_key, bool open_ok, bool partial, talon_audit_verify_result *res)
-{
-    return fa_verify_witnessed(with_key, open_ok, partial, NULL, res);
-}
-
-/* The same, then the witness check when the trail passed on its own. */
-static int fa_verify_witnessed(bool with_key, bool open_ok, bool partial,
-                               const talon_audit_witness *witness,
-                               talon_audit_verify_result *res)
+/* A reader of the input file, to pass to fa_verify and close after it. */
+static talon_audit_reader *fa_open_input(void)
 {
     const char *paths[] = { fa_input };
     talon_audit_reader *rd;
     char err[512];
-    if (talon_audit_reader_open(&rd, paths, 1, err, sizeof(err)) != 0)
-        return -1;
+    FUZZ_CHECK(talon_audit_reader_open(&rd, paths, 1, err, sizeof(err)) == 0);
+    return rd;
+}
+
+static int fa_verify_witnessed(talon_audit_reader *rd, bool with_key, bool open_ok, bool partial,
+                               const talon_audit_witness *witness,
+                               talon_audit_verify_result *res);
+
+/* Verify the input file that rd has open. Returns the verdict. */
+static int fa_verify(talon_audit_reader *rd, bool with_key, bool open_ok, bool partial,
+                     talon_audit_verify_result *res)
+{
+    return fa_verify_witnessed(rd, with_key, open_ok, partial, NULL, res);
+}
+
+/* The same, then the witness check when the trail passed on its own. */
+static int fa_verify_witnessed(talon_audit_reader *rd, bool with_key, bool open_ok, bool partial,
+                               const talon_audit_witness *witness,
+                               talon_audit_verify_result *res)
+{
+    char err[512];
     talon_audit_verify_options vo;
     talon_audit_verify_options_init(&vo);
     vo.key_path = with_key ? fa_key : NULL;
@@ -198,7 +216,6 @@ static int fa_verify_witnessed(bool with_key, bool open_ok, bool partial,
         rc = talon_audit_witness_check(rd, witness, fa_trail_hex, res, &wres, err, sizeof(err));
         FUZZ_CHECK(rc == 0 || rc == -ENOENT);
     }
-    talon_audit_reader_close(rd);
     FUZZ_CHECK(res->detail[sizeof(res->detail) - 1] == '\0' || res->detail[0] == '\0' ||
                memchr(res->detail, '\0', sizeof(res->detail)) != NULL);
     FUZZ_CHECK(talon_audit_verdict_name(res->verdict) != NULL);

@@ -78,29 +78,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         start += len + 1;
     }
 
+    /* One reader of the input for the query and every verify: none of them
+     * changes it. */
     fa_write_input(data, size);
-    const char *paths[] = { fa_input };
-    talon_audit_reader *rd;
+    talon_audit_reader *rd = fa_open_input();
     char err[512];
-    if (talon_audit_reader_open(&rd, paths, 1, err, sizeof(err)) == 0) {
-        talon_audit_filter f;
-        talon_audit_filter_init(&f);
-        talon_audit_filter_set(&f, "type", size & 1 ? "authn_*" : "user_created", err, sizeof(err));
-        if (size & 2)
-            talon_audit_filter_set(&f, "since", "2020-01-01T00:00:00Z", err, sizeof(err));
-        if (size & 4)
-            talon_audit_filter_set(&f, "order", "desc", err, sizeof(err));
-        uint64_t skipped = 0;
-        talon_audit_query(rd, &f, on_match, NULL, &skipped);
-        talon_audit_filter_release(&f);
-        talon_audit_reader_close(rd);
-    }
+    talon_audit_filter f;
+    talon_audit_filter_init(&f);
+    talon_audit_filter_set(&f, "type", size & 1 ? "authn_*" : "user_created", err, sizeof(err));
+    if (size & 2)
+        talon_audit_filter_set(&f, "since", "2020-01-01T00:00:00Z", err, sizeof(err));
+    if (size & 4)
+        talon_audit_filter_set(&f, "order", "desc", err, sizeof(err));
+    uint64_t skipped = 0;
+    talon_audit_query(rd, &f, on_match, NULL, &skipped);
+    talon_audit_filter_release(&f);
 
     talon_audit_verify_result res;
     bool original = size == fa_original_len && memcmp(data, fa_original, size) == 0;
     /* Strict, and the most lenient mode (--open --partial). */
     for (int mode = 0; mode < 4; mode += 3) {
-        int verdict = fa_verify(true, mode & 1, mode & 2, &res);
+        int verdict = fa_verify(rd, true, mode & 1, mode & 2, &res);
         if (verdict == TALON_AUDIT_INTACT && res.records > 0)
             FUZZ_CHECK(original || mode != 0);
         if (verdict == TALON_AUDIT_INTACT && res.macs_checked && res.records > 0 && !original) {
@@ -109,22 +107,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         }
     }
-    fa_verify(false, size & 8, size & 16, &res);
+    fa_verify(rd, false, size & 8, size & 16, &res);
+    talon_audit_reader_close(rd);
 
     /* The input as a witness log (what a syslog server stored, which anyone
      * who can send it messages writes to), checked against the real trail. */
     talon_audit_witness *w;
     if (talon_audit_witness_load(fa_input, &w, err, sizeof(err)) == 0) {
-        const char *trail[] = { fa_trail_file };
-        if (talon_audit_reader_open(&rd, trail, 1, err, sizeof(err)) == 0) {
-            talon_audit_witness_result wres;
-            memset(&res, 0, sizeof(res));
-            int rc = talon_audit_witness_check(rd, w, fa_trail_hex, &res, &wres, err, sizeof(err));
-            FUZZ_CHECK(rc == 0 || rc == -ENOENT);
-            if (rc == 0 && res.verdict != TALON_AUDIT_INTACT)
-                FUZZ_CHECK(res.detail[0] != '\0');
-            talon_audit_reader_close(rd);
-        }
+        talon_audit_witness_result wres;
+        memset(&res, 0, sizeof(res));
+        int rc = talon_audit_witness_check(fa_trail_reader, w, fa_trail_hex, &res, &wres, err, sizeof(err));
+        FUZZ_CHECK(rc == 0 || rc == -ENOENT);
+        if (rc == 0 && res.verdict != TALON_AUDIT_INTACT)
+            FUZZ_CHECK(res.detail[0] != '\0');
         talon_audit_witness_free(w);
     }
     return 0;

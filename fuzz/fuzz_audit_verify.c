@@ -75,14 +75,16 @@ static void buf_splice(buf *b, size_t off, size_t del, const char *ins, size_t i
     b->len = b->len - del + ins_len;
 }
 
-/* Offset and length of line i (modulo the number of lines). */
+/* Offset and length of line i (modulo the number of lines). The lines are
+ * counted with memchr: this harness is instrumented for coverage too, and a
+ * byte loop here took a tenth of each run. */
 static bool line_span(const buf *b, size_t i, size_t *off, size_t *len)
 {
     size_t lines = 0;
-    for (size_t k = 0; k < b->len; k++)
-        lines += b->p[k] == '\n';
-    if (b->len > 0 && b->p[b->len - 1] != '\n')
-        lines++;
+    for (const char *p = b->p, *end = b->p + b->len; p < end; lines++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
     if (lines == 0)
         return false;
     i %= lines;
@@ -101,12 +103,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* The untouched trail passes in every mode. */
     talon_audit_verify_result res;
     fa_write_input(fa_original, fa_original_len);
+    talon_audit_reader *rd = fa_open_input();
     for (int mode = 0; mode < 4; mode++) {
-        if (fa_verify(true, mode & 1, mode & 2, &res) != TALON_AUDIT_INTACT)
+        if (fa_verify(rd, true, mode & 1, mode & 2, &res) != TALON_AUDIT_INTACT)
             fa_die("the writer's own trail does not verify", res.detail);
-        if (fa_verify_witnessed(true, mode & 1, mode & 2, fa_witness, &res) != TALON_AUDIT_INTACT)
+        if (fa_verify_witnessed(rd, true, mode & 1, mode & 2, fa_witness, &res) != TALON_AUDIT_INTACT)
             fa_die("the writer's own trail does not match its witness", res.detail);
     }
+    talon_audit_reader_close(rd);
     return 0;
 }
 
@@ -178,9 +182,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     fa_write_input(b.p, b.len);
+    talon_audit_reader *rd = fa_open_input();
     bool open_ok = mode & 1, partial = mode & 2, witnessed = mode & 8;
     talon_audit_verify_result res;
-    int verdict = fa_verify_witnessed(true, open_ok, partial, witnessed ? fa_witness : NULL, &res);
+    int verdict = fa_verify_witnessed(rd, true, open_ok, partial, witnessed ? fa_witness : NULL, &res);
     if (verdict == TALON_AUDIT_INTACT && !acceptable(b.p, b.len, open_ok, partial, witnessed)) {
         fprintf(stderr, "verify passed a tampered trail (open=%d partial=%d witness=%d): "
                 "%zu bytes, %llu records\n", open_ok, partial, witnessed, b.len,
@@ -190,7 +195,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (verdict != TALON_AUDIT_INTACT)
         FUZZ_CHECK(res.detail[0] != '\0');
     if (mode & 4)
-        fa_verify(false, open_ok, partial, &res);
+        fa_verify(rd, false, open_ok, partial, &res);
+    talon_audit_reader_close(rd);
     free(b.p);
     return 0;
 }

@@ -61,7 +61,10 @@ static int add_file(talon_audit_reader *r, const char *path, char *err, size_t e
             close(fd);
             return -e;
         }
-        madvise((void *)data, (size_t)st.st_size, MADV_SEQUENTIAL | MADV_WILLNEED);
+        /* One advice: the values are not flags that combine. Adding
+         * MADV_SEQUENTIAL in a second call made no measurable difference on
+         * a 1 GB trail in the page cache. */
+        madvise((void *)data, (size_t)st.st_size, MADV_WILLNEED);
     }
     close(fd);
 

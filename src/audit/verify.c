@@ -457,21 +457,18 @@ static unsigned thread_count(const talon_audit_verify_options *o)
 /* The epoch of the last complete, parseable record of the last file. */
 static uint64_t last_epoch_bound(const talon_audit_reader *r)
 {
-    for (size_t fi = r->nfiles; fi-- > 0;) {
-        const reader_file *f = &r->files[fi];
-        size_t end = f->size;
-        while (end > 0 && f->data[end - 1] != '\n')
-            end--; /* drop a torn tail */
-        while (end > 0) {
-            size_t start = end - 1;
-            while (start > 0 && f->data[start - 1] != '\n')
-                start--;
-            talon_audit_record rec;
-            if (talon_audit_record_parse(f->data + start, end - 1 - start, &rec, NULL, 0) == 0)
-                return rec.epoch;
-            end = start;
-        }
-        return 0; /* only the last file counts */
+    if (r->nfiles == 0)
+        return 0;
+    const reader_file *f = &r->files[r->nfiles - 1]; /* only the last file counts */
+    /* From the last '\n' backwards, so a torn tail is left out. */
+    const char *nl = f->size ? memrchr(f->data, '\n', f->size) : NULL;
+    while (nl) {
+        const char *before = nl > f->data ? memrchr(f->data, '\n', (size_t)(nl - f->data)) : NULL;
+        const char *line = before ? before + 1 : f->data;
+        talon_audit_record rec;
+        if (talon_audit_record_parse(line, (size_t)(nl - line), &rec, NULL, 0) == 0)
+            return rec.epoch;
+        nl = before;
     }
     return 0;
 }

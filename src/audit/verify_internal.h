@@ -16,8 +16,6 @@
 /* ---- Hex ---------------------------------------------------------------- */
 
 void verify_to_hex(char *out, const uint8_t *p, size_t n);
-/* Decode 2 * nbytes hex digits (lowercase); false when one is not. */
-bool verify_from_hex(uint8_t *out, const char *hex, size_t nbytes);
 /* True when hex is the 64 lowercase hex digits of the 32 bytes bin. */
 bool verify_hex_equal(const uint8_t bin[32], const char *hex);
 

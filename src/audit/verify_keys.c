@@ -3,10 +3,12 @@
 #include "audit/verify_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -24,14 +26,14 @@ void verify_to_hex(char *out, const uint8_t *p, size_t n)
     }
 }
 
-/* Value + 1 of each hex digit, 0 for other bytes (a table: this runs for
- * every record's prev). */
+/* Value + 1 of each hex digit, 0 for other bytes. */
 static const uint8_t HEX_VALUE1[256] = {
     ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
     ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
 };
 
-bool verify_from_hex(uint8_t *out, const char *hex, size_t nbytes)
+/* Decode 2 * nbytes lowercase hex digits; false when one is not a digit. */
+static bool from_hex(uint8_t *out, const char *hex, size_t nbytes)
 {
     int bad = 0;
     for (size_t i = 0; i < nbytes; i++) {
@@ -82,22 +84,32 @@ bool verify_hex_equal(const uint8_t bin[32], const char *hex)
 
 int talon_audit_key_load(const char *path, uint8_t trail[16], uint8_t key0[32], char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "re");
-    if (!f) {
+    /* open and read, not stdio: no FILE buffer to allocate, and nothing of
+     * the key is left in one. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "%s: cannot open the verification key: %s", path, strerror(e));
         return -e;
     }
     char line[256];
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
+    size_t n = 0;
+    while (n < sizeof line - 1) {
+        ssize_t got = read(fd, line + n, sizeof line - 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    close(fd);
     line[n] = '\0';
     static const char head[] = "talon-audit-key v1 trail=";
     /* "talon-audit-key v1 trail=<32 hex> key0=<64 hex>\n" */
     if (n < sizeof head - 1 + 32 + 6 + 64 || memcmp(line, head, sizeof head - 1) != 0 ||
         memcmp(line + sizeof head - 1 + 32, " key0=", 6) != 0 ||
-        !verify_from_hex(trail, line + sizeof head - 1, 16) ||
-        !verify_from_hex(key0, line + sizeof head - 1 + 32 + 6, 32) ||
+        !from_hex(trail, line + sizeof head - 1, 16) ||
+        !from_hex(key0, line + sizeof head - 1 + 32 + 6, 32) ||
         (n > sizeof head - 1 + 32 + 6 + 64 && line[sizeof head - 1 + 32 + 6 + 64] != '\n')) {
         OPENSSL_cleanse(line, sizeof line);
         snprintf(err, errlen, "%s: not a talon verification key (expected one line "
