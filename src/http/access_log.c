@@ -334,6 +334,26 @@ static int64_t now_realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Find the Referer and User-Agent headers in one pass over the request
+ * headers: the first of each name, compared case-insensitively, as
+ * talon_req_header() finds them. */
+static void find_log_headers(const talon_req *req, const char **referer, const char **user_agent)
+{
+    size_t count = talon_req_header_count(req);
+    const char *name, *value;
+
+    *referer = NULL;
+    *user_agent = NULL;
+    for (size_t i = 0; i < count && talon_req_header_at(req, i, &name, &value); i++) {
+        char first = (char)(name[0] | 0x20);
+
+        if (first == 'r' && !*referer && strcasecmp(name, "Referer") == 0)
+            *referer = value;
+        else if (first == 'u' && !*user_agent && strcasecmp(name, "User-Agent") == 0)
+            *user_agent = value;
+    }
+}
+
 /* Add a string field when the value is present. */
 static void add_str(talon_field *fields, size_t *n, const char *key, const char *value)
 {
@@ -373,7 +393,7 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
                         const talon_completion *done, void *ctx)
 {
     talon_access_log *log = ctx;
-    const char *method, *target, *protocol, *version, *path;
+    const char *method, *target, *protocol, *version, *path, *referer, *user_agent;
     talon_field fields[20];
     size_t n = 0;
     int status;
@@ -398,22 +418,22 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
     if (version && strncmp(version, "HTTP/", 5) == 0)
         version += 5;
 
-    add_str(fields, &n, TALON_KEY_CLIENT_IP, talon_req_client_ip(req));
-    add_str(fields, &n, TALON_KEY_USER_ID, talon_req_user(req));
-    add_str(fields, &n, TALON_KEY_METHOD, method);
-    add_str(fields, &n, TALON_KEY_URL_ORIGINAL, target);
-    add_str(fields, &n, TALON_KEY_URL_PATH, path);
-    add_str(fields, &n, TALON_KEY_HTTP_VERSION, version);
-    fields[n++] = TALON_F_INT(TALON_KEY_STATUS, status);
-    fields[n++] = TALON_F_UINT(TALON_KEY_BODY_BYTES, done->bytes_sent);
-    fields[n++] = TALON_F_INT(TALON_KEY_DURATION, done->duration_ns);
-    add_str(fields, &n, TALON_KEY_REFERRER,
-            redacted(log, talon_req_header(req, "Referer"), &referer_copy));
-    add_str(fields, &n, TALON_KEY_USER_AGENT, talon_req_header(req, "User-Agent"));
-    add_str(fields, &n, TALON_KEY_REQUEST_ID, talon_req_id(req));
-    add_str(fields, &n, TALON_KEY_TRACE_ID, talon_req_trace_id(req));
-    add_str(fields, &n, TALON_KEY_ROUTE, talon_req_route(req));
-    add_str(fields, &n, TALON_KEY_OUTCOME,
+    add_str(fields, &n, LOG_KEY(CLIENT_IP), talon_req_client_ip(req));
+    add_str(fields, &n, LOG_KEY(USER_ID), talon_req_user(req));
+    add_str(fields, &n, LOG_KEY(METHOD), method);
+    add_str(fields, &n, LOG_KEY(URL_ORIGINAL), target);
+    add_str(fields, &n, LOG_KEY(URL_PATH), path);
+    add_str(fields, &n, LOG_KEY(HTTP_VERSION), version);
+    fields[n++] = TALON_F_INT(LOG_KEY(STATUS), status);
+    fields[n++] = TALON_F_UINT(LOG_KEY(BODY_BYTES), done->bytes_sent);
+    fields[n++] = TALON_F_INT(LOG_KEY(DURATION), done->duration_ns);
+    find_log_headers(req, &referer, &user_agent);
+    add_str(fields, &n, LOG_KEY(REFERRER), redacted(log, referer, &referer_copy));
+    add_str(fields, &n, LOG_KEY(USER_AGENT), user_agent);
+    add_str(fields, &n, LOG_KEY(REQUEST_ID), talon_req_id(req));
+    add_str(fields, &n, LOG_KEY(TRACE_ID), talon_req_trace_id(req));
+    add_str(fields, &n, LOG_KEY(ROUTE), talon_req_route(req));
+    add_str(fields, &n, LOG_KEY(OUTCOME),
             done->client_aborted || status >= 400 ? "failure" : "success");
 
     /* The message is the request line as sent, for the text formats.

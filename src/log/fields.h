@@ -8,6 +8,9 @@
 #ifndef TALON_LOG_FIELDS_H
 #define TALON_LOG_FIELDS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #define TALON_KEY_CLIENT_IP        "client.ip"                 /* $remote_addr */
 #define TALON_KEY_USER_NAME        "user.name"                 /* $remote_user when set */
 #define TALON_KEY_USER_ID          "user.id"                   /* $user_id; $remote_user falls back to it */
@@ -27,5 +30,49 @@
  * semantic-convention name for the same thing ("/notes/{id:int}"). */
 #define TALON_KEY_ROUTE            "http.route"                /* $route */
 #define TALON_KEY_OUTCOME          "event.outcome"             /* success, failure, unknown */
+
+/* Interned keys: the same texts, stored once in log_keys (fields.c). A
+ * record whose field keys are these pointers is searched by pointer
+ * comparison alone; any other key pointer is compared by its text, so
+ * records built with the string literals above format the same. */
+typedef enum log_key_id {
+    LOG_KEY_CLIENT_IP,
+    LOG_KEY_USER_NAME,
+    LOG_KEY_USER_ID,
+    LOG_KEY_METHOD,
+    LOG_KEY_URL_ORIGINAL,
+    LOG_KEY_URL_PATH,
+    LOG_KEY_HTTP_VERSION,
+    LOG_KEY_STATUS,
+    LOG_KEY_BODY_BYTES,
+    LOG_KEY_RESPONSE_BYTES,
+    LOG_KEY_DURATION,
+    LOG_KEY_REFERRER,
+    LOG_KEY_USER_AGENT,
+    LOG_KEY_REQUEST_ID,
+    LOG_KEY_TRACE_ID,
+    LOG_KEY_ROUTE,
+    LOG_KEY_OUTCOME,
+    LOG_KEY_COUNT
+} log_key_id;
+
+/* Bytes per entry of log_keys: a power of two longer than every key. */
+#define LOG_KEY_SIZE 32
+
+extern const char log_keys[LOG_KEY_COUNT][LOG_KEY_SIZE];
+
+/* The interned pointer of TALON_KEY_<name>, for example LOG_KEY(STATUS). */
+#define LOG_KEY(name) (log_keys[LOG_KEY_##name])
+
+/* True when key is the start of an entry of log_keys. */
+static inline bool log_key_is_interned(const char *key)
+{
+    uintptr_t off = (uintptr_t)key - (uintptr_t)log_keys;
+
+    return off < sizeof(log_keys) && off % LOG_KEY_SIZE == 0;
+}
+
+/* The interned pointer of a key with the same text, or NULL. */
+const char *log_key_intern(const char *key);
 
 #endif

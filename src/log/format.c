@@ -230,14 +230,56 @@ static size_t message_len(const talon_log_record *rec)
     return rec->message_len == SIZE_MAX ? strlen(rec->message) : rec->message_len;
 }
 
-/* Find a field by key; the pointer test catches keys from fields.h without a
- * string comparison when the compiler merged the literals. */
-static const talon_field *find_field(const talon_log_record *rec, const char *key)
+/* A record with its fields indexed by interned key (fields.h), built once
+ * per line for the operations of a compiled format. The index is complete,
+ * and used, only when every key is interned or NULL, as in the access log's
+ * records. */
+typedef struct record_view {
+    const talon_log_record *rec;
+    bool indexed;
+    /* 1 + the index of the first field of each key, 0 when it has none:
+     * bytes, so that clearing them costs a few stores. */
+    uint8_t by_key[LOG_KEY_COUNT];
+} record_view;
+
+static void record_view_init(record_view *v, const talon_log_record *rec)
 {
+    v->rec = rec;
+    v->indexed = rec->nfields < UINT8_MAX;
+    memset(v->by_key, 0, sizeof(v->by_key));
+    for (size_t i = rec->nfields; v->indexed && i-- > 0;) {
+        const char *k = rec->fields[i].key;
+
+        if (!k)
+            continue;
+        if (!log_key_is_interned(k))
+            v->indexed = false;
+        else
+            v->by_key[((uintptr_t)k - (uintptr_t)log_keys) / LOG_KEY_SIZE] = (uint8_t)(i + 1);
+    }
+}
+
+/* Find the first field whose key has the text of key. Two different
+ * interned keys never have the same text, so when key is interned only
+ * fields with other key pointers need a string comparison. */
+static const talon_field *find_field(const record_view *v, const char *key)
+{
+    const talon_log_record *rec = v->rec;
+    bool key_interned = log_key_is_interned(key);
+
+    if (v->indexed && key_interned) {
+        uint8_t pos = v->by_key[((uintptr_t)key - (uintptr_t)log_keys) / LOG_KEY_SIZE];
+
+        return pos ? &rec->fields[pos - 1] : NULL;
+    }
     for (size_t i = 0; i < rec->nfields; i++) {
         const char *k = rec->fields[i].key;
 
-        if (k == key || (k && k[0] == key[0] && strcmp(k, key) == 0))
+        if (k == key)
+            return &rec->fields[i];
+        if (!k || (key_interned && log_key_is_interned(k)))
+            continue;
+        if (k[0] == key[0] && strcmp(k, key) == 0)
             return &rec->fields[i];
     }
     return NULL;
@@ -509,12 +551,12 @@ static void out_protocol(out *o, const talon_field *f, escape_mode mode)
 }
 
 /* $request: the request line, method SP target SP protocol. */
-static void out_request_line(out *o, const talon_log_record *rec, escape_mode mode)
+static void out_request_line(out *o, const record_view *view, escape_mode mode)
 {
     size_t mn = 0, tn = 0;
-    const char *method = field_string(find_field(rec, TALON_KEY_METHOD), &mn);
-    const char *target = field_string(find_field(rec, TALON_KEY_URL_ORIGINAL), &tn);
-    const talon_field *version = find_field(rec, TALON_KEY_HTTP_VERSION);
+    const char *method = field_string(find_field(view, LOG_KEY(METHOD)), &mn);
+    const char *target = field_string(find_field(view, LOG_KEY(URL_ORIGINAL)), &tn);
+    const talon_field *version = find_field(view, LOG_KEY(HTTP_VERSION));
 
     if (!method && !target) {
         out_missing(o, mode);
@@ -535,29 +577,30 @@ static void out_request_line(out *o, const talon_log_record *rec, escape_mode mo
     }
 }
 
-static void run_op(out *o, const format_op *op, const talon_log_record *rec, escape_mode mode)
+static void run_op(out *o, const format_op *op, const record_view *view, escape_mode mode)
 {
+    const talon_log_record *rec = view->rec;
     const talon_field *f;
     int64_t v, sec, frac;
 
+    out_put(o, op->text, op->len);
     switch (op->kind) {
     case OP_LITERAL:
-        out_put(o, op->text, op->len);
         break;
     case OP_FIELD:
-        out_field_or_dash(o, find_field(rec, op->key), mode);
+        out_field_or_dash(o, find_field(view, op->key), mode);
         break;
     case OP_FIELD_OR:
-        f = find_field(rec, op->key);
+        f = find_field(view, op->key);
         if (!f || !field_string(f, &(size_t){ 0 }))
-            f = find_field(rec, op->key2);
+            f = find_field(view, op->key2);
         out_field_or_dash(o, f, mode);
         break;
     case OP_PROTOCOL:
-        out_protocol(o, find_field(rec, TALON_KEY_HTTP_VERSION), mode);
+        out_protocol(o, find_field(view, LOG_KEY(HTTP_VERSION)), mode);
         break;
     case OP_REQUEST:
-        out_request_line(o, rec, mode);
+        out_request_line(o, view, mode);
         break;
     case OP_TIME_LOCAL:
         split_time(rec->time_ns, &sec, &frac);
@@ -577,7 +620,7 @@ static void run_op(out *o, const format_op *op, const talon_log_record *rec, esc
         out_padded(o, (uint64_t)frac / 1000000, 3);
         break;
     case OP_DURATION_S:
-        if (!field_number(find_field(rec, TALON_KEY_DURATION), &v) || v < 0) {
+        if (!field_number(find_field(view, LOG_KEY(DURATION)), &v) || v < 0) {
             out_missing(o, mode);
             break;
         }
@@ -587,7 +630,7 @@ static void run_op(out *o, const format_op *op, const talon_log_record *rec, esc
         out_padded(o, (uint64_t)(v % 1000), 3);
         break;
     case OP_DURATION_US:
-        if (!field_number(find_field(rec, TALON_KEY_DURATION), &v)) {
+        if (!field_number(find_field(view, LOG_KEY(DURATION)), &v)) {
             out_missing(o, mode);
             break;
         }
@@ -615,6 +658,7 @@ size_t talon_log_format_record(const talon_log_format *fmt, const talon_log_reco
                                char *buf, size_t cap)
 {
     out o = { .buf = buf, .cap = buf ? cap : 0, .len = 0 };
+    record_view view;
 
     switch (fmt->kind) {
     case FORMAT_TEXT:
@@ -629,8 +673,9 @@ size_t talon_log_format_record(const talon_log_format *fmt, const talon_log_reco
     case FORMAT_RFC5424:
         return log_format_rfc5424(fmt, rec, buf, cap);
     case FORMAT_OPS:
+        record_view_init(&view, rec);
         for (size_t i = 0; i < fmt->nops; i++)
-            run_op(&o, &fmt->ops[i], rec, fmt->escape);
+            run_op(&o, &fmt->ops[i], &view, fmt->escape);
         out_char(&o, '\n');
         break;
     }

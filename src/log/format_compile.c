@@ -33,31 +33,31 @@ typedef struct variable {
 } variable;
 
 static const variable variables[] = {
-    { "remote_addr", OP_FIELD, TALON_KEY_CLIENT_IP, NULL },
-    { "remote_user", OP_FIELD_OR, TALON_KEY_USER_NAME, TALON_KEY_USER_ID },
+    { "remote_addr", OP_FIELD, LOG_KEY(CLIENT_IP), NULL },
+    { "remote_user", OP_FIELD_OR, LOG_KEY(USER_NAME), LOG_KEY(USER_ID) },
     { "time_local", OP_TIME_LOCAL, NULL, NULL },
     { "time_iso8601", OP_TIME_ISO8601, NULL, NULL },
     { "time_utc", OP_TIME_UTC, NULL, NULL },
     { "msec", OP_MSEC, NULL, NULL },
     { "request", OP_REQUEST, NULL, NULL },
-    { "request_method", OP_FIELD, TALON_KEY_METHOD, NULL },
-    { "request_uri", OP_FIELD, TALON_KEY_URL_ORIGINAL, NULL },
-    { "uri", OP_FIELD, TALON_KEY_URL_PATH, NULL },
+    { "request_method", OP_FIELD, LOG_KEY(METHOD), NULL },
+    { "request_uri", OP_FIELD, LOG_KEY(URL_ORIGINAL), NULL },
+    { "uri", OP_FIELD, LOG_KEY(URL_PATH), NULL },
     { "server_protocol", OP_PROTOCOL, NULL, NULL },
-    { "status", OP_FIELD, TALON_KEY_STATUS, NULL },
-    { "body_bytes_sent", OP_FIELD, TALON_KEY_BODY_BYTES, NULL },
+    { "status", OP_FIELD, LOG_KEY(STATUS), NULL },
+    { "body_bytes_sent", OP_FIELD, LOG_KEY(BODY_BYTES), NULL },
     /* The engine reports body bytes only; $bytes_sent uses http.response.bytes
      * when a record carries it. */
-    { "bytes_sent", OP_FIELD_OR, TALON_KEY_RESPONSE_BYTES, TALON_KEY_BODY_BYTES },
+    { "bytes_sent", OP_FIELD_OR, LOG_KEY(RESPONSE_BYTES), LOG_KEY(BODY_BYTES) },
     { "request_time", OP_DURATION_S, NULL, NULL },
     { "request_duration_us", OP_DURATION_US, NULL, NULL },
-    { "http_referer", OP_FIELD, TALON_KEY_REFERRER, NULL },
-    { "http_user_agent", OP_FIELD, TALON_KEY_USER_AGENT, NULL },
-    { "request_id", OP_FIELD, TALON_KEY_REQUEST_ID, NULL },
-    { "trace_id", OP_FIELD, TALON_KEY_TRACE_ID, NULL },
-    { "route", OP_FIELD, TALON_KEY_ROUTE, NULL },
-    { "user_id", OP_FIELD, TALON_KEY_USER_ID, NULL },
-    { "outcome", OP_FIELD, TALON_KEY_OUTCOME, NULL },
+    { "http_referer", OP_FIELD, LOG_KEY(REFERRER), NULL },
+    { "http_user_agent", OP_FIELD, LOG_KEY(USER_AGENT), NULL },
+    { "request_id", OP_FIELD, LOG_KEY(REQUEST_ID), NULL },
+    { "trace_id", OP_FIELD, LOG_KEY(TRACE_ID), NULL },
+    { "route", OP_FIELD, LOG_KEY(ROUTE), NULL },
+    { "user_id", OP_FIELD, LOG_KEY(USER_ID), NULL },
+    { "outcome", OP_FIELD, LOG_KEY(OUTCOME), NULL },
     { "level", OP_LEVEL, NULL, NULL },
     { "logger", OP_LOGGER, NULL, NULL },
     { "message", OP_MESSAGE, NULL, NULL },
@@ -147,7 +147,9 @@ static int compile_variable(talon_log_format *fmt, size_t *cap, char *s, size_t 
             }
             *close = '\0';
             op.kind = OP_FIELD;
-            op.key = s + name_start + 6;
+            op.key = log_key_intern(s + name_start + 6);
+            if (!op.key)
+                op.key = s + name_start + 6;
             return add_op(fmt, cap, op);
         }
     } else {
@@ -195,15 +197,14 @@ static int compile_ops(talon_log_format *fmt, char *s, size_t base, char *err, s
             pos++;
             continue;
         }
-        if (pos > lit) {
-            rc = add_op(fmt, &cap, (format_op){ .kind = OP_LITERAL, .text = s + lit,
-                                                .len = pos - lit });
-            if (rc < 0)
-                return rc;
-        }
+        /* The literal text before a variable becomes part of its
+         * operation, which halves the operations "combined" dispatches. */
+        size_t op = fmt->nops, dollar = pos;
         rc = compile_variable(fmt, &cap, s, &pos, base, err, errlen);
         if (rc < 0)
             return rc;
+        fmt->ops[op].text = s + lit;
+        fmt->ops[op].len = dollar - lit;
         lit = pos;
     }
     if (pos > lit)

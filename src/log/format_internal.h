@@ -19,7 +19,7 @@ typedef enum format_kind {
 } format_kind;
 
 typedef enum op_kind {
-    OP_LITERAL,      /* text, len */
+    OP_LITERAL,      /* nothing but text: the literal text that ends a format */
     OP_FIELD,        /* the field named key, "-" when missing or empty */
     OP_FIELD_OR,     /* key, or key2 when key is missing or empty */
     OP_PROTOCOL,     /* "HTTP/" + http.version */
@@ -37,7 +37,7 @@ typedef enum op_kind {
 
 typedef struct format_op {
     op_kind kind;
-    const char *text; /* OP_LITERAL: not NUL-terminated */
+    const char *text; /* literal text written before the operation, not NUL-terminated */
     size_t len;
     const char *key;  /* OP_FIELD, OP_FIELD_OR: NUL-terminated */
     const char *key2;

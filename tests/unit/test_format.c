@@ -539,6 +539,142 @@ static void compile_errors(void **state)
     }
 }
 
+/* ---- Interned keys ----
+ *
+ * A record built with the interned keys of fields.h, as the access log
+ * builds it, formats exactly like the same record built with keys in other
+ * memory. The first field with a key's text wins, whichever kind of pointer
+ * it has. */
+
+/* The fields of an access record without referrer and user, as the access
+ * log writes it for a plain GET, with the key of field i at keys[i]. */
+#define NKEY_FIELDS 12
+static void fill_access_fields(talon_field *f, const char *const keys[NKEY_FIELDS])
+{
+    f[0] = TALON_F_STR(keys[0], "192.0.2.7");
+    f[1] = TALON_F_STR(keys[1], "GET");
+    f[2] = TALON_F_STR(keys[2], "/notes/7?x=1");
+    f[3] = TALON_F_STR(keys[3], "/notes/7");
+    f[4] = TALON_F_STR(keys[4], "1.1");
+    f[5] = TALON_F_INT(keys[5], 200);
+    f[6] = TALON_F_UINT(keys[6], 1234);
+    f[7] = TALON_F_INT(keys[7], 1532000);
+    f[8] = TALON_F_STR(keys[8], "curl/7.88.1");
+    f[9] = TALON_F_STR(keys[9], "0123456789abcdef0123456789abcdef");
+    f[10] = TALON_F_STR(keys[10], "/notes/{id:int}");
+    f[11] = TALON_F_STR(keys[11], "tenant-a");
+}
+
+static const char *const interned_keys[NKEY_FIELDS] = {
+    LOG_KEY(CLIENT_IP), LOG_KEY(METHOD), LOG_KEY(URL_ORIGINAL), LOG_KEY(URL_PATH),
+    LOG_KEY(HTTP_VERSION), LOG_KEY(STATUS), LOG_KEY(BODY_BYTES), LOG_KEY(DURATION),
+    LOG_KEY(USER_AGENT), LOG_KEY(REQUEST_ID), LOG_KEY(ROUTE), "labels.tenant",
+};
+
+static void interned_keys_format_like_copies(void **state)
+{
+    talon_field by_pointer[NKEY_FIELDS], by_text[NKEY_FIELDS];
+    char *copies[NKEY_FIELDS];
+    size_t len;
+
+    for (size_t i = 0; i < NKEY_FIELDS; i++) {
+        copies[i] = strdup(interned_keys[i]);
+        assert_non_null(copies[i]);
+        assert_ptr_not_equal(copies[i], interned_keys[i]);
+    }
+    fill_access_fields(by_pointer, interned_keys);
+    fill_access_fields(by_text, (const char *const *)copies);
+    talon_log_record rec = {
+        .time_ns = T0, .level = TALON_LOG_INFO, .logger = "access",
+        .message = "GET /notes/7?x=1 HTTP/1.1", .message_len = SIZE_MAX,
+        .nfields = NKEY_FIELDS,
+    };
+
+    for (size_t i = 0; i < NFORMATS; i++) {
+        talon_log_format *fmt = compile_ok(all_formats[i]);
+
+        rec.fields = by_pointer;
+        char *interned = format_line(fmt, &rec, &len);
+        rec.fields = by_text;
+        char *copied = format_line(fmt, &rec, &len);
+        if (strcmp(interned, copied) != 0)
+            fail_msg("format \"%s\": interned keys give\n%s and copied keys give\n%s",
+                     all_formats[i], interned, copied);
+        free(interned);
+        free(copied);
+        talon_log_format_free(fmt);
+    }
+    for (size_t i = 0; i < NKEY_FIELDS; i++)
+        free(copies[i]);
+}
+
+/* Spot values, so that the comparison above cannot pass with two equally
+ * wrong lines. */
+static void interned_keys_found(void **state)
+{
+    talon_field f[NKEY_FIELDS];
+    size_t len;
+    talon_log_format *fmt = compile_ok("$remote_addr $status $route ${field:http.route} "
+                                       "\"$http_referer\" $remote_user ${field:labels.tenant}");
+
+    fill_access_fields(f, interned_keys);
+    talon_log_record rec = { .time_ns = T0, .fields = f, .nfields = NKEY_FIELDS };
+    char *line = format_line(fmt, &rec, &len);
+    assert_string_equal(line, "192.0.2.7 200 /notes/{id:int} /notes/{id:int} \"-\" - tenant-a\n");
+    free(line);
+    talon_log_format_free(fmt);
+}
+
+/* With the same key twice, the first field wins, interned or not. */
+static void duplicate_key_first_wins(void **state)
+{
+    char *copy = strdup(TALON_KEY_CLIENT_IP);
+    talon_log_format *fmt = compile_ok("$remote_addr");
+    size_t len;
+
+    assert_non_null(copy);
+    talon_field text_first[] = {
+        TALON_F_STR(copy, "198.51.100.1"),
+        TALON_F_STR(LOG_KEY(CLIENT_IP), "192.0.2.7"),
+    };
+    talon_field interned_first[] = {
+        TALON_F_STR(LOG_KEY(CLIENT_IP), "192.0.2.7"),
+        TALON_F_STR(copy, "198.51.100.1"),
+    };
+    talon_log_record rec = { .time_ns = T0, .fields = text_first, .nfields = 2 };
+    char *line = format_line(fmt, &rec, &len);
+    assert_string_equal(line, "198.51.100.1\n");
+    free(line);
+
+    rec.fields = interned_first;
+    line = format_line(fmt, &rec, &len);
+    assert_string_equal(line, "192.0.2.7\n");
+    free(line);
+
+    talon_field both_interned[] = {
+        TALON_F_STR(LOG_KEY(CLIENT_IP), "192.0.2.7"),
+        TALON_F_STR(LOG_KEY(CLIENT_IP), "198.51.100.1"),
+    };
+    rec.fields = both_interned;
+    line = format_line(fmt, &rec, &len);
+    assert_string_equal(line, "192.0.2.7\n");
+    free(line);
+    talon_log_format_free(fmt);
+    free(copy);
+}
+
+static void intern_known_keys_only(void **state)
+{
+    char key[] = TALON_KEY_USER_AGENT;
+
+    assert_ptr_equal(log_key_intern(key), LOG_KEY(USER_AGENT));
+    assert_true(log_key_is_interned(LOG_KEY(OUTCOME)));
+    assert_false(log_key_is_interned(key));
+    assert_false(log_key_is_interned(LOG_KEY(OUTCOME) + 1));
+    assert_null(log_key_intern("labels.tenant"));
+    assert_null(log_key_intern("client"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +690,10 @@ int main(void)
         cmocka_unit_test(json_round_trip),
         cmocka_unit_test(format_respects_cap),
         cmocka_unit_test(compile_errors),
+        cmocka_unit_test(interned_keys_format_like_copies),
+        cmocka_unit_test(interned_keys_found),
+        cmocka_unit_test(duplicate_key_first_wins),
+        cmocka_unit_test(intern_known_keys_only),
     };
 
     /* $time_local and $time_iso8601 are local time: pin the zone. */
