@@ -10,6 +10,9 @@
 
 #include "talon/log.h"
 
+/* Digits of the largest uint64_t. */
+#define LOG_U64_DIGITS 20
+
 typedef struct out {
     char *buf;
     size_t cap;
@@ -49,16 +52,25 @@ static inline void out_text(out *o, const char *s, size_t n)
     o->len += talon_escape_text(room ? o->buf + o->len : NULL, room, s, n);
 }
 
-static inline void out_u64(out *o, uint64_t v)
+/* Write the decimal digits of v at the end of tmp. Returns the index of the
+ * first digit. */
+static inline size_t u64_digits(char tmp[LOG_U64_DIGITS], uint64_t v)
 {
-    char tmp[20];
-    size_t i = sizeof(tmp);
+    size_t i = LOG_U64_DIGITS;
 
     do {
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    out_put(o, tmp + i, sizeof(tmp) - i);
+    return i;
+}
+
+static inline void out_u64(out *o, uint64_t v)
+{
+    char tmp[LOG_U64_DIGITS];
+    size_t i = u64_digits(tmp, v);
+
+    out_put(o, tmp + i, LOG_U64_DIGITS - i);
 }
 
 #endif

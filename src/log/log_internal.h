@@ -87,6 +87,10 @@ struct talon_sink {
 int64_t log_now_realtime_ns(void);
 int64_t log_now_monotonic_ns(void);
 
+/* Messages (message.c): vsnprintf() with the same output and return value,
+ * faster for the conversions most messages use. */
+int log_message_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+
 /* Sinks (sink.c). */
 talon_sink *log_sink_list(void);
 void log_sink_append(talon_sink *sink, const char *line, size_t len);

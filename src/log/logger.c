@@ -292,16 +292,13 @@ static void log_message(talon_logger *logger, talon_log_level level, const talon
     log_tls *t = tls_get();
     if (!t || !buffer_reserve(&t->message, &t->message_cap, 256))
         return;
-    va_list copy;
-    va_copy(copy, ap);
-    int n = vsnprintf(t->message, t->message_cap, fmt, copy);
-    va_end(copy);
+    int n = log_message_vformat(t->message, t->message_cap, fmt, ap);
     if (n < 0)
         return;
     if ((size_t)n >= t->message_cap) {
         size_t need = (size_t)n + 1 < LOG_MAX_MESSAGE ? (size_t)n + 1 : LOG_MAX_MESSAGE;
         if (buffer_reserve(&t->message, &t->message_cap, need))
-            vsnprintf(t->message, need, fmt, ap);
+            log_message_vformat(t->message, need, fmt, ap);
         else
             need = t->message_cap; /* keep what the first call wrote */
         n = (int)need - 1;
