@@ -120,6 +120,11 @@ typedef struct talon_audit_verify_options {
     bool no_key;            /* chain-only: hashes, sequence, epochs and seals, no MACs */
     bool open;              /* live trail: records after the last seal are allowed */
     bool partial;           /* allow a trail whose first files were removed by retention */
+    /* With the key: the highest epoch the first record may have. Deriving
+     * K_E from K_0 takes E hashes, so a trail (--partial) that starts past
+     * this epoch stops with TALON_AUDIT_INCOMPLETE before any key is
+     * derived. 0: no limit. */
+    uint64_t max_start_epoch;
     unsigned threads;       /* hashing threads; 0: one per CPU, at most 8 */
     /* Called now and then from the calling thread with bytes checked so far. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);

@@ -395,6 +395,11 @@ static int check_careful(verifier *v, size_t off, size_t len, uint64_t line)
             return bad(v, TALON_AUDIT_MODIFIED, v->file, line, rec.seq,
                        "epoch %llu is not below seq %llu, which no trail can reach",
                        (unsigned long long)rec.epoch, (unsigned long long)rec.seq);
+        if (v->have_key && v->opts->max_start_epoch && rec.epoch > v->opts->max_start_epoch)
+            return bad(v, TALON_AUDIT_INCOMPLETE, v->file, line, rec.seq,
+                       "trail starts at epoch %llu, past the limit of %llu for this check: deriving "
+                       "its key takes that many hashes", (unsigned long long)rec.epoch,
+                       (unsigned long long)v->opts->max_start_epoch);
         if (v->have_key && !mac_ok_in_epoch(v, &rec, rec.epoch))
             return bad_mac(v, &rec, line, rec.epoch);
     } else if (check_link(v, &rec, h, off, line) != 0) {
@@ -494,9 +499,9 @@ static bool first_trail(const talon_audit_reader *r, char out[33])
 /* Move the key window to the epoch where hashing resumes at offset pos of
  * f: the last checked record's epoch, or the next record's when none was
  * checked yet. The window ends one epoch after the trail's last record, and
- * has no more keys than the records of a window need. A first record
- * whose epoch is not below its seq cannot be genuine (every epoch ends with
- * a seal), so no key is derived for it: it fails its checks anyway. */
+ * has no more keys than the records of a window need. Only a first record
+ * that check_careful may accept moves the window past epoch 0, because
+ * deriving the key of epoch E takes E hashes. */
 static int slide_keys(verifier *v, const reader_file *f, size_t pos)
 {
     uint64_t first = v->last_epoch;
@@ -504,8 +509,9 @@ static int slide_keys(verifier *v, const reader_file *f, size_t pos)
         const char *nl = memchr(f->data + pos, '\n', f->size - pos);
         talon_audit_record rec;
         first = 0;
-        if (nl && talon_audit_record_parse(f->data + pos, (size_t)(nl - f->data - pos), &rec, NULL, 0) == 0 &&
-            rec.epoch < rec.seq)
+        if (v->opts->partial && nl &&
+            talon_audit_record_parse(f->data + pos, (size_t)(nl - f->data - pos), &rec, NULL, 0) == 0 &&
+            rec.epoch < rec.seq && (!v->opts->max_start_epoch || rec.epoch <= v->opts->max_start_epoch))
             first = rec.epoch;
     }
     uint64_t n = v->max_epoch >= first ? v->max_epoch - first + 2 : 1;
