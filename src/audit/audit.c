@@ -241,13 +241,13 @@ fail:
     return rc;
 }
 
-/* Append an item under the lock and wake the writer when it must act now:
- * it sleeps without work, or this item cannot wait for the end of its nap.
- * Each wait gets at most one wake-up, so a burst of submitters does not
- * make one futex call each. */
+/* Append an item under the lock and wake the writer if this item ends its
+ * wait (see wait_for_work() in writer.c). Each wait gets at most one
+ * wake-up, so a burst of submitters does not make one futex call each. */
 static void enqueue_locked(talon_audit_trail *t, audit_item *it)
 {
-    size_t queued = 0;
+    bool sync = it->kind == AUDIT_ITEM_RECORD && it->mode == TALON_AUDIT_SYNC;
+    bool wake;
 
     it->next = NULL;
     if (t->tail != NULL)
@@ -255,12 +255,20 @@ static void enqueue_locked(talon_audit_trail *t, audit_item *it)
     else
         t->head = it;
     t->tail = it;
-    if (it->kind == AUDIT_ITEM_RECORD)
-        queued = atomic_fetch_add_explicit(&t->queued, 1, memory_order_relaxed) + 1;
-    if (it->kind != AUDIT_ITEM_RECORD || it->mode == TALON_AUDIT_SYNC ||
-        queued >= AUDIT_ASYNC_BATCH)
+    if (it->kind != AUDIT_ITEM_RECORD) {
         t->wake_now = true;
-    if (t->writer_waiting && (t->wake_now || !t->writer_napping)) {
+    } else {
+        size_t queued = atomic_fetch_add_explicit(&t->queued, 1, memory_order_relaxed) + 1;
+        if (sync)
+            t->queued_sync++;
+        if (queued - t->queued_sync >= AUDIT_ASYNC_BATCH)
+            t->wake_now = true;
+    }
+    if (sync)
+        wake = t->queued_sync >= t->sync_target;
+    else
+        wake = !t->writer_napping;
+    if (t->writer_waiting && (t->wake_now || wake)) {
         t->writer_waiting = false;
         pthread_cond_signal(&t->wake);
     }

@@ -669,32 +669,35 @@ static void run_timers(talon_audit_trail *t)
     }
 }
 
-/* Wait under t->mutex until there is work to take or a timer is due. With
- * nap (a batch was just written), queued async records wait up to
- * AUDIT_WRITER_NAP_NS for more to join them. A sync record, a control item
- * or AUDIT_ASYNC_BATCH records end the nap at once (wake_now). A nap that
- * ends with nothing queued turns into the plain wait, which any submission
- * ends. */
-static void wait_for_work(talon_audit_trail *t, bool nap)
+/* Wait under t->mutex until there is work to take or a timer is due.
+ * Queued async records wait until nap_end for more to join them, and queued
+ * sync records until linger_end or until t->sync_target of them are queued.
+ * A control item or AUDIT_ASYNC_BATCH async records (wake_now) end the wait
+ * at once. With nothing queued, the first submission that is due ends it. */
+static void wait_for_work(talon_audit_trail *t, int64_t nap_end, int64_t linger_end)
 {
-    int64_t nap_end = nap ? monotonic_ns() + AUDIT_WRITER_NAP_NS : 0;
-
     for (;;) {
         int64_t now = monotonic_ns();
         int64_t deadline = next_deadline(t);
-        bool napping = now < nap_end;
+        size_t nsync = t->queued_sync;
+        size_t nasync = atomic_load_explicit(&t->queued, memory_order_relaxed) - nsync;
         struct timespec ts;
 
-        if (t->head != NULL && (t->wake_now || !napping))
+        if (now >= linger_end)
+            t->sync_target = 0; /* from now on any sync record is due */
+        if (t->wake_now || (nsync > 0 && nsync >= t->sync_target) ||
+            (nasync > 0 && now >= nap_end))
             return;
         if (now >= deadline)
             return;
-        if (napping && nap_end < deadline)
+        if (now < nap_end && nap_end < deadline)
             deadline = nap_end;
+        if (now < linger_end && linger_end < deadline)
+            deadline = linger_end;
         ts.tv_sec = deadline / 1000000000;
         ts.tv_nsec = deadline % 1000000000;
         t->writer_waiting = true;
-        t->writer_napping = napping;
+        t->writer_napping = now < nap_end;
         pthread_cond_timedwait(&t->wake, &t->mutex, &ts);
         t->writer_waiting = false;
     }
@@ -703,24 +706,32 @@ static void wait_for_work(talon_audit_trail *t, bool nap)
 void *audit_writer_main(void *arg)
 {
     talon_audit_trail *t = arg;
-    bool stop = false, nap = false;
+    int64_t nap_end = 0, linger_end = 0;
+    bool stop = false;
 
     pthread_mutex_lock(&t->mutex);
     while (!stop) {
-        wait_for_work(t, nap);
+        wait_for_work(t, nap_end, linger_end);
         audit_item *list = t->head;
+        size_t nsync = t->queued_sync;
         t->head = t->tail = NULL;
         t->wake_now = false;
+        t->queued_sync = 0;
         atomic_store_explicit(&t->queued, 0, memory_order_relaxed);
         pthread_mutex_unlock(&t->mutex);
 
         if (list != NULL)
             stop = process_batch(t, list);
-        nap = list != NULL;
         if (!stop)
             run_timers(t);
 
         pthread_mutex_lock(&t->mutex);
+        int64_t now = monotonic_ns();
+        nap_end = list != NULL ? now + AUDIT_WRITER_NAP_NS : 0;
+        /* The requests of this batch are released: wait for them to come
+         * back, together with those already queued. */
+        t->sync_target = nsync + t->queued_sync;
+        linger_end = nsync > 0 ? now + AUDIT_SYNC_LINGER_NS : 0;
     }
     pthread_mutex_unlock(&t->mutex);
     return NULL;

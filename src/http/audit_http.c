@@ -54,12 +54,6 @@ typedef struct audit_req_state {
     bool failure_recorded;        /* the app wrote a failure record for this request */
 } audit_req_state;
 
-/* One held response waiting for its sync record. */
-typedef struct audit_hold {
-    audit_state *state;
-    talon_req *req;
-} audit_hold;
-
 static audit_state *state_of(const talon_req *req)
 {
     talon_app *app = talon_req_app(req);
@@ -125,19 +119,21 @@ static bool handle_failure(audit_state *st, const char *request_id, int status, 
     return true;
 }
 
-/* Writer thread: the sync record is durable (status 0) or failed. */
+/* Writer thread: the sync record of the held request ctx is durable
+ * (status 0) or failed. */
 static void on_record_done(void *ctx, int status)
 {
-    audit_hold *hold = ctx;
-    talon_req *req = hold->req;
-    audit_state *st = hold->state;
+    talon_req *req = ctx;
+    audit_state *st;
 
-    free(hold);
     if (status == 0) {
         talon_req_release(req, 0, NULL);
         return;
     }
-    if (handle_failure(st, talon_req_id(req), status, NULL))
+    /* A request that a stopping engine gave up on can finish after
+     * talon_app_audit_detach(); its client already got a 503. */
+    st = state_of(req);
+    if (st == NULL || handle_failure(st, talon_req_id(req), status, NULL))
         talon_req_release(req, 503, UNAVAILABLE_DESCRIPTION);
     else
         talon_req_release(req, 0, NULL);
@@ -162,22 +158,11 @@ static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
 
     atomic_fetch_add(&st->records, 1);
     if (mode == TALON_AUDIT_SYNC) {
-        audit_hold *hold = malloc(sizeof(*hold));
-        if (hold == NULL) {
-            if (handle_failure(st, ev->request_id, -ENOMEM, NULL)) {
-                fail_request(req, rs);
-                return -ENOMEM;
-            }
-            return 0;
-        }
-        hold->state = st;
-        hold->req = req;
         /* The hold comes first: the writer may finish before submit returns. */
         talon_req_hold(req);
         atomic_fetch_add(&st->held, 1);
-        rc = talon_audit_submit(st->trail, ev, TALON_AUDIT_SYNC, on_record_done, hold);
+        rc = talon_audit_submit(st->trail, ev, TALON_AUDIT_SYNC, on_record_done, req);
         if (rc < 0) {
-            free(hold);
             bool closed = handle_failure(st, ev->request_id, rc, NULL);
             talon_req_release(req, closed ? 503 : 0, closed ? UNAVAILABLE_DESCRIPTION : NULL);
             return closed ? rc : 0;
