@@ -1,10 +1,10 @@
 /* Internals shared by the logger registry, the sinks, the writer thread and
  * rotation. Nothing here is part of the public API.
  *
- * Threads: callers append whole lines to a sink under its lock; one writer
- * thread per process takes the buffered chunks, writes each batch with one
- * writev(), rotates and reopens files between batches; one compressor thread
- * gzips rotated files.
+ * Threads: each caller appends whole lines to its own chunk of a sink
+ * (sink.c). One writer thread per process collects the chunks, writes each
+ * batch with writev(), and rotates and reopens files between batches. One
+ * compressor thread gzips rotated files.
  */
 #ifndef TALON_LOG_INTERNAL_H
 #define TALON_LOG_INTERNAL_H
@@ -32,6 +32,15 @@ typedef struct log_chunk {
     char data[];
 } log_chunk;
 
+/* One thread's chunk of one sink. The owning thread appends to cur without
+ * the sink's lock, with busy set around the append. Any other thread takes
+ * cur only with the sink's lock held and after busy reads false (sink.c). */
+typedef struct log_slot {
+    _Atomic(log_chunk *) cur;
+    atomic_bool busy;
+    struct log_slot *next;   /* the sink's list, guarded by its lock */
+} __attribute__((aligned(64))) log_slot;
+
 typedef enum { SINK_FILE, SINK_STDOUT, SINK_STDERR, SINK_SYSLOG } log_sink_kind;
 
 typedef struct log_syslog log_syslog;
@@ -42,18 +51,22 @@ struct talon_sink {
     char *path;              /* file path, "stdout" / "stderr", or a syslog URL */
     talon_sink_options opts;
 
+    size_t slot_chunk_size;  /* bytes of a thread's chunk: buffer_size, at most 64 KiB */
+
     /* Guarded by lock: the buffers and their accounting. */
     pthread_mutex_t lock;
     pthread_cond_t space;    /* broadcast when the writer frees buffer memory */
     pthread_cond_t written;  /* broadcast after each batch */
-    log_chunk *cur;          /* chunk being filled by callers */
+    log_slot *slots;         /* one per thread that logged to this sink */
     log_chunk *full_head;    /* chunks ready for the writer, oldest first */
     log_chunk *full_tail;
-    log_chunk *spare;        /* one free chunk kept to avoid malloc churn */
-    size_t mem;              /* bytes of chunks in cur, the full list and the batch */
-    uint64_t appended;       /* bytes appended since open */
+    size_t full_bytes;       /* bytes of the full list since the writer last took it */
+    log_chunk *free_chunks;  /* empty chunks kept for reuse, within max_buffered */
+    size_t free_bytes;
+    size_t mem;              /* bytes of chunks in the slots, the full list and the batch */
+    uint64_t appended;       /* bytes moved to the full list since open */
     uint64_t settled;        /* bytes written, or given up at shutdown */
-    bool flush_requested;
+    bool flush_requested;    /* collect every slot at the writer's next pass */
     bool failing;            /* the last write failed and the batch is held */
 
     atomic_uint_fast64_t dropped; /* records lost to overflow or given up */
@@ -67,7 +80,7 @@ struct talon_sink {
     uint64_t file_size;
     log_chunk *held;         /* batch whose write failed, retried later */
     size_t held_off;         /* bytes of held already written */
-    int64_t last_flush_ns;
+    int64_t last_flush_ns;   /* last time the slots were collected */
     int64_t retry_at_ns;
     int64_t next_rotate_s;
     int last_errno;
@@ -95,6 +108,11 @@ int log_message_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 talon_sink *log_sink_list(void);
 void log_sink_append(talon_sink *sink, const char *line, size_t len);
 void log_sink_count_drop(talon_sink *sink);
+/* Move every slot's chunk that contains lines to the full list. Call with
+ * the sink's lock held. */
+void log_sink_collect_locked(talon_sink *sink);
+/* Give back a chunk the writer is done with. Call with the lock held. */
+void log_sink_release_chunk_locked(talon_sink *sink, log_chunk *chunk);
 int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, ino_t *ino,
                      uint64_t *size, char *err, size_t errlen);
 void log_sink_free_all(void);

@@ -1,11 +1,13 @@
 /* The writer thread: drains every sink's buffer to its file.
  *
- * It sleeps in poll() on an eventfd until a caller fills a chunk, a flush or
- * reopen is requested, or the shortest flush interval passes. Each sink's
- * pending chunks are written as one batch with one writev(); rotation and
- * reopening happen between batches, so a batch (whole lines only) never
- * straddles two files. A failed batch is kept and retried once a second,
- * and the failure and the drops are reported at most once a second.
+ * It sleeps in poll() on an eventfd until callers have filled buffer_size
+ * bytes of chunks or a flush or reopen is requested. It also wakes at least
+ * once per flush interval, and then collects the chunks that threads are
+ * still filling (sink.c). Each sink's pending chunks are written as one
+ * batch with one writev() per 64 chunks. Rotation and reopening happen
+ * between batches, so a batch (whole lines only) never straddles two
+ * files. A failed batch is kept and retried once a second, and the failure
+ * and the drops are reported at most once a second.
  */
 #include <errno.h>
 #include <limits.h>
@@ -96,14 +98,10 @@ static void batch_release(talon_sink *s, log_chunk *batch, bool written)
     while (batch) {
         log_chunk *c = batch;
         batch = c->next;
-        s->mem -= c->cap;
         s->settled += c->len;
         if (!written)
             atomic_fetch_add(&s->dropped, c->lines);
-        if (!s->spare && c->cap == s->opts.buffer_size)
-            s->spare = c;
-        else
-            free(c);
+        log_sink_release_chunk_locked(s, c);
     }
     s->failing = false;
     pthread_cond_broadcast(&s->space);
@@ -269,42 +267,40 @@ static void reopen_if_deleted(talon_sink *s, int64_t now)
     s->last_deleted_check_ns = still_deleted ? now : 0;
 }
 
-/* Write what the sink has buffered if a chunk is full, the interval passed,
- * a flush was requested or the process is stopping. */
-static void sink_service(talon_sink *s, int64_t now, bool stopping)
+/* Nanoseconds from now until the sink's slots are due to be collected. */
+static int64_t collect_due_in(const talon_sink *s, int64_t now)
 {
-    if (!retry_held(s, now, stopping))
-        return;
-
-    pthread_mutex_lock(&s->lock);
     /* poll() may return a little early: an eighth of the interval early
      * counts as on time, so data does not wait a whole extra interval. */
     int64_t interval = (int64_t)s->opts.flush_interval_ms * NS_PER_MS;
-    bool interval_passed = now - s->last_flush_ns >= interval - interval / 8;
-    bool due = s->full_head || (s->cur && s->cur->len > 0 &&
-                                (interval_passed || s->flush_requested || stopping));
-    if (!due) {
+    return s->last_flush_ns + interval - interval / 8 - now;
+}
+
+/* Write the sink's full chunks, and first collect the lines every thread
+ * holds when the flush interval passed, a flush was requested or the
+ * process is stopping. */
+static void sink_service(talon_sink *s, int64_t now, bool stopping)
+{
+    if (!retry_held(s, now, stopping)) {
+        s->last_flush_ns = now; /* no collecting before the retry */
+        return;
+    }
+
+    pthread_mutex_lock(&s->lock);
+    if (collect_due_in(s, now) <= 0 || s->flush_requested || stopping) {
+        log_sink_collect_locked(s);
         s->flush_requested = false;
-        if (interval_passed)
-            s->last_flush_ns = now;
-        pthread_mutex_unlock(&s->lock);
+        s->last_flush_ns = now;
+    }
+    log_chunk *batch = s->full_head;
+    s->full_head = s->full_tail = NULL;
+    s->full_bytes = 0;
+    pthread_mutex_unlock(&s->lock);
+    if (!batch) {
         if (s->kind == SINK_FILE && log_rotate_due(s, 0, now))
             log_rotate(s, now);
         return;
     }
-    if (s->cur && s->cur->len > 0) {
-        if (s->full_tail)
-            s->full_tail->next = s->cur;
-        else
-            s->full_head = s->cur;
-        s->full_tail = s->cur;
-        s->cur = NULL;
-    }
-    log_chunk *batch = s->full_head;
-    s->full_head = s->full_tail = NULL;
-    s->flush_requested = false;
-    s->last_flush_ns = now;
-    pthread_mutex_unlock(&s->lock);
 
     if (s->kind == SINK_FILE)
         reopen_if_deleted(s, now);
@@ -345,21 +341,24 @@ static void report_drops(talon_sink *s, int64_t now, bool stopping)
                s->opts.overflow == TALON_OVERFLOW_DROP ? "drop" : "block", s->opts.max_buffered);
 }
 
-/* Milliseconds until the next sink may be due. */
-static int poll_timeout_ms(void)
+/* Milliseconds until the next sink's lines are due, at most a second (the
+ * drop and failure reports), at least 1. */
+static int poll_timeout_ms(int64_t now)
 {
-    unsigned ms = 1000;
+    int64_t ns = NS_PER_S;
     for (talon_sink *s = log_sink_list(); s; s = s->next) {
-        if (s->opts.flush_interval_ms < ms)
-            ms = s->opts.flush_interval_ms;
+        int64_t due = collect_due_in(s, now);
+        if (due < ns)
+            ns = due;
     }
-    return (int)ms;
+    return ns < NS_PER_MS ? 1 : (int)(ns / NS_PER_MS);
 }
 
 static bool all_settled(void)
 {
     for (talon_sink *s = log_sink_list(); s; s = s->next) {
         pthread_mutex_lock(&s->lock);
+        log_sink_collect_locked(s);
         bool empty = s->settled == s->appended && !s->held;
         pthread_mutex_unlock(&s->lock);
         if (!empty)
@@ -398,7 +397,7 @@ static void *writer_main(void *arg)
     for (;;) {
         struct pollfd pfd = { .fd = efd, .events = POLLIN };
         bool stopping = atomic_load(&stop_requested);
-        if (!stopping && poll(&pfd, 1, poll_timeout_ms()) > 0) {
+        if (!stopping && poll(&pfd, 1, poll_timeout_ms(log_now_monotonic_ns())) > 0) {
             uint64_t n;
             if (read(efd, &n, sizeof(n)) < 0) {
                 /* EAGAIN: another wakeup consumed it */
