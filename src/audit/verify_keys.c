@@ -85,8 +85,9 @@ bool verify_hex_equal(const uint8_t bin[32], const char *hex)
 int talon_audit_key_load(const char *path, uint8_t trail[16], uint8_t key0[32], char *err, size_t errlen)
 {
     /* open and read, not stdio: no FILE buffer to allocate, and nothing of
-     * the key is left in one. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+     * the key is left in one. O_NONBLOCK: a FIFO given by mistake reads as
+     * empty (and is rejected below) instead of waiting for a writer. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "%s: cannot open the verification key: %s", path, strerror(e));
