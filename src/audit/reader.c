@@ -63,7 +63,7 @@ static int add_file(talon_audit_reader *r, const char *path, char *err, size_t e
             close(fd);
             return -e;
         }
-        /* Read ahead a large file; for a small one the system call costs
+        /* Read ahead a large file. For a small one the system call costs
          * more than it saves. One advice: the values are not flags that
          * combine, and adding MADV_SEQUENTIAL in a second call made no
          * measurable difference on a 1 GB trail in the page cache. */
