@@ -69,7 +69,7 @@ bool mac_matches(const mac_key *m, const uint8_t h[32], const char *mac_hex);
 enum {
     L_PARSED = 1 << 0,
     L_TORN = 1 << 1,      /* the last bytes of a file, without '\n' */
-    L_SEAL = 1 << 2,
+    L_SEAL = 1 << 2,      /* a seal, or an escaped type that may decode to one */
     L_MAC_CHECKED = 1 << 3,
     L_MAC_OK = 1 << 4,
     L_TRAIL_OK = 1 << 5,

@@ -37,7 +37,10 @@ static void hash_line(const hash_pool *pool, line_result *lr, const char *line, 
         lr->flags |= L_LINKED;
     if (memcmp(rec.trail.p, pool->trail_hex, 32) == 0)
         lr->flags |= L_TRAIL_OK;
-    if (rec.type.len == sizeof SEAL_TYPE - 1 && memcmp(rec.type.p, SEAL_TYPE, rec.type.len) == 0)
+    /* An escaped type may decode to the seal's ("audit_epoch_seal\u0065d"),
+     * so the careful path, which decodes it, decides. */
+    if (rec.type.escaped ||
+        (rec.type.len == sizeof SEAL_TYPE - 1 && memcmp(rec.type.p, SEAL_TYPE, rec.type.len) == 0))
         lr->flags |= L_SEAL;
     const keyring *kr = pool->keys;
     if (pool->check_macs && rec.epoch >= kr->base && rec.epoch - kr->base < kr->nkeys) {
