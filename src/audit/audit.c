@@ -42,16 +42,21 @@ int audit_make_dirs(const char *path, mode_t mode)
     return rc;
 }
 
+static void free_items(audit_item *list)
+{
+    while (list != NULL) {
+        audit_item *next = list->next;
+        free(list);
+        list = next;
+    }
+}
+
 static void trail_free(talon_audit_trail *t)
 {
-    audit_item *it;
-
     if (t == NULL)
         return;
-    while ((it = t->head) != NULL) {
-        t->head = it->next;
-        free(it);
-    }
+    free_items(t->head);
+    free_items(t->pool);
     if (t->fd >= 0)
         close(t->fd);
     if (t->state_fd >= 0)
@@ -62,6 +67,7 @@ static void trail_free(talon_audit_trail *t)
     talon_log_limit_free(t->error_limit);
     audit_buf_free(&t->batch);
     pthread_mutex_destroy(&t->mutex);
+    pthread_mutex_destroy(&t->pool_lock);
     pthread_cond_destroy(&t->wake);
     pthread_cond_destroy(&t->control);
     pthread_rwlock_destroy(&t->pin);
@@ -76,7 +82,7 @@ static int init_sync(talon_audit_trail *t)
 {
     pthread_condattr_t attr;
 
-    if (pthread_mutex_init(&t->mutex, NULL) != 0)
+    if (pthread_mutex_init(&t->mutex, NULL) != 0 || pthread_mutex_init(&t->pool_lock, NULL) != 0)
         return -ENOMEM;
     if (pthread_rwlock_init(&t->pin, NULL) != 0)
         return -ENOMEM;
@@ -306,6 +312,44 @@ static int reject_unhealthy(talon_audit_trail *t)
     return reject(t, err, strerror(err));
 }
 
+void audit_items_recycle(talon_audit_trail *t, audit_item *list, size_t n)
+{
+    audit_item *drop = NULL;
+
+    pthread_mutex_lock(&t->pool_lock);
+    while (list != NULL && n-- > 0) {
+        audit_item *next = list->next;
+        bool keep = list->cap > 0 && list->cap <= AUDIT_ITEM_POOL_MAX_CAP &&
+                    t->pool_len < AUDIT_ITEM_POOL_MAX;
+        if (keep) {
+            list->next = t->pool;
+            t->pool = list;
+            t->pool_len++;
+        } else {
+            list->next = drop;
+            drop = list;
+        }
+        list = next;
+    }
+    pthread_mutex_unlock(&t->pool_lock);
+    free_items(drop);
+}
+
+/* A record's memory from the pool, or NULL when it is empty. */
+static audit_item *pool_take(talon_audit_trail *t)
+{
+    audit_item *it;
+
+    pthread_mutex_lock(&t->pool_lock);
+    it = t->pool;
+    if (it != NULL) {
+        t->pool = it->next;
+        t->pool_len--;
+    }
+    pthread_mutex_unlock(&t->pool_lock);
+    return it;
+}
+
 int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
                        talon_audit_mode mode, talon_audit_done_fn done, void *ctx)
 {
@@ -323,10 +367,16 @@ int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
     if (atomic_load_explicit(&trail->queued, memory_order_relaxed) >= trail->queue_capacity)
         return reject(trail, EAGAIN, "the queue is full (queue_capacity)");
 
-    /* Serialize straight behind the item header: one allocation per record. */
+    /* Serialize straight behind the item header, into a written record's
+     * memory when the pool has one. */
     audit_buf_init(&b);
-    if (!audit_buf_reserve(&b, head + 1024))
+    it = pool_take(trail);
+    if (it != NULL) {
+        b.data = (char *)it;
+        b.cap = it->cap;
+    } else if (!audit_buf_reserve(&b, head + 1024)) {
         return -ENOMEM;
+    }
     b.len = head;
     rc = audit_serialize_middle(&b, ev, audit_now_ns(), &trail->redact, trail->host,
                                 trail->trail_hex);
@@ -336,6 +386,7 @@ int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
     }
     it = (audit_item *)b.data;
     memset(it, 0, head);
+    it->cap = b.cap;
     it->kind = AUDIT_ITEM_RECORD;
     it->mode = mode;
     it->done = done;

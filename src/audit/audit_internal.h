@@ -143,6 +143,14 @@ void audit_keystate_format(char line[AUDIT_STATE_LINE_LEN + 1], const audit_keys
  * the nap early. While the writer has no other work, no async record waits
  * longer for its write(). */
 #define AUDIT_WRITER_NAP_NS 1000000LL
+/* Written records whose memory the trail keeps for the next submissions.
+ * Without it, glibc's malloc trims the heap after the writer thread frees
+ * a large batch, and the request threads fault the pages in again (about
+ * 5 % of talon-bench-app's CPU with async records). */
+#define AUDIT_ITEM_POOL_MAX 1024
+/* Larger records are freed rather than kept. */
+#define AUDIT_ITEM_POOL_MAX_CAP 4096
+
 /* Async records queued that end the nap early (a burst's memory bound). */
 #define AUDIT_ASYNC_BATCH 256
 /* After a durable batch of n sync records, with q more queued, the writer
@@ -153,8 +161,8 @@ void audit_keystate_format(char line[AUDIT_STATE_LINE_LEN + 1], const audit_keys
  * next batch alone, and the requests settle in groups that alternate
  * between fdatasync calls, each call serving only part of them.
  * NOTE: 1 ms was chosen by measuring 64 clients on one 2-core VM (ext4,
- * fdatasync 0.2 to 8 ms); a client that comes back later than that still
- * costs the others up to 1 ms each time. */
+ * fdatasync 0.2 to 8 ms). A client that comes back later than that still
+ * delays the others by up to 1 ms each time. */
 #define AUDIT_SYNC_LINGER_NS 1000000LL
 
 enum audit_item_kind {
@@ -173,6 +181,7 @@ typedef struct audit_item {
     void *ctx;
     int status;     /* set when this record alone failed (-ENOMEM) */
     bool witness;   /* sys_shutdown: send its head to the witness once written */
+    size_t cap;     /* bytes allocated, header included; 0: not reusable */
     size_t len;     /* bytes of middle */
     char middle[];  /* "time":... up to the comma after "trail" */
 } audit_item;
@@ -218,6 +227,11 @@ struct talon_audit_trail {
     bool stopping;            /* no new submissions */
     pthread_t writer;
     bool writer_started;
+
+    /* Reusable records (AUDIT_ITEM_POOL_MAX), linked by next. */
+    pthread_mutex_t pool_lock;
+    audit_item *pool;
+    size_t pool_len;
 
     /* Chain state: owned by the writer thread (by open before it starts). */
     unsigned char key[AUDIT_KEY_LEN];
@@ -287,6 +301,10 @@ int audit_make_dirs(const char *path, mode_t mode);
 /* witness.c: send the head of the record just written (t->seq, t->prev)
  * to the witness logger. Writer thread or open/close only. */
 void audit_witness_emit(talon_audit_trail *t, const char *record_type, const char *cause);
+
+/* audit.c: return the written records of list (linked by next, count n)
+ * for reuse, or free them. */
+void audit_items_recycle(talon_audit_trail *t, audit_item *list, size_t n);
 
 /* writer.c */
 void *audit_writer_main(void *arg);

@@ -484,13 +484,14 @@ static void complete_records(talon_audit_trail *t, audit_item *from, audit_item 
         atomic_fetch_add(&t->st_rejected, rejected);
         atomic_fetch_add(&t->rejected_during_outage, rejected);
     }
-    while (from != to) {
-        audit_item *next = from->next;
-        if (from->done != NULL)
-            from->done(from->ctx, from->status != 0 ? from->status : status);
-        free(from);
-        from = next;
+    /* The callbacks resume held responses: run them all first, and the
+     * memory bookkeeping after them. */
+    size_t n = 0;
+    for (audit_item *it = from; it != to; it = it->next, n++) {
+        if (it->done != NULL)
+            it->done(it->ctx, it->status != 0 ? it->status : status);
     }
+    audit_items_recycle(t, from, n);
 }
 
 /* Write the records [from, to) that are already in the batch buffer. */
