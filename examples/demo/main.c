@@ -22,7 +22,7 @@
 static const char usage[] =
     "Usage: talon-demo [OPTIONS]\n"
     "       talon-demo --hash-password < PASSWORD\n"
-    "Serve the talon demo: /health, /hello, the notes API (/notes, /notes/{id}),\n"
+    "Serve the talon demo: /health, /hello, the notes API (/notes, /notes/{id:int}),\n"
     "logins and users (/login, /logout, /users) and the audit trail (/audit).\n"
     "\n"
     "  --listen ADDR:PORT  address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
