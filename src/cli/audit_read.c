@@ -340,15 +340,43 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* Open a trail file for reading, or return -1 with errno set (EINVAL for a
+ * FIFO, directory or device). O_NONBLOCK keeps the open of a FIFO from
+ * waiting for a writer; it is cleared again for the reads. */
+static int open_trail_file(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0 || fcntl(fd, F_SETFL, 0) != 0)
+        goto err;
+    if (!S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        goto err;
+    }
+    return fd;
+
+err:;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
 /* Follow path from byte off; with a directory, continue in the next file
  * after a rotation. Runs until killed or an error. */
 static int follow(const read_opts *o, const char *dir, uint64_t index, const char *file, off_t off)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s", file);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_trail_file(path);
     if (fd < 0) {
-        cli_error("audit tail: %s: cannot open: %s", path, strerror(errno));
+        if (errno == EINVAL)
+            cli_error("audit tail: %s: not a regular file", path);
+        else
+            cli_error("audit tail: %s: cannot open: %s", path, strerror(errno));
         return CLI_USAGE;
     }
     char *pending = NULL;
@@ -396,7 +424,11 @@ static int follow(const read_opts *o, const char *dir, uint64_t index, const cha
         if (dir && npending == 0 && last_index(dir) > index) {
             char next[4096];
             snprintf(next, sizeof next, "%s/audit-%08llu.jsonl", dir, (unsigned long long)(index + 1));
-            int nfd = open(next, O_RDONLY | O_CLOEXEC);
+            int nfd = open_trail_file(next);
+            if (nfd < 0 && errno == EINVAL) {
+                cli_error("audit tail: %s: not a regular file", next);
+                break;
+            }
             if (nfd >= 0) {
                 close(fd);
                 fd = nfd;

@@ -106,6 +106,8 @@ def run(tmp):
     out, _ = expect(["audit", "query", "--type", "nothing_like_this", trail], 0)
     check(out == "", "a query without matches printed %r" % out)
 
+    fifo_trail_files(tmp, key, trail)
+
     # A malformed line: verify names FILE:LINE, query skips it and names it.
     f1 = os.path.join(trail, "audit-00000001.jsonl")
     with open(f1, "rb") as fh:
@@ -117,6 +119,58 @@ def run(tmp):
                     out_has=["NOT INTACT: %s:7: seq 7: malformed: record does not parse: at byte" % f1])
     out, err = expect(["audit", "query", trail], 0, err_has=["%s:7: skipped a line that is not a valid record" % f1])
     check(len(out.splitlines()) == 37, "query printed %d records, expected 37" % len(out.splitlines()))
+
+
+def run_bounded(args, seconds=10):
+    """Run talon with a timeout, so a reader blocked on a FIFO fails the check instead of hanging."""
+    try:
+        p = subprocess.run([CLI] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        fail("talon %s did not finish within %d s (blocked opening a FIFO?)" % (" ".join(args), seconds))
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def fifo_trail_files(tmp, key, trail):
+    """A FIFO named like a trail file is rejected as not a regular file, after
+    the real files and in place of the last one, by every reading subcommand."""
+    f1 = os.path.join(trail, "audit-00000001.jsonl")
+    after = os.path.join(tmp, "fifo-after")
+    shutil.copytree(trail, after)
+    os.mkfifo(os.path.join(after, "audit-00000002.jsonl"), 0o600)
+    only = os.path.join(tmp, "fifo-only")
+    os.mkdir(only, 0o700)
+    os.mkfifo(os.path.join(only, "audit-00000001.jsonl"), 0o600)
+    cases = [["audit", "verify", "--key", key], ["audit", "verify", "--no-key"], ["audit", "query"],
+             ["audit", "report"], ["audit", "tail", "-n", "2"], ["audit", "tail", "-f"]]
+    for d, fifo in ((after, "audit-00000002.jsonl"), (only, "audit-00000001.jsonl")):
+        for args in cases:
+            rc, out, err = run_bounded(args + [d])
+            check(rc == 2, "talon %s %s with a FIFO: exit %d, expected 2\nstderr: %s" % (" ".join(args), d, rc, err))
+            want = "%s/%s: not a regular file" % (d, fifo)
+            check(want in err, "talon %s %s: %r not in stderr:\n%s" % (" ".join(args), d, want, err))
+    # A FIFO given as the file itself.
+    rc, _, err = run_bounded(["audit", "query", os.path.join(only, "audit-00000001.jsonl")])
+    check(rc == 2 and "not a regular file" in err, "query of a FIFO path: exit %d, stderr: %s" % (rc, err))
+
+    # tail -f reaches a FIFO as the next file of a rotation: it stops with exit 2.
+    follow = os.path.join(tmp, "fifo-follow")
+    os.mkdir(follow, 0o700)
+    shutil.copy(f1, follow)
+    p = subprocess.Popen([CLI, "audit", "tail", "-f", follow], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        check(p.stdout.readline() != b"", "tail -f printed nothing before the FIFO appeared")
+        os.mkfifo(os.path.join(follow, "audit-00000002.jsonl"), 0o600)
+        try:
+            _, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            fail("tail -f did not stop within 10 s after a FIFO became the next trail file")
+        check(p.returncode == 2, "tail -f at a FIFO: exit %d, expected 2" % p.returncode)
+        want = "%s/audit-00000002.jsonl: not a regular file" % follow
+        check(want in err.decode(errors="replace"), "tail -f: %r not in stderr:\n%s" % (want, err))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 if __name__ == "__main__":
