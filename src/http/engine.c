@@ -60,6 +60,7 @@ typedef struct engine_conn {
     int fd;
     atomic_llong head_since_ns; /* when the current head began; 0 while a request is served */
     bool cut;                   /* shut down by the sweep */
+    bool over_limit;            /* accepted over connection_limit, so every request gets 503 */
     talon_req *req;             /* the request begun by on_uri and not yet completed */
     char peer_ip[TALON_IP_MAX]; /* formatted once: every request on it has this peer */
 } engine_conn;
@@ -71,7 +72,7 @@ typedef struct talon_engine {
     atomic_long in_flight;        /* requests created and not yet completed */
     atomic_long orphans;          /* requests released at close, without the completed callback */
     bool hide_query;              /* libmicrohttpd's layout is known: see hide_query() */
-    atomic_long connections;      /* open connections */
+    atomic_long admitted;         /* open connections accepted within connection_limit */
     size_t pool_size;             /* MHD_OPTION_CONNECTION_MEMORY_LIMIT */
     unsigned connection_limit;
     unsigned connection_timeout_s;
@@ -155,8 +156,19 @@ static engine_conn *conn_of(struct MHD_Connection *c)
 static void release_orphan(talon_engine *e, engine_conn *ec);
 static bool send_direct(int fd, const talon_req *req);
 
-/* Count open connections: talon enforces connection_limit itself so that
- * the connection over the limit gets a 503 instead of a silent close. Each
+/* Take one of the connection_limit slots; false when all are taken. */
+static bool admit_connection(talon_engine *e)
+{
+    if (atomic_fetch_add(&e->admitted, 1) < (long)e->connection_limit)
+        return true;
+    atomic_fetch_sub(&e->admitted, 1);
+    return false;
+}
+
+/* Apply connection_limit once per connection, when it is accepted, as
+ * nginx's limit_conn does. A connection accepted within the limit is served
+ * for its whole life. Every request on one accepted over it gets a 503 from
+ * reject_by_limits(), where libmicrohttpd would close it silently. Each
  * connection is also listed for sweep_slow_heads(). libmicrohttpd notifies
  * the close before it closes the socket, so a listed fd is always open. */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
@@ -164,14 +176,14 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
 {
     talon_engine *e = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        atomic_fetch_add(&e->connections, 1);
         engine_conn *ec = calloc(1, sizeof(*ec));
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ec == NULL || ci == NULL) {
             free(ec);
-            return; /* not swept; libmicrohttpd's idle timeout still applies */
+            return; /* rejected with 503 by reject_by_limits(); not swept */
         }
+        ec->over_limit = !admit_connection(e);
         ec->fd = ci->connect_fd;
         atomic_init(&ec->head_since_ns, talon_now_ns());
         strcpy(ec->peer_ip, "-");
@@ -186,10 +198,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
         pthread_mutex_unlock(&e->conns_lock);
         *socket_ctx = ec;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        atomic_fetch_sub(&e->connections, 1);
         engine_conn *ec = *socket_ctx;
         if (ec == NULL)
             return;
+        if (!ec->over_limit)
+            atomic_fetch_sub(&e->admitted, 1);
         if (ec->req != NULL)
             release_orphan(e, ec);
         pthread_mutex_lock(&e->conns_lock);
@@ -485,10 +498,12 @@ static uint64_t discard_limit(const talon_app *app)
 static bool reject_by_limits(talon_engine *e, struct MHD_Connection *c, talon_req *req,
                              const head_copy *h, size_t line_bytes)
 {
-    long open = atomic_load(&e->connections);
-    if (open > (long)e->connection_limit) {
-        engine_warn(e, "request %s from %s rejected with 503: %ld connections open, the "
-                    "limit is %u", req->id, req->peer_ip, open, e->connection_limit);
+    engine_conn *ec = conn_of(c);
+    if (ec == NULL || ec->over_limit) {
+        engine_warn(e, "request %s from %s rejected with 503: %s %u", req->id, req->peer_ip,
+                    ec == NULL ? "its connection is untracked (out of memory); connection_limit"
+                               : "its connection was accepted over connection_limit",
+                    e->connection_limit);
         char desc[160];
         snprintf(desc, sizeof(desc), "The server has reached its limit of %u connections; "
                  "retry later.", e->connection_limit);
@@ -1037,7 +1052,7 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     e->connection_limit = opts->connection_limit;
     e->connection_timeout_s = opts->connection_timeout_s;
     pthread_mutex_init(&e->conns_lock, NULL);
-    atomic_init(&e->connections, 0);
+    atomic_init(&e->admitted, 0);
     atomic_init(&e->in_flight, 0);
     pthread_mutex_init(&e->held_lock, NULL);
     e->warn_limit = talon_log_limit_new(app->log, TALON_LOG_WARN, MHD_LOG_PER_SECOND,

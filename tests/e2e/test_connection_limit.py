@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """connection_limit: the connection over the limit gets a 503 with a JSON
-body and Retry-After, and the server recovers once connections close."""
+body and Retry-After, and the server recovers once connections close. The
+decision is made once per connection when it is accepted, so connections
+accepted within the limit keep being served while later connections, idle
+or not, are over it."""
 import json
 import os
 import sys
@@ -9,16 +12,26 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from talon_e2e import Demo, check  # noqa: E402
 
+# One engine thread accepts connections in the order they were opened.
+ONE_THREAD = ["--threads", "1"]
 
-def main():
+
+def get_status(conn, what):
+    """Send GET /health on conn and return the response status."""
+    conn.request("GET", "/health")
+    r = conn.getresponse()
+    r.read()
+    print("%s: %d" % (what, r.status))
+    return r.status
+
+
+def over_limit_gets_503():
     with Demo(config="[server]\nconnection_limit = 4\n") as demo:
         held = []
         for i in range(4):
             c = demo.conn()
-            c.request("GET", "/health")
-            r = c.getresponse()
-            r.read()
-            check(r.status == 200, "connection %d under the limit: %d" % (i, r.status))
+            status = get_status(c, "connection %d" % i)
+            check(status == 200, "connection %d under the limit: %d" % (i, status))
             held.append(c)
 
         status, headers, body = demo.request("GET", "/health")
@@ -40,6 +53,68 @@ def main():
         check(status == 200, "after closing the connections: status %r" % status)
         code = demo.stop()
         check(code == 0, "exit code %d" % code)
+
+
+def idle_connections_keep_admitted_one():
+    """A keep-alive client within the limit keeps being served after idle
+    connections that send nothing fill the limit."""
+    with Demo(args=ONE_THREAD, config="[server]\nconnection_limit = 5\n") as demo:
+        client = demo.conn()
+        check(get_status(client, "keep-alive request 1") == 200,
+              "the first request of the keep-alive client was not served")
+
+        idle = []
+        for _ in range(5):
+            c = demo.conn()
+            c.connect()
+            idle.append(c)
+        # Accepted after the idle ones, so its 503 also shows that the
+        # server has accepted them.
+        status, _, _ = demo.request("GET", "/health")
+        check(status == 503, "a new connection with 6 open and a limit of 5: status %d, "
+              "expected 503" % status)
+
+        check(get_status(client, "keep-alive request 2") == 200,
+              "the keep-alive client accepted within the limit got a 503 after 5 idle "
+              "connections were opened")
+        for i, c in enumerate(idle):
+            expected = 200 if i < 4 else 503
+            status = get_status(c, "idle connection %d" % i)
+            check(status == expected, "idle connection %d (accepted as connection %d of a "
+                  "limit of 5): status %d, expected %d" % (i, i + 2, status, expected))
+        for c in idle:
+            c.close()
+        client.close()
+        check(demo.stop() == 0, "talon-demo did not exit 0; stderr:\n" + demo.read_stderr())
+
+
+def burst_serves_first_within_limit():
+    """Of 12 connections opened at once, the first 5 are served."""
+    with Demo(args=ONE_THREAD, config="[server]\nconnection_limit = 5\n") as demo:
+        conns = []
+        for _ in range(12):
+            c = demo.conn()
+            c.connect()
+            conns.append(c)
+        statuses = [get_status(c, "burst connection %d" % i) for i, c in enumerate(conns)]
+        check(statuses[:5] == [200] * 5, "the first 5 of 12 connections with a limit of 5: "
+              "statuses %r, expected 200 each" % statuses[:5])
+        check(statuses[5:] == [503] * 7, "the last 7 of 12 connections with a limit of 5: "
+              "statuses %r, expected 503 each" % statuses[5:])
+        # The connections within the limit stay served.
+        for i, c in enumerate(conns[:5]):
+            status = get_status(c, "burst connection %d again" % i)
+            check(status == 200, "second request on burst connection %d: status %d"
+                  % (i, status))
+        for c in conns:
+            c.close()
+        check(demo.stop() == 0, "talon-demo did not exit 0; stderr:\n" + demo.read_stderr())
+
+
+def main():
+    over_limit_gets_503()
+    idle_connections_keep_admitted_one()
+    burst_serves_first_within_limit()
     print("ok")
 
 
