@@ -583,7 +583,8 @@ static void run_op(out *o, const format_op *op, const record_view *view, escape_
     const talon_field *f;
     int64_t v, sec, frac;
 
-    out_put(o, op->text, op->len);
+    if (op->len) /* out_put() of 0 bytes to a NULL buffer would be undefined */
+        out_put(o, op->text, op->len);
     switch (op->kind) {
     case OP_LITERAL:
         break;
