@@ -113,6 +113,13 @@ void log_sink_count_drop(talon_sink *sink);
 void log_sink_collect_locked(talon_sink *sink);
 /* Give back a chunk the writer is done with. Call with the lock held. */
 void log_sink_release_chunk_locked(talon_sink *sink, log_chunk *chunk);
+/* Free the calling thread's slot table without handing its chunks over,
+ * and leave its slots to their sinks until these are freed. For the writer
+ * thread, whose last pass collected its chunks. The hand-over at thread
+ * exit takes the sink registry lock, and a sink being opened holds that
+ * lock while log_writer_start() waits for the writer lock, which
+ * log_writer_stop() holds while it joins the writer. */
+void log_sink_forget_thread_slots(void);
 int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, ino_t *ino,
                      uint64_t *size, char *err, size_t errlen);
 void log_sink_free_all(void);

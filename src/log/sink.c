@@ -573,6 +573,17 @@ static void slots_thread_exit(void *arg)
     free(t);
 }
 
+void log_sink_forget_thread_slots(void)
+{
+    slot_table *t = thread_slots;
+    if (!t)
+        return;
+    pthread_setspecific(slots_key, NULL);
+    thread_slots = NULL;
+    free(t->refs);
+    free(t);
+}
+
 static void slots_key_create(void)
 {
     pthread_key_create(&slots_key, slots_thread_exit);

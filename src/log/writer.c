@@ -436,6 +436,7 @@ static void *writer_main(void *arg)
             break;
         }
     }
+    log_sink_forget_thread_slots();
     return NULL;
 }
 
