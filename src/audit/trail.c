@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 
 #include "audit/audit_internal.h"
+#include "talon/audit_reader.h"
 
 /* Damaged lines at the end of the active file beyond which recovery stops
  * with an error for the operator: a crash tears at most the last batch, so
@@ -198,11 +199,23 @@ typedef struct last_record {
     uint64_t seq;
     uint64_t epoch;
     bool is_seal;
+    bool is_shutdown_seal; /* a seal with "cause":"shutdown" */
     unsigned char h[AUDIT_HASH_LEN];
     off_t start;  /* offset of the line in its file */
 } last_record;
 
-enum line_verdict { LINE_GOOD, LINE_TORN, LINE_FOREIGN };
+/* LINE_TORN: incomplete or unparseable, as a crash leaves it. LINE_MODIFIED:
+ * a complete record that parses but fails its MAC, which no crash makes. */
+enum line_verdict { LINE_GOOD, LINE_TORN, LINE_MODIFIED, LINE_FOREIGN };
+
+/* The damaged end of the active file that recovery moved aside. */
+typedef struct damaged_tail {
+    uint64_t bytes;              /* bytes moved to the .torn-T file */
+    char file[64];               /* name of that file */
+    unsigned modified_lines;     /* complete lines that parse but fail their MAC */
+    uint64_t first_modified_seq; /* seq and offset of the first of them */
+    off_t first_modified_offset;
+} damaged_tail;
 
 /* Check one complete line (without its \n) against the key state: it must
  * have the record layout, belong to this trail, and carry a valid MAC when
@@ -220,6 +233,7 @@ static enum line_verdict check_line(talon_audit_trail *t, const audit_keystate *
     const size_t tail_len = sizeof(trail_key) - 1 + AUDIT_HEX_TRAIL_LEN + sizeof(prev_key) - 1 +
                             AUDIT_HEX_HASH_LEN + 2;
     static const char seal_type[] = "\",\"type\":\"audit_epoch_sealed\",";
+    static const char shutdown_cause[] = "\"cause\":\"shutdown\"},\"host\":\"";
     unsigned char mac[AUDIT_HASH_LEN], want[AUDIT_HASH_LEN];
     const char *tail, *time_end;
     size_t plen;
@@ -245,6 +259,9 @@ static enum line_verdict check_line(talon_audit_trail *t, const audit_keystate *
     time_end = memmem(line, plen, "Z\",\"type\":\"", 11);
     rec->is_seal = time_end != NULL && (size_t)(line + plen - time_end) > sizeof(seal_type) &&
                    memcmp(time_end + 1, seal_type, sizeof(seal_type) - 1) == 0;
+    /* Seal data is talon's own and ends with its cause, right before "host". */
+    rec->is_shutdown_seal = rec->is_seal &&
+                            memmem(line, plen, shutdown_cause, sizeof(shutdown_cause) - 1) != NULL;
     if (memcmp(tail + sizeof(trail_key) - 1, t->trail_hex, AUDIT_HEX_TRAIL_LEN) != 0) {
         snprintf(why, whylen, "the record belongs to trail %.32s, the key state to trail %s",
                  tail + sizeof(trail_key) - 1, t->trail_hex);
@@ -256,9 +273,14 @@ static enum line_verdict check_line(talon_audit_trail *t, const audit_keystate *
     }
     if (rec->epoch == ks->epoch) {
         if (audit_crypto_mac(&t->crypto, rec->h, mac) < 0 || CRYPTO_memcmp(mac, want, sizeof(mac)) != 0) {
-            snprintf(why, whylen, "the MAC does not verify with the epoch %" PRIu64 " key",
-                     rec->epoch);
-            return LINE_TORN;
+            talon_audit_record parsed;
+            char perr[128];
+            /* A crash leaves a prefix of a line, or blocks of zeros, and
+             * neither parses. A complete record with a wrong MAC was edited. */
+            bool parses = talon_audit_record_parse(line, len, &parsed, perr, sizeof(perr)) == 0;
+            snprintf(why, whylen, "the MAC does not verify with the epoch %" PRIu64 " key%s",
+                     rec->epoch, parses ? "" : " and the line does not parse");
+            return parses ? LINE_MODIFIED : LINE_TORN;
         }
         return LINE_GOOD;
     }
@@ -307,13 +329,25 @@ out:
     return rc;
 }
 
-/* Find the last good record of file index, moving a torn tail aside when
- * allow_torn. Returns 1 with *rec filled, 0 when the file has no good
+/* Log a complete record that parses but fails its MAC. Recovery still
+ * moves it aside: stopping the start instead would let anyone with write
+ * access to the trail stop the service. */
+static void log_modified_line(talon_audit_trail *t, const char *path, const last_record *rec,
+                              off_t start, const char *why)
+{
+    talon_log_error(t->log, "audit recovery: %s byte %lld: seq %" PRIu64 ": %s, but the line is "
+                    "complete and parses, which a crash cannot produce: the trail was modified "
+                    "after it was written. Moving the line aside so the server can start; the "
+                    "audit_recovered record names it with cause \"modified\"", path,
+                    (long long)start, rec->seq, why);
+}
+
+/* Find the last good record of file index, moving a damaged tail aside
+ * when allow_torn. Returns 1 with *rec filled, 0 when the file has no good
  * record, or a negative errno with err set. */
 static int find_last_record(talon_audit_trail *t, const audit_keystate *ks, unsigned index,
                             bool allow_torn, last_record *rec, off_t *good_end,
-                            uint64_t *torn_bytes, char *torn_name, size_t torn_len,
-                            char *err, size_t errlen)
+                            damaged_tail *damaged, char *err, size_t errlen)
 {
     char path[4096], why[256];
     struct stat st;
@@ -371,7 +405,14 @@ reread:
                 rc = -EINVAL;
                 goto out;
             }
-            talon_log_warn(t->log, "audit recovery: %s byte %lld: %s", path, (long long)start, why);
+            if (v == LINE_MODIFIED) {
+                log_modified_line(t, path, rec, start, why);
+                damaged->modified_lines++;
+                damaged->first_modified_seq = rec->seq;
+                damaged->first_modified_offset = start;
+            } else {
+                talon_log_warn(t->log, "audit recovery: %s byte %lld: %s", path, (long long)start, why);
+            }
         } else {
             talon_log_warn(t->log, "audit recovery: %s ends with an incomplete line of %lld bytes",
                            path, (long long)(end - start));
@@ -388,13 +429,13 @@ reread:
     if (end == 0)
         rc = 0;
     *good_end = end;
-    *torn_bytes = (uint64_t)(st.st_size - end);
-    if (*torn_bytes > 0) {
-        int mrc = move_torn_bytes(t, fd, index, end, st.st_size, torn_name, torn_len);
+    damaged->bytes = (uint64_t)(st.st_size - end);
+    if (damaged->bytes > 0) {
+        int mrc = move_torn_bytes(t, fd, index, end, st.st_size, damaged->file, sizeof(damaged->file));
         if (mrc < 0) {
             if (mrc == -ELOOP)
                 snprintf(err, errlen, "cannot move the torn end of %s aside: refusing to open %s/%s: "
-                         "it is a symbolic link; remove it", path, t->dir, torn_name);
+                         "it is a symbolic link; remove it", path, t->dir, damaged->file);
             else
                 snprintf(err, errlen, "cannot move the torn end of %s aside: %s", path,
                          strerror(-mrc));
@@ -402,7 +443,7 @@ reread:
             goto out;
         }
         talon_log_warn(t->log, "audit recovery: moved %" PRIu64 " torn bytes of %s to %s",
-                       *torn_bytes, path, torn_name);
+                       damaged->bytes, path, damaged->file);
     }
 
 out:
@@ -494,6 +535,37 @@ static int restore_fresh(talon_audit_trail *t, const audit_keystate *ks, char *e
     return audit_open_active_file(t, 1, false);
 }
 
+/* Write the audit_recovered record of a start after a crash. Its cause is
+ * "modified" when a complete record failed its MAC, "torn" when only torn
+ * bytes were moved aside, and "unclean_shutdown" otherwise. */
+static int write_recovered_record(talon_audit_trail *t, const damaged_tail *damaged, char *err,
+                                  size_t errlen)
+{
+    const char *cause = damaged->modified_lines > 0 ? "modified"
+                        : damaged->bytes > 0      ? "torn"
+                                                  : "unclean_shutdown";
+    json_t *data = json_pack("{s:s,s:I,s:s?,s:I}", "cause", cause,
+                             "torn_bytes", (json_int_t)damaged->bytes,
+                             "torn_file", damaged->bytes > 0 ? damaged->file : NULL,
+                             "last_seq", (json_int_t)t->seq);
+    int rc;
+
+    if (data == NULL)
+        return -ENOMEM;
+    if (damaged->modified_lines > 0) {
+        json_object_set_new(data, "modified_lines", json_integer(damaged->modified_lines));
+        json_object_set_new(data, "first_modified_seq",
+                            json_integer((json_int_t)damaged->first_modified_seq));
+        json_object_set_new(data, "first_modified_offset",
+                            json_integer((json_int_t)damaged->first_modified_offset));
+    }
+    rc = audit_write_system_record(t, "audit_recovered", TALON_AUDIT_SUCCESS, NULL, data);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot write the audit_recovered record to %s: %s", t->dir,
+                 strerror(-rc));
+    return rc;
+}
+
 int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, size_t errlen)
 {
     unsigned *files = NULL;
@@ -502,8 +574,8 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
     last_record rec;
     off_t good_end = 0;
     unsigned rec_file;
-    uint64_t torn_bytes = 0;
-    char torn_name[64] = "";
+    damaged_tail damaged = { 0 };
+    bool clean_stop = false;
     int rc;
 
     memcpy(t->key, ks->key, AUDIT_KEY_LEN);
@@ -523,17 +595,14 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
     }
     active = files[nfiles - 1];
     rec_file = active;
-    rc = find_last_record(t, ks, active, true, &rec, &good_end, &torn_bytes, torn_name,
-                          sizeof(torn_name), err, errlen);
+    rc = find_last_record(t, ks, active, true, &rec, &good_end, &damaged, err, errlen);
     if (rc == 0 && nfiles > 1) {
         /* The active file is empty: a rotation made it just before a
          * crash. The chain head is the last record of the file before it. */
         off_t prev_end;
-        uint64_t ignored;
-        char ignored_name[64];
+        damaged_tail ignored = { 0 };
         rec_file = files[nfiles - 2];
-        rc = find_last_record(t, ks, rec_file, false, &rec, &prev_end, &ignored, ignored_name,
-                              sizeof(ignored_name), err, errlen);
+        rc = find_last_record(t, ks, rec_file, false, &rec, &prev_end, &ignored, err, errlen);
         good_end = prev_end;
     }
     free(files);
@@ -544,6 +613,8 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
         /* No record at all: a fresh trail whose first write was torn. */
         rc = restore_fresh(t, ks, err, errlen);
     } else {
+        /* A clean stop ends with the shutdown seal and the key evolved past it. */
+        clean_stop = rec.is_shutdown_seal && rec.epoch + 1 == ks->epoch;
         t->seq = rec.seq;
         memcpy(t->prev, rec.h, AUDIT_HASH_LEN);
         t->epoch_first_seq = 0;
@@ -588,16 +659,8 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
         return rc;
     }
 
-    if (torn_bytes > 0) {
-        json_t *data = json_pack("{s:I,s:s,s:I}", "torn_bytes", (json_int_t)torn_bytes,
-                                 "torn_file", torn_name, "last_seq", (json_int_t)t->seq);
-        rc = audit_write_system_record(t, "audit_recovered", TALON_AUDIT_SUCCESS, NULL, data);
-        if (rc < 0) {
-            snprintf(err, errlen, "cannot write the audit_recovered record to %s: %s", t->dir,
-                     strerror(-rc));
-            return rc;
-        }
-    }
+    if (damaged.bytes > 0 || (t->seq > 0 && !clean_stop))
+        return write_recovered_record(t, &damaged, err, errlen);
     return 0;
 }
 

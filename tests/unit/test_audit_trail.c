@@ -496,8 +496,10 @@ static void recovery_from_torn_tail(void **state)
     assert_string_equal(json_string_value(json_object_get(rec, "type")), "audit_recovered");
     assert_int_equal(json_integer_value(json_object_get(rec, "seq")), 7);
     json_t *d = json_object_get(rec, "data");
+    assert_string_equal(json_string_value(json_object_get(d, "cause")), "torn");
     assert_int_equal(json_integer_value(json_object_get(d, "torn_bytes")), sizeof(torn) - 1);
     assert_int_equal(json_integer_value(json_object_get(d, "last_seq")), 6);
+    assert_null(json_object_get(d, "modified_lines"));
     const char *torn_file = json_string_value(json_object_get(d, "torn_file"));
     assert_non_null(torn_file);
     assert_int_equal(strncmp(torn_file, "audit-00000001.jsonl.torn-", 26), 0);
@@ -541,6 +543,7 @@ static void recovery_from_bad_mac_line(void **state)
     fwrite(file, 1, len, f);
     fclose(f);
     size_t bad_len = (size_t)(file + len - last);
+    size_t bad_offset = (size_t)(last - file);
     free(file);
 
     test_trail_options(&tt, &o);
@@ -551,8 +554,70 @@ static void recovery_from_bad_mac_line(void **state)
     json_t *rec = test_find_type(&c, "audit_recovered", 0);
     assert_non_null(rec);
     json_t *d = json_object_get(rec, "data");
+    /* A complete line that parses cannot come from a crash: it was edited. */
+    assert_string_equal(json_string_value(json_object_get(d, "cause")), "modified");
     assert_int_equal(json_integer_value(json_object_get(d, "torn_bytes")), bad_len);
     assert_int_equal(json_integer_value(json_object_get(d, "last_seq")), 3);
+    assert_int_equal(json_integer_value(json_object_get(d, "modified_lines")), 1);
+    assert_int_equal(json_integer_value(json_object_get(d, "first_modified_seq")), 4);
+    assert_int_equal(json_integer_value(json_object_get(d, "first_modified_offset")), bad_offset);
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
+static void recovery_zeroed_line_is_torn(void **state)
+{
+    test_trail tt;
+    talon_audit_options o;
+    char path[400];
+    size_t len = 0;
+
+    test_trail_make(&tt);
+    crash_after(&tt, 3, false);
+    /* Zero bytes inside the last line, as a page never written before a
+     * crash leaves them: the MAC fails, but the line does not parse. */
+    snprintf(path, sizeof(path), "%s/audit-00000001.jsonl", tt.dir);
+    char *file = test_read_file(path, &len);
+    char *last = file + len - 2;
+    while (last > file && last[-1] != '\n')
+        last--;
+    char *actor = strstr(last, "alice");
+    assert_non_null(actor);
+    memset(actor, 0, 5);
+    FILE *f = fopen(path, "wb");
+    fwrite(file, 1, len, f);
+    fclose(f);
+    free(file);
+
+    test_trail_options(&tt, &o);
+    talon_audit_trail *t = test_trail_open(&o);
+    talon_audit_close(t);
+    test_chain c;
+    assert_chain_valid(&tt, &c);
+    json_t *d = json_object_get(test_find_type(&c, "audit_recovered", 0), "data");
+    assert_string_equal(json_string_value(json_object_get(d, "cause")), "torn");
+    assert_null(json_object_get(d, "modified_lines"));
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
+static void restart_after_clean_stop(void **state)
+{
+    test_trail tt;
+    talon_audit_options o;
+
+    test_trail_make(&tt);
+    test_trail_options(&tt, &o);
+    talon_audit_trail *t = test_trail_open(&o);
+    assert_int_equal(submit_n(t, 2), 0);
+    talon_audit_close(t);
+    t = test_trail_open(&o);
+    talon_audit_close(t);
+
+    /* The first run ended with its shutdown seal: no recovery to record. */
+    test_chain c;
+    assert_chain_valid(&tt, &c);
+    assert_null(test_find_type(&c, "audit_recovered", 0));
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
@@ -598,10 +663,16 @@ static void recovery_between_seal_and_state(void **state)
     test_chain c;
     assert_chain_valid(&tt, &c);
     assert_string_equal(type_at(&c, 4), "audit_epoch_sealed");
+    /* Nothing was torn, but the run ended without its shutdown seal. */
     json_t *next = json_array_get(c.records, 5);
-    assert_string_equal(json_string_value(json_object_get(next, "type")), "sys_startup");
+    assert_string_equal(json_string_value(json_object_get(next, "type")), "audit_recovered");
     assert_int_equal(json_integer_value(json_object_get(next, "epoch")), 1);
-    assert_null(test_find_type(&c, "audit_recovered", 0)); /* nothing was torn */
+    json_t *d = json_object_get(next, "data");
+    assert_string_equal(json_string_value(json_object_get(d, "cause")), "unclean_shutdown");
+    assert_int_equal(json_integer_value(json_object_get(d, "torn_bytes")), 0);
+    assert_true(json_is_null(json_object_get(d, "torn_file")));
+    assert_int_equal(json_integer_value(json_object_get(d, "last_seq")), 5);
+    assert_string_equal(type_at(&c, 6), "sys_startup");
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
@@ -648,7 +719,8 @@ static void recovery_finds_epoch_start(void **state)
     assert_string_equal(json_string_value(json_object_get(d, "cause")), "shutdown");
     assert_int_equal(json_integer_value(json_object_get(d, "epoch")), 2);
     assert_int_equal(json_integer_value(json_object_get(d, "first_seq")), 504);
-    assert_int_equal(json_integer_value(json_object_get(d, "count")), 50 + 2); /* + startup, shutdown */
+    /* + audit_recovered (unclean shutdown), startup, shutdown */
+    assert_int_equal(json_integer_value(json_object_get(d, "count")), 50 + 3);
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
@@ -677,9 +749,13 @@ static void recovery_after_rotation_crash(void **state)
     test_chain c;
     assert_chain_valid(&tt, &c); /* partial: starts after the removed file */
     json_t *first = json_array_get(c.records, 0);
-    assert_string_equal(json_string_value(json_object_get(first, "type")), "sys_startup");
+    assert_string_equal(json_string_value(json_object_get(first, "type")), "audit_recovered");
     assert_int_equal(json_integer_value(json_object_get(first, "seq")), 6);
     assert_int_equal(json_integer_value(json_object_get(first, "epoch")), 1);
+    json_t *d = json_object_get(first, "data");
+    assert_string_equal(json_string_value(json_object_get(d, "cause")), "unclean_shutdown");
+    assert_int_equal(json_integer_value(json_object_get(d, "last_seq")), 5);
+    assert_string_equal(type_at(&c, 1), "sys_startup");
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
@@ -856,6 +932,8 @@ int main(void)
         cmocka_unit_test(rotation_by_size),
         cmocka_unit_test(recovery_from_torn_tail),
         cmocka_unit_test(recovery_from_bad_mac_line),
+        cmocka_unit_test(recovery_zeroed_line_is_torn),
+        cmocka_unit_test(restart_after_clean_stop),
         cmocka_unit_test(recovery_between_seal_and_state),
         cmocka_unit_test(recovery_after_seal_and_state),
         cmocka_unit_test(recovery_finds_epoch_start),
