@@ -521,30 +521,40 @@ static void recovery_from_torn_tail(void **state)
     test_trail_remove(&tt);
 }
 
-static void recovery_from_bad_mac_line(void **state)
+/* Overwrite the first "alice" of the last line of file 1 with replacement
+ * (up to 5 bytes), so its MAC fails. Stores the line's offset and length. */
+static void damage_last_line(const test_trail *tt, const char *replacement, size_t replacement_len,
+                             size_t *line_offset, size_t *line_len)
 {
-    test_trail tt;
-    talon_audit_options o;
     char path[400];
     size_t len = 0;
 
-    test_trail_make(&tt);
-    crash_after(&tt, 3, false);
-    /* Flip one byte inside the last complete line: its MAC fails. */
-    snprintf(path, sizeof(path), "%s/audit-00000001.jsonl", tt.dir);
+    snprintf(path, sizeof(path), "%s/audit-00000001.jsonl", tt->dir);
     char *file = test_read_file(path, &len);
     char *last = file + len - 2;
     while (last > file && last[-1] != '\n')
         last--;
     char *actor = strstr(last, "alice");
     assert_non_null(actor);
-    actor[0] = 'A';
+    memcpy(actor, replacement, replacement_len);
     FILE *f = fopen(path, "wb");
     fwrite(file, 1, len, f);
     fclose(f);
-    size_t bad_len = (size_t)(file + len - last);
-    size_t bad_offset = (size_t)(last - file);
+    *line_offset = (size_t)(last - file);
+    *line_len = (size_t)(file + len - last);
     free(file);
+}
+
+static void recovery_from_bad_mac_line(void **state)
+{
+    test_trail tt;
+    talon_audit_options o;
+    size_t bad_offset, bad_len;
+
+    test_trail_make(&tt);
+    crash_after(&tt, 3, false);
+    /* Flip one byte inside the last complete line: its MAC fails. */
+    damage_last_line(&tt, "A", 1, &bad_offset, &bad_len);
 
     test_trail_options(&tt, &o);
     talon_audit_trail *t = test_trail_open(&o);
@@ -569,25 +579,13 @@ static void recovery_zeroed_line_is_torn(void **state)
 {
     test_trail tt;
     talon_audit_options o;
-    char path[400];
-    size_t len = 0;
+    size_t offset, len;
 
     test_trail_make(&tt);
     crash_after(&tt, 3, false);
     /* Zero bytes inside the last line, as a page never written before a
      * crash leaves them: the MAC fails, but the line does not parse. */
-    snprintf(path, sizeof(path), "%s/audit-00000001.jsonl", tt.dir);
-    char *file = test_read_file(path, &len);
-    char *last = file + len - 2;
-    while (last > file && last[-1] != '\n')
-        last--;
-    char *actor = strstr(last, "alice");
-    assert_non_null(actor);
-    memset(actor, 0, 5);
-    FILE *f = fopen(path, "wb");
-    fwrite(file, 1, len, f);
-    fclose(f);
-    free(file);
+    damage_last_line(&tt, "\0\0\0\0\0", 5, &offset, &len);
 
     test_trail_options(&tt, &o);
     talon_audit_trail *t = test_trail_open(&o);
