@@ -110,8 +110,9 @@ def main():
         sessions = [login(demo, "bob") for _ in range(40)]
         fill(filler)
         logged_out, refused_token = [], None
-        for token in sessions:
-            status, _, body = call(demo, "POST", "/logout", token=token)
+        for n, token in enumerate(sessions):
+            status, _, body = call(demo, "POST", "/logout", token=token,
+                                   headers={"X-Request-ID": "logout-%d" % n})
             check(status in (204, 503), "logout while full: %d %r" % (status, body))
             if status == 503:
                 refused_token = token
@@ -126,10 +127,14 @@ def main():
         status, _, body = call(demo, "POST", "/notes", {"text": "kept session"}, token=refused_token)
         check(status == 201, "the token whose logout got 503 no longer works: %d %r"
               % (status, body))
-        revoked = [r for r in records(demo) if r["type"] == "authn_token_revoked"]
-        check(len(revoked) == len(logged_out),
-              "%d authn_token_revoked records for %d acknowledged logouts"
-              % (len(revoked), len(logged_out)))
+        # The refused logout may still have its authn_token_revoked record
+        # when the request's later http_request record was the one that
+        # failed (a documented NOTE in docs/audit.md), so only the
+        # acknowledged ones are counted.
+        revoked = {r["request"]["id"] for r in records(demo) if r["type"] == "authn_token_revoked"}
+        for n in range(len(logged_out)):
+            check("logout-%d" % n in revoked,
+                  "acknowledged logout logout-%d has no authn_token_revoked record" % n)
 
         check_verify(demo, open_trail=True)
         rc = demo.stop()
