@@ -193,7 +193,9 @@ static void verify_usage(FILE *out)
           "  --threads N    hashing threads (default: one per CPU)\n"
           "  -h, --help     show this help\n\n"
           "Exit status: 0 intact, 1 not intact (the first bad record is named as\n"
-          "FILE:LINE, its seq and the reason), 2 usage or I/O error, also for a key\n"
+          "FILE:LINE, its seq and the reason) or an audit_recovered record with\n"
+          "cause=modified (a record edited after it was written), 2 usage or I/O\n"
+          "error, also for a key\n"
           "file that is not exactly one key line or is the key of another trail.\n", out);
 }
 
@@ -275,6 +277,50 @@ static void print_torn_files(char **paths, int n)
                        "(not part of the chain)\n", paths[i], de->d_name);
         closedir(d);
     }
+}
+
+/* Print one line for each audit_recovered record of a start after a crash
+ * (data cause torn, modified or unclean_shutdown) and return how many have
+ * cause modified, which an auditor must treat as tampering. The chain is
+ * intact around them, so without them verify would print "intact" and nothing else. */
+static unsigned print_recoveries(const talon_audit_reader *reader, bool json)
+{
+    static const char needle[] = "\"type\":\"audit_recovered\",";
+    unsigned modified = 0;
+
+    for (size_t i = 0; i < talon_audit_reader_file_count(reader); i++) {
+        size_t size;
+        const char *data = talon_audit_reader_file_data(reader, i, &size);
+        const char *p = data, *end = data + size;
+        while (p && p < end) {
+            const char *hit = memmem(p, (size_t)(end - p), needle, sizeof(needle) - 1);
+            if (!hit)
+                break;
+            const char *start = hit, *nl = memchr(hit, '\n', (size_t)(end - hit));
+            while (start > data && start[-1] != '\n')
+                start--;
+            p = nl ? nl + 1 : end;
+            talon_audit_record r;
+            char err[128];
+            if (!nl || talon_audit_record_parse(start, (size_t)(nl - start), &r, err, sizeof err) != 0 ||
+                !talon_audit_str_equals(&r.type, "audit_recovered"))
+                continue;
+            json_t *d = json_loadb(r.data, r.data_len, 0, NULL);
+            const char *cause = json_string_value(json_object_get(d, "cause"));
+            bool is_modified = cause && strcmp(cause, "modified") == 0;
+            modified += is_modified;
+            FILE *out = json ? stderr : stdout;
+            fprintf(out, "  %s: seq %llu (%s): audit_recovered cause=%s: %s\n",
+                    is_modified ? "WARNING" : "note", (unsigned long long)r.seq,
+                    talon_audit_reader_file_path(reader, i), cause ? cause : "(none)",
+                    is_modified ? "the server found a complete record with a wrong MAC at startup: "
+                                  "the trail was modified after it was written; treat this as tampering "
+                                  "(the edited bytes are in the .torn-T file it names)"
+                                : "the server restarted after a run that did not stop cleanly");
+            json_decref(d);
+        }
+    }
+    return modified;
 }
 
 static int audit_verify(int argc, char **argv)
@@ -375,13 +421,19 @@ static int audit_verify(int argc, char **argv)
         talon_audit_witness_free(witness);
         return CLI_USAGE;
     }
+    unsigned modified = 0;
     if (json)
         print_result_json(&res, witness, &wres);
-    else {
+    else
         print_result_text(&res, &opts, witness, &wres);
+    /* Only an intact chain makes its audit_recovered records trustworthy. */
+    if (res.verdict == TALON_AUDIT_INTACT)
+        modified = print_recoveries(reader, json);
+    if (!json)
         print_torn_files(argv + optind, argc - optind);
-    }
     talon_audit_reader_close(reader);
     talon_audit_witness_free(witness);
-    return res.verdict == TALON_AUDIT_INTACT ? CLI_OK : CLI_NOT_OK;
+    /* NOTE: exit 1 for cause=modified although the chain verifies, because
+     * an acknowledged record was edited and then cut by recovery. */
+    return res.verdict == TALON_AUDIT_INTACT && modified == 0 ? CLI_OK : CLI_NOT_OK;
 }

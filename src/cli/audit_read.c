@@ -526,7 +526,7 @@ static void report_usage(FILE *out)
 typedef struct report {
     json_t *by_type, *by_actor, *by_outcome, *failures_by_type, *failed_logins_by_source;
     uint64_t records, seals;
-    uint64_t recoveries;     /* audit_recovered: starts after a crash */
+    uint64_t recoveries;     /* audit_recovered: unclean restarts, files put back */
     uint64_t lost;           /* sum of audit_records_lost data.lost */
     int64_t first_us, last_us;
     char first[32], last[32];
@@ -662,7 +662,7 @@ int cli_audit_report(int argc, char **argv)
                (long long)(f ? json_integer_value(f) : 0));
         if (skipped)
             printf("Skipped lines:   %llu (not valid records)\n", (unsigned long long)skipped);
-        printf("Recoveries:      %llu (audit_recovered: starts after a crash)\n", (unsigned long long)r.recoveries);
+        printf("Recoveries:      %llu (audit_recovered: restarts after an unclean stop, and files put back after removal)\n", (unsigned long long)r.recoveries);
         printf("Lost records:    %llu (audit_records_lost, under fail_open)\n", (unsigned long long)r.lost);
         print_table("Events by type", "type", r.by_type);
         print_table("Events by actor", "actor", r.by_actor);

@@ -107,6 +107,7 @@ def run(tmp):
     check(out == "", "a query without matches printed %r" % out)
 
     fifo_trail_files(tmp, key, trail)
+    recovery_causes(tmp)
 
     # A malformed line: verify names FILE:LINE, query skips it and names it.
     f1 = os.path.join(trail, "audit-00000001.jsonl")
@@ -171,6 +172,28 @@ def fifo_trail_files(tmp, key, trail):
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def recovery_causes(tmp):
+    """verify names each audit_recovered record; cause=modified (a record
+    edited after it was written) fails verification with exit 1."""
+    for cause, code, label in (("unclean_shutdown", 0, "note"), ("torn", 0, "note"), ("modified", 1, "WARNING")):
+        d = os.path.join(tmp, "recovered-" + cause)
+        os.mkdir(d, 0o700)
+        expect(["audit", "keygen", "--state", "trail/key.state", "--key", "v.key"], 0, cwd=d)
+        trail = os.path.join(d, "trail")
+        w = ref.Writer(trail, os.path.join(trail, "key.state"))
+        w.record("sys_startup", actor=("system", []))
+        data = {"cause": cause, "torn_bytes": 0 if cause == "unclean_shutdown" else 40,
+                "torn_file": None if cause == "unclean_shutdown" else "audit-00000001.jsonl.torn-1",
+                "last_seq": 1}
+        w.record("audit_recovered", actor=("system", []), data=data)
+        w.record("sys_startup", actor=("system", []))
+        w.close()
+        out, _ = expect(["audit", "verify", "--key", os.path.join(d, "v.key"), trail], code,
+                        out_has=["intact: ", "%s: seq 2 (" % label, "audit_recovered cause=%s" % cause])
+        if cause == "modified":
+            check("treat this as tampering" in out, "verify of cause=modified: no tampering warning:\n%s" % out)
 
 
 if __name__ == "__main__":
