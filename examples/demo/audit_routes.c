@@ -353,6 +353,9 @@ static void audit_on_get(talon_req *req, talon_resp *resp, void *ctx)
         json_t *shown = json_string(value);
         json_object_set_new(filters, filter_names[i], shown ? shown : json_null());
         rc = talon_audit_filter_set(&filter, filter_names[i], value, err, sizeof(err));
+        if (rc < 0 && strcmp(filter_names[i], "limit") == 0)
+            snprintf(err, sizeof(err), "invalid limit \"%.32s\"; expected 1 to %d", value,
+                     AUDIT_LIMIT_MAX);
     }
     if (rc == 0 && (filter.limit == 0 || filter.limit > AUDIT_LIMIT_MAX)) {
         snprintf(err, sizeof(err), "invalid limit %llu; expected 1 to %d",

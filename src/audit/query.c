@@ -9,6 +9,7 @@
  */
 #include "audit/reader_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,8 +91,15 @@ int talon_audit_filter_set(talon_audit_filter *f, const char *name_in, const cha
         return set_str(&f->target_type, value, name, err, errlen);
     if (strcmp(name, "target_id") == 0)
         return set_str(&f->target_id, value, name, err, errlen);
-    if (strcmp(name, "source_ip") == 0 || strcmp(name, "source") == 0 || strcmp(name, "ip") == 0)
+    if (strcmp(name, "source_ip") == 0 || strcmp(name, "source") == 0 || strcmp(name, "ip") == 0) {
+        unsigned char addr[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET, value, addr) != 1 && inet_pton(AF_INET6, value, addr) != 1) {
+            snprintf(err, errlen, "invalid source address \"%s\": use an IPv4 or IPv6 address "
+                     "such as 10.1.2.3 or 2001:db8::1", value);
+            return -EINVAL;
+        }
         return set_str(&f->source_ip, value, name, err, errlen);
+    }
     if (strcmp(name, "outcome") == 0) {
         if (strcmp(value, "success") != 0 && strcmp(value, "failure") != 0) {
             snprintf(err, errlen, "invalid outcome \"%s\": use success or failure", value);
@@ -133,8 +141,8 @@ int talon_audit_filter_set(talon_audit_filter *f, const char *name_in, const cha
         char *end;
         errno = 0;
         unsigned long long v = strtoull(value, &end, 10);
-        if (errno || end == value || *end || value[0] == '-') {
-            snprintf(err, errlen, "invalid limit \"%s\": use a whole number", value);
+        if (errno || end == value || *end || value[0] == '-' || v == 0) {
+            snprintf(err, errlen, "invalid limit \"%s\": use a whole number of 1 or more", value);
             return -EINVAL;
         }
         f->limit = v;

@@ -230,6 +230,12 @@ static void filter_set_names_and_errors(void **state)
                      0);
     assert_int_equal(talon_audit_filter_set(&f, "until", "2026-12-31", err, sizeof err), 0);
     assert_int_equal(talon_audit_filter_set(&f, "limit", "-1", err, sizeof err), -EINVAL);
+    assert_int_equal(talon_audit_filter_set(&f, "limit", "0", err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "invalid limit \"0\""));
+    assert_int_equal(talon_audit_filter_set(&f, "source_ip", "notanip", err, sizeof err), -EINVAL);
+    assert_non_null(strstr(err, "invalid source address \"notanip\""));
+    assert_int_equal(talon_audit_filter_set(&f, "source_ip", "10.1.2.3", err, sizeof err), 0);
+    assert_int_equal(talon_audit_filter_set(&f, "source_ip", "2001:db8::1", err, sizeof err), 0);
     assert_int_equal(talon_audit_filter_set(&f, "colour", "red", err, sizeof err), -ENOENT);
     assert_non_null(strstr(err, "colour"));
     assert_int_equal(talon_audit_filter_set(&f, "actor", "", err, sizeof err), -EINVAL);
