@@ -4,10 +4,12 @@
 (exit 1). The mistakes: the key of another trail, a key file with a second
 line or trailing bytes, a directory, an empty file and an unreadable file.
 The trail itself verifies with its own key throughout."""
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import audit_ref as ref  # noqa: E402
@@ -17,11 +19,28 @@ from talon_e2e import CLI, check  # noqa: E402
 NOBODY = 65534
 
 
+_nobody_cli = None
+
+
+def nobody_cli():
+    """A copy of the talon binary that nobody may run: the build tree may
+    sit under a directory only root can enter (a mktemp -d checkout)."""
+    global _nobody_cli
+    if _nobody_cli is None:
+        d = tempfile.mkdtemp(prefix="talon-nobody-cli-")
+        os.chmod(d, 0o755)
+        _nobody_cli = os.path.join(d, "talon")
+        shutil.copy2(CLI, _nobody_cli)
+        os.chmod(_nobody_cli, 0o755)
+        atexit.register(shutil.rmtree, d, True)
+    return _nobody_cli
+
+
 def talon(args, as_nobody=False):
     def drop():
         os.setgid(NOBODY)
         os.setuid(NOBODY)
-    p = subprocess.run([CLI] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+    p = subprocess.run([nobody_cli() if as_nobody else CLI] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
                        preexec_fn=drop if as_nobody else None)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
