@@ -60,6 +60,7 @@ struct talon_sink {
     log_slot *slots;         /* one per thread that logged to this sink */
     log_chunk *full_head;    /* chunks ready for the writer, oldest first */
     log_chunk *full_tail;
+    log_chunk *exited;       /* chunks of exited threads, merged at the next collection */
     size_t full_bytes;       /* bytes of the full list since the writer last took it */
     log_chunk *free_chunks;  /* empty chunks kept for reuse, within max_buffered */
     size_t free_bytes;
@@ -106,10 +107,13 @@ int log_message_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 
 /* Sinks (sink.c). */
 talon_sink *log_sink_list(void);
-void log_sink_append(talon_sink *sink, const char *line, size_t len);
+/* Append a line logged at time_ns (CLOCK_REALTIME); the time orders the
+ * lines of different threads that the writer collects together. */
+void log_sink_append(talon_sink *sink, const char *line, size_t len, int64_t time_ns);
 void log_sink_count_drop(talon_sink *sink);
-/* Move every slot's chunk that contains lines to the full list. Call with
- * the sink's lock held. */
+/* Move the lines of every slot's chunk and of exited threads to the full
+ * list, merged into one chunk in time order. Call with the sink's lock
+ * held. */
 void log_sink_collect_locked(talon_sink *sink);
 /* Give back a chunk the writer is done with. Call with the lock held. */
 void log_sink_release_chunk_locked(talon_sink *sink, log_chunk *chunk);

@@ -272,7 +272,7 @@ void talon_log_write(talon_logger *logger, const talon_log_record *rec)
             formatted = len ? a->fmt : NULL;
         }
         if (len)
-            log_sink_append(a->sink, t->line, len);
+            log_sink_append(a->sink, t->line, len, rec->time_ns);
         else
             log_sink_count_drop(a->sink);
     }

@@ -8,8 +8,11 @@
  * goes, under the mutex, on the list that the writer thread writes. The
  * writer wakes once buffer_size bytes are queued, and at every flush
  * interval it also collects the chunks that threads are still filling.
- * A thread's lines keep their order. Lines of different threads reach the
- * file chunk by chunk, so they can be out of time order by up to the flush
+ * Collected chunks are merged into one by the time of each line (a mark
+ * after the data of the chunk), so lines logged at a moderate rate reach
+ * the file in time order. A thread's lines always keep their order. A
+ * chunk that a thread fills is queued as it is. So under heavy load, lines
+ * of different threads can be out of time order by up to the flush
  * interval, as in nginx's buffered access log written by several workers.
  *
  * The previous design copied every line into one shared chunk under the
@@ -25,8 +28,11 @@
  *
  * Memory: the chunks in use (one of buffer_size, at most 64 KiB, per thread
  * that logs), queued or kept empty for reuse take at most max_buffered
- * bytes per sink. Only a line longer than max_buffered gets a chunk past
- * it, when nothing else is buffered. When a line does not fit, the overflow
+ * bytes per sink. Each line takes 16 bytes of its chunk for its mark.
+ * Only a line longer than max_buffered gets a chunk past it, when nothing
+ * else is buffered. A merge allocates the merged chunk before it frees the
+ * collected ones, so for that moment memory can exceed max_buffered by up
+ * to the collected bytes. When a line does not fit, the overflow
  * policy applies: block waits for the writer, drop counts the record. The
  * writer thread itself never blocks on a sink, and neither does a caller
  * while the sink's file is failing: waiting on a broken disk would stall
@@ -195,6 +201,20 @@ int log_sink_open_fd(const char *path, mode_t mode, bool *created, dev_t *dev, i
     return fd;
 }
 
+/* The time and end offset of a line in a thread's chunk. A chunk's marks
+ * are stored backwards from the end of its data, so that the chunks of
+ * several threads can be merged in the order their lines were logged. */
+typedef struct log_mark {
+    int64_t time_ns;
+    size_t end;
+} log_mark;
+
+/* Round a chunk size up so that its marks are aligned. */
+static size_t round_to_mark(size_t n)
+{
+    return (n + _Alignof(log_mark) - 1) / _Alignof(log_mark) * _Alignof(log_mark);
+}
+
 static void chunks_free(log_chunk *c)
 {
     while (c) {
@@ -220,7 +240,8 @@ static talon_sink *sink_new(log_sink_kind kind, const char *path, const talon_si
     else
         talon_sink_options_init(&s->opts);
     options_normalize(&s->opts);
-    s->slot_chunk_size = s->opts.buffer_size < SLOT_CHUNK_MAX ? s->opts.buffer_size : SLOT_CHUNK_MAX;
+    s->slot_chunk_size = round_to_mark(s->opts.buffer_size < SLOT_CHUNK_MAX ? s->opts.buffer_size
+                                                                            : SLOT_CHUNK_MAX);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->space, NULL);
     pthread_cond_init(&s->written, NULL);
@@ -243,6 +264,7 @@ static void sink_destroy(talon_sink *s)
         free(slot);
     }
     chunks_free(s->full_head);
+    chunks_free(s->exited);
     chunks_free(s->held);
     chunks_free(s->free_chunks);
     pthread_mutex_destroy(&s->lock);
@@ -419,6 +441,7 @@ void log_sink_count_drop(talon_sink *sink)
  * fits, and count it in mem. Call with the sink's lock held. */
 static log_chunk *chunk_take(talon_sink *s, size_t need)
 {
+    need = round_to_mark(need);
     log_chunk *c = s->free_chunks;
     if (c && c->cap >= need) {
         s->free_chunks = c->next;
@@ -477,12 +500,86 @@ static bool chunk_queue_locked(talon_sink *s, log_chunk *c)
     return s->full_bytes >= s->opts.buffer_size;
 }
 
-static void chunk_put(log_chunk *c, const char *prefix, size_t plen, const char *line, size_t body)
+static inline log_mark *chunk_mark(const log_chunk *c, uint64_t line)
+{
+    return (log_mark *)(c->data + c->cap) - (line + 1);
+}
+
+/* True when a line of len bytes and its mark fit in c. */
+static inline bool chunk_fits(const log_chunk *c, size_t len)
+{
+    return c->cap - c->len - c->lines * sizeof(log_mark) >= len + sizeof(log_mark);
+}
+
+static void chunk_put(log_chunk *c, const char *prefix, size_t plen, const char *line, size_t body,
+                      int64_t time_ns)
 {
     memcpy(c->data + c->len, prefix, plen);
     memcpy(c->data + c->len + plen, line, body);
     c->len += plen + body;
+    *chunk_mark(c, c->lines) = (log_mark){ .time_ns = time_ns, .end = c->len };
     c->lines++;
+}
+
+/* Queue the chunks src[0..n) of different threads as one chunk whose lines
+ * are in time order, each chunk's lines staying in their own order. Call
+ * with the lock held. Without memory for the merged chunk they are queued
+ * as they are. */
+static void chunks_merge_queue_locked(talon_sink *s, log_chunk **src, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += src[i]->len;
+    log_chunk *m = n > 1 ? malloc(sizeof(*m) + total) : NULL;
+    uint64_t *next = m ? calloc(n, sizeof(*next)) : NULL; /* each chunk's next line */
+    if (!next) {
+        free(m);
+        for (size_t i = 0; i < n; i++)
+            chunk_queue_locked(s, src[i]);
+        return;
+    }
+    m->next = NULL;
+    m->len = 0;
+    m->cap = total;
+    m->lines = 0;
+    s->mem += total;
+
+    for (;;) {
+        /* The chunk whose next line is the oldest, and the oldest next
+         * line of the other chunks. */
+        size_t best = n;
+        int64_t best_ns = 0, other_ns = INT64_MAX;
+        for (size_t i = 0; i < n; i++) {
+            if (next[i] == src[i]->lines)
+                continue;
+            int64_t t = chunk_mark(src[i], next[i])->time_ns;
+            if (best == n || t < best_ns) {
+                if (best != n && best_ns < other_ns)
+                    other_ns = best_ns;
+                best = i;
+                best_ns = t;
+            } else if (t < other_ns) {
+                other_ns = t;
+            }
+        }
+        if (best == n)
+            break;
+        /* Copy the run of its lines that come before any other chunk's. */
+        log_chunk *c = src[best];
+        uint64_t first = next[best], last = first + 1;
+        while (last < c->lines && chunk_mark(c, last)->time_ns <= other_ns)
+            last++;
+        size_t start = first ? chunk_mark(c, first - 1)->end : 0;
+        size_t end = chunk_mark(c, last - 1)->end;
+        memcpy(m->data + m->len, c->data + start, end - start);
+        m->len += end - start;
+        m->lines += last - first;
+        next[best] = last;
+    }
+    free(next);
+    for (size_t i = 0; i < n; i++)
+        log_sink_release_chunk_locked(s, src[i]);
+    chunk_queue_locked(s, m);
 }
 
 /* ---- Slots: one chunk per thread and sink ---- */
@@ -522,8 +619,37 @@ static bool slot_wait_idle(log_slot *slot)
     return false;
 }
 
+/* Add c to the chunks that collection merges, growing the array from the
+ * caller's stack array when needed. Without memory c is queued alone. */
+static void merge_list_add(talon_sink *s, log_chunk ***list, size_t *count, size_t *cap,
+                           log_chunk **stack, log_chunk *c)
+{
+    if (*count == *cap) {
+        size_t ncap = *cap * 2;
+        log_chunk **grown = malloc(ncap * sizeof(*grown));
+        if (!grown) {
+            chunk_queue_locked(s, c);
+            return;
+        }
+        memcpy(grown, *list, *count * sizeof(*grown));
+        if (*list != stack)
+            free(*list);
+        *list = grown;
+        *cap = ncap;
+    }
+    (*list)[(*count)++] = c;
+}
+
 void log_sink_collect_locked(talon_sink *s)
 {
+    log_chunk *stack[16], **list = stack;
+    size_t count = 0, cap = sizeof(stack) / sizeof(stack[0]);
+
+    while (s->exited) {
+        log_chunk *c = s->exited;
+        s->exited = c->next;
+        merge_list_add(s, &list, &count, &cap, stack, c);
+    }
     for (log_slot *slot = s->slots; slot; slot = slot->next) {
         if (!atomic_load_explicit(&slot->cur, memory_order_relaxed))
             continue;
@@ -539,8 +665,12 @@ void log_sink_collect_locked(talon_sink *s)
             atomic_store_explicit(&slot->cur, c, memory_order_release);
             continue;
         }
-        chunk_queue_locked(s, c);
+        merge_list_add(s, &list, &count, &cap, stack, c);
     }
+    if (count)
+        chunks_merge_queue_locked(s, list, count);
+    if (list != stack)
+        free(list);
 }
 
 /* At thread exit: hand the thread's chunks to their sinks and free its
@@ -554,9 +684,14 @@ static void slots_thread_exit(void *arg)
             talon_sink *s = t->refs[i].sink;
             log_slot *slot = t->refs[i].slot;
             pthread_mutex_lock(&s->lock);
+            /* Merged with the other threads' lines at the next collection. */
             log_chunk *c = atomic_exchange(&slot->cur, NULL);
-            if (c)
-                chunk_queue_locked(s, c);
+            if (c && c->len > 0) {
+                c->next = s->exited;
+                s->exited = c;
+            } else if (c) {
+                log_sink_release_chunk_locked(s, c);
+            }
             for (log_slot **p = &s->slots; *p; p = &(*p)->next) {
                 if (*p == slot) {
                     *p = slot->next;
@@ -647,15 +782,15 @@ static inline log_slot *slot_get(talon_sink *s)
 /* The slow path of log_sink_append(): the slot's chunk is missing or full.
  * Runs under the sink's lock, where no other thread touches the slot. */
 static void append_locked(talon_sink *s, log_slot *slot, const char *prefix, size_t plen,
-                          const char *line, size_t body)
+                          const char *line, size_t body, int64_t time_ns)
 {
     size_t len = plen + body;
     bool wake = false;
     pthread_mutex_lock(&s->lock);
     for (;;) {
         log_chunk *c = atomic_load_explicit(&slot->cur, memory_order_relaxed);
-        if (c && c->cap - c->len >= len) {
-            chunk_put(c, prefix, plen, line, body);
+        if (c && chunk_fits(c, len)) {
+            chunk_put(c, prefix, plen, line, body, time_ns);
             break;
         }
         if (c) {
@@ -663,7 +798,9 @@ static void append_locked(talon_sink *s, log_slot *slot, const char *prefix, siz
             wake |= chunk_queue_locked(s, c);
         }
 
-        size_t need = len > s->slot_chunk_size ? len : s->slot_chunk_size;
+        size_t need = len + sizeof(log_mark);
+        if (need < s->slot_chunk_size)
+            need = s->slot_chunk_size;
         if (s->mem == 0 || s->mem + need <= s->opts.max_buffered) {
             c = chunk_take(s, need);
             if (!c) {
@@ -696,7 +833,7 @@ static void append_locked(talon_sink *s, log_slot *slot, const char *prefix, siz
         log_writer_wake();
 }
 
-void log_sink_append(talon_sink *s, const char *line, size_t len)
+void log_sink_append(talon_sink *s, const char *line, size_t len, int64_t time_ns)
 {
     char prefix[24];
     size_t plen = 0, body = len;
@@ -714,13 +851,13 @@ void log_sink_append(talon_sink *s, const char *line, size_t len)
     /* Fast path: no lock, see log_sink_collect_locked() for the protocol. */
     atomic_store_explicit(&slot->busy, true, memory_order_seq_cst);
     log_chunk *c = atomic_load_explicit(&slot->cur, memory_order_seq_cst);
-    if (c && c->cap - c->len >= len) {
-        chunk_put(c, prefix, plen, line, body);
+    if (c && chunk_fits(c, len)) {
+        chunk_put(c, prefix, plen, line, body, time_ns);
         atomic_store_explicit(&slot->busy, false, memory_order_release);
         return;
     }
     atomic_store_explicit(&slot->busy, false, memory_order_release);
-    append_locked(s, slot, prefix, plen, line, body);
+    append_locked(s, slot, prefix, plen, line, body, time_ns);
 }
 
 int talon_sink_flush(talon_sink *s)

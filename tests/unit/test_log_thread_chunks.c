@@ -1,7 +1,8 @@
-/* Per-thread sink chunks: the lines of threads that are still running reach
- * the file at the flush interval and on talon_sink_flush(), the lines of
- * threads that exited are kept, and each thread's lines stay in order.
- * Every test writes a real file through the real writer thread. */
+/* Per-thread sink chunks. The lines of threads that are still running reach
+ * the file at the flush interval and on talon_sink_flush(), and the lines
+ * of threads that exited are kept. Each thread's lines stay in order, and
+ * the lines collected together are merged by time. Every test writes a
+ * real file through the real writer thread. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -195,6 +196,83 @@ static void flush_during_logging_keeps_lines(void **state)
     assert_file_complete("busy.log", "flushed while logging", PER_THREAD);
 }
 
+/* Log one record at a given time, with its thread and number in the
+ * message. */
+static void log_at(talon_logger *lg, int thread, int i, int64_t time_ns)
+{
+    char msg[64];
+    int n = snprintf(msg, sizeof(msg), "rec t=%d i=%d end", thread, i);
+    talon_log_record rec = {
+        .time_ns = time_ns, .level = TALON_LOG_INFO, .logger = "chunks",
+        .message = msg, .message_len = (size_t)n,
+    };
+    talon_log_write(lg, &rec);
+}
+
+typedef struct turn_arg {
+    talon_logger *logger;
+    pthread_barrier_t *turn;
+} turn_arg;
+
+/* Thread 1 of lines_merged_by_time: logs at 2 s and 4 s, each after the
+ * main thread's record before it. */
+static void *log_even_seconds(void *p)
+{
+    turn_arg *a = p;
+    pthread_barrier_wait(a->turn);
+    log_at(a->logger, 1, 0, 2000000000);
+    pthread_barrier_wait(a->turn);
+    pthread_barrier_wait(a->turn);
+    log_at(a->logger, 1, 1, 4000000000);
+    pthread_barrier_wait(a->turn);
+    return NULL;
+}
+
+/* Two threads take turns: their lines, collected together, are written in
+ * time order, not one thread's after the other's. A record that goes back
+ * in time stays after the earlier records of its thread. */
+static void lines_merged_by_time(void **state)
+{
+    talon_sink *sink;
+    talon_logger *lg = logger_with_sink("merged.log", 3600 * 1000, &sink);
+    talon_log_format *fmt;
+    char err[128], path[4096];
+    pthread_barrier_t turn;
+    pthread_t tid;
+
+    fmt = talon_log_format_compile("$msec $message", err, sizeof(err));
+    assert_non_null(fmt);
+    talon_logger_clear_sinks(lg);
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, fmt), 0);
+    assert_int_equal(pthread_barrier_init(&turn, NULL, 2), 0);
+    turn_arg arg = { .logger = lg, .turn = &turn };
+    assert_int_equal(pthread_create(&tid, NULL, log_even_seconds, &arg), 0);
+
+    log_at(lg, 0, 0, 1000000000);
+    pthread_barrier_wait(&turn); /* thread 1 logs 2 s */
+    pthread_barrier_wait(&turn);
+    log_at(lg, 0, 1, 3000000000);
+    log_at(lg, 0, 2, 500000000); /* back in time: stays after 3 s */
+    pthread_barrier_wait(&turn); /* thread 1 logs 4 s */
+    pthread_barrier_wait(&turn);
+    assert_int_equal(talon_sink_flush(sink), 0);
+
+    path_in_dir(path, sizeof(path), "merged.log");
+    size_t len;
+    char *text = read_file_all(path, &len);
+    assert_non_null(text);
+    assert_string_equal(text, "1.000 rec t=0 i=0 end\n"
+                              "2.000 rec t=1 i=0 end\n"
+                              "3.000 rec t=0 i=1 end\n"
+                              "0.500 rec t=0 i=2 end\n"
+                              "4.000 rec t=1 i=1 end\n");
+    free(text);
+    pthread_join(tid, NULL);
+    pthread_barrier_destroy(&turn);
+    talon_log_shutdown();
+    talon_log_format_free(fmt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +280,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(interval_collects_idle_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(exited_threads_lines_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(flush_during_logging_keeps_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(lines_merged_by_time, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
