@@ -20,11 +20,11 @@
  * per line shared and 28-32 ns per thread with 4 threads (120-byte lines),
  * and no difference with one. The whole record path was measured too, as
  * the CPU time of the process per talon_log() of a short text record to a
- * file, in 3 runs each on 2 vCPUs. Per-thread chunks took 106-109 ns
- * against 116-153 ns with 2 threads, and 106-124 ns against 142-219 ns
- * with 4. In talon-bench-app under wrk -t2 -c64 (three lines per request)
- * the difference was within the run-to-run noise of about 0.2 µs per
- * request.
+ * file, in 6 runs each on 2 vCPUs shared with other work. Per-thread
+ * chunks took 106-112 ns against 112-153 ns with 2 threads, and 106-126
+ * ns against 142-287 ns with 4. In talon-bench-app under wrk -t2 -c64
+ * (three lines per request) the difference was within the run-to-run
+ * noise of about 0.2 µs per request.
  *
  * Memory: the chunks in use (one of buffer_size, at most 64 KiB, per thread
  * that logs), queued or kept empty for reuse take at most max_buffered
