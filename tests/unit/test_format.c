@@ -675,6 +675,36 @@ static void intern_known_keys_only(void **state)
     assert_null(log_key_intern("client"));
 }
 
+/* Short values are copied without the escaper when they need no escape:
+ * every byte value, at the end of values around that 16-byte limit, must
+ * still give exactly talon_escape_text()'s output. */
+static void short_values_escaped_as_escaper(void **state)
+{
+    talon_log_format *fmt = compile_ok("$http_user_agent");
+    static const size_t lengths[] = { 1, 2, 15, 16, 17, 40 };
+
+    for (size_t li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
+        for (int b = 0; b < 256; b++) {
+            char value[64], want[300];
+            size_t n = lengths[li], len;
+
+            memset(value, 'a', n - 1);
+            value[n - 1] = (char)b;
+            size_t want_len = talon_escape_text(want, sizeof(want) - 2, value, n);
+            want[want_len] = '\n';
+            want[want_len + 1] = '\0';
+            talon_field f = TALON_F_STRN(TALON_KEY_USER_AGENT, value, n);
+            talon_log_record rec = { .time_ns = T0, .fields = &f, .nfields = 1 };
+            char *line = format_line(fmt, &rec, &len);
+            if (len != want_len + 1 || memcmp(line, want, len) != 0)
+                fail_msg("byte 0x%02x at the end of %zu bytes: \"%s\", the escaper gives \"%s\"",
+                         b, n, line, want);
+            free(line);
+        }
+    }
+    talon_log_format_free(fmt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -694,6 +724,7 @@ int main(void)
         cmocka_unit_test(interned_keys_found),
         cmocka_unit_test(duplicate_key_first_wins),
         cmocka_unit_test(intern_known_keys_only),
+        cmocka_unit_test(short_values_escaped_as_escaper),
     };
 
     /* $time_local and $time_iso8601 are local time: pin the zone. */
