@@ -176,6 +176,12 @@ int talon_req_set_line(talon_req *req, const char *method, const char *target,
             set_bad_request(req, "The request target must start with '/'.");
         }
     }
+    /* A fragment is never part of a request target (RFC 9112, section
+     * 3.2), and the query parser and the access log's redactor would split
+     * "/x#a?secret=v" differently, so a secret could reach the log. */
+    if (strchr(req->target, '#') != NULL)
+        set_bad_request(req, "The request target contains '#', which is not allowed: a "
+                        "fragment is not sent to the server; percent-encode a literal '#' as %23.");
     const char *q = strchr(t, '?');
     size_t path_len = q ? (size_t)(q - t) : strlen(t);
     const char *frag = memchr(t, '#', path_len);

@@ -101,12 +101,13 @@ size_t talon_redact_url(const char *url, size_t len, const char *const *words, c
 {
     const char *end = url + len;
     const char *q = memchr(url, '?', len);
-    const char *hash = memchr(url, '#', len);
+    /* The query starts at the first '?' even after a '#', as the request
+     * parser splits it: talon rejects such a target with 400, but its
+     * access-log line must still hide the values the parser would see. */
+    const char *hash = q ? memchr(q, '#', (size_t)(end - q)) : memchr(url, '#', len);
     size_t n = 0;
     bool any = false;
 
-    if (q && hash && hash < q)
-        q = NULL; /* a '?' inside the fragment starts no query */
     const char *first = q ? q : hash;
     if (!first) {
         put(out, &n, url, len);
