@@ -199,7 +199,7 @@ static void check_redaction(const talon_req *req)
     }
     talon_req *again = talon_req_create(app);
     FUZZ_CHECK(again != NULL);
-    /* Also for a target answered 400: its access-log line shows it too. */
+    /* Also for a target rejected with 400, because its access-log line shows it too. */
     if (talon_req_set_line(again, "GET", red, "HTTP/1.1") == 0) {
         /* Items are taken from the logged target alone: redaction may
          * change how the parser splits it, so positions in req do not line

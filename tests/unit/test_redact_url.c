@@ -70,7 +70,7 @@ static void referer_fragment_redacted(void **state)
     expect_redacted("https://a.example/#x?password=1", "https://a.example/#x?password=[REDACTED]",
                     true);
     expect_redacted("https://a.example/p#frag", "https://a.example/p#frag", false);
-    /* A request target with '#' before '?' (answered 400): the query
+    /* A request target with '#' before '?' (rejected with 400): the query
      * parser takes the first '?', so the redactor does too. */
     expect_redacted("/x#a=b?secret=v", "/x#a=b?secret=[REDACTED]", true);
 }
