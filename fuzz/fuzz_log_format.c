@@ -90,7 +90,7 @@ static void set_value(talon_field *f, unsigned sel, const char *s, size_t n)
     }
 }
 
-static int count_byte(const char *s, size_t n, char c)
+FUZZ_NO_COVERAGE static int count_byte(const char *s, size_t n, char c)
 {
     int k = 0;
     for (size_t i = 0; i < n; i++)
@@ -98,7 +98,7 @@ static int count_byte(const char *s, size_t n, char c)
     return k;
 }
 
-static void check_line(const talon_log_format *fmt, const talon_log_record *rec, size_t small_cap,
+FUZZ_NO_COVERAGE static void check_line(const talon_log_format *fmt, const talon_log_record *rec, size_t small_cap,
                        const char *name, bool utf8_literals)
 {
     static char buf[1 << 20];
