@@ -111,15 +111,23 @@ static void query_malformed_escapes_kept(void **state)
     talon_pipeline_req_free(req);
 }
 
-static void query_nul_rejected(void **state)
+/* Run req through the pipeline and check that it is rejected with 400 and a
+ * body that contains text. */
+static void assert_rejected_400(talon_req *req, const char *text)
 {
-    talon_req *req = req_for("/x?name=a%00b");
     assert_int_equal(req->bad_request, 400);
     talon_resp *resp = talon_pipeline_req_run(req);
     assert_int_equal(talon_resp_status(resp), 400);
     size_t len;
     const char *body = talon_resp_body(resp, &len);
-    assert_non_null(strstr(body, "%00"));
+    assert_non_null(body);
+    assert_non_null(memmem(body, len, text, strlen(text)));
+}
+
+static void query_nul_rejected(void **state)
+{
+    talon_req *req = req_for("/x?name=a%00b");
+    assert_rejected_400(req, "%00");
     talon_pipeline_req_free(req);
 }
 
@@ -130,12 +138,7 @@ static void target_fragment_rejected(void **state)
     talon_req *req = req_for("/x?a=1#frag");
     assert_string_equal(talon_req_query(req, "a"), "1");
     assert_string_equal(talon_req_path(req), "/x");
-    assert_int_equal(req->bad_request, 400);
-    talon_resp *resp = talon_pipeline_req_run(req);
-    assert_int_equal(talon_resp_status(resp), 400);
-    size_t len;
-    const char *body = talon_resp_body(resp, &len);
-    assert_non_null(strstr(body, "%23"));
+    assert_rejected_400(req, "%23");
     talon_pipeline_req_free(req);
 
     req = req_for("/x#a=b?secret=v");
