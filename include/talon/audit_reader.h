@@ -115,6 +115,18 @@ typedef enum talon_audit_verdict {
 /* Short name of a verdict: "intact", "modified", "wrong epoch key", ... */
 const char *talon_audit_verdict_name(talon_audit_verdict verdict);
 
+/* An audit_recovered record that passed every check: a start after a run
+ * that did not stop cleanly, or a trail file or key state put back after
+ * its removal (docs/audit-format.md). The strings are valid only during the
+ * on_recovery call. */
+typedef struct talon_audit_recovery {
+    const char *file;        /* the trail file that contains the record */
+    uint64_t line;
+    uint64_t seq;
+    const char *cause;       /* data.cause (torn, modified, unclean_shutdown, file_removed, ...); "" when missing */
+    const char *torn_file;   /* data.torn_file: where recovery moved the bytes it cut; NULL when none */
+} talon_audit_recovery;
+
 typedef struct talon_audit_verify_options {
     const char *key_path;   /* verification key file; NULL with no_key */
     bool no_key;            /* chain-only: hashes, sequence, epochs and seals, no MACs */
@@ -129,6 +141,12 @@ typedef struct talon_audit_verify_options {
     /* Called now and then from the calling thread with bytes checked so far. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *progress_ctx;
+    /* Called from the calling thread for each audit_recovered record once it
+     * passed every check, in trail order. A record after the first problem
+     * is never reported, so only an intact verdict means that the calls saw
+     * every audit_recovered record. */
+    void (*on_recovery)(void *ctx, const talon_audit_recovery *recovery);
+    void *recovery_ctx;
 } talon_audit_verify_options;
 
 void talon_audit_verify_options_init(talon_audit_verify_options *opts);

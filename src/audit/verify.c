@@ -6,13 +6,14 @@
  * MAC with per-epoch HMAC states computed once (HMAC over 32 bytes is then
  * two SHA-256 blocks); the calling thread walks the compact per-line results
  * in order and checks the links between records. Only a record that fails a
- * check, and each seal, goes through the careful path that re-reads the line
- * and names the problem. tests/e2e/audit_ref.py follows the same rules in
- * Python.
+ * check, each seal and each audit_recovered record go through the careful
+ * path, which re-reads the line, names the problem and reports the cause of
+ * a recovery. tests/e2e/audit_ref.py follows the same rules in Python.
  */
 #include "audit/verify_internal.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #define SEAL_TYPE "audit_epoch_sealed"
+#define RECOVERED_TYPE "audit_recovered"
 #define LOOKAHEAD 64              /* records searched for a missing seq (reordered vs deleted) */
 #define MAX_LATER_KEYS 100000ULL  /* later epochs tried for a "wrong epoch key" diagnosis */
 /* A record line takes at least 414 bytes with its '\n' (every string empty),
@@ -357,6 +359,24 @@ static void advance(verifier *v, const talon_audit_record *rec, const uint8_t h[
     v->file_records++;
 }
 
+/* Pass an accepted audit_recovered record, with its data's cause and
+ * torn_file, to the on_recovery callback. */
+static void report_recovery(verifier *v, const talon_audit_record *rec, uint64_t line)
+{
+    json_t *data = json_loadb(rec->data, rec->data_len, 0, NULL);
+    const char *cause = json_string_value(json_object_get(data, "cause"));
+    talon_audit_recovery recovery = {
+        .file = v->reader->files[v->file].path,
+        .line = line,
+        .seq = rec->seq,
+        .cause = cause ? cause : "",
+        .torn_file = json_string_value(json_object_get(data, "torn_file")),
+    };
+
+    v->opts->on_recovery(v->opts->recovery_ctx, &recovery);
+    json_decref(data);
+}
+
 /* Every check on one record, re-reading its line. Returns 0 when it passes. */
 static int check_careful(verifier *v, size_t off, size_t len, uint64_t line)
 {
@@ -410,6 +430,8 @@ static int check_careful(verifier *v, size_t off, size_t len, uint64_t line)
     if (is_seal && check_seal(v, &rec, line, &sd) != 0)
         return 1;
     advance(v, &rec, h, is_seal, sd.cause, line);
+    if (v->opts->on_recovery && talon_audit_str_equals(&rec.type, RECOVERED_TYPE))
+        report_recovery(v, &rec, line);
     return 0;
 }
 
@@ -423,7 +445,8 @@ static int check_result(verifier *v, const line_result *lr, uint64_t line)
      * that does not), so a line linked to the one before it in its chunk
      * continues the chain. */
     const char *data = v->reader->files[v->file].data;
-    bool fast = v->have_last && (lr->flags & L_PARSED) && (lr->flags & L_TRAIL_OK) && !(lr->flags & L_SEAL) &&
+    bool fast = v->have_last && (lr->flags & L_PARSED) && (lr->flags & L_TRAIL_OK) &&
+                !(lr->flags & (L_SEAL | L_RECOVERED)) &&
                 lr->seq == v->last_seq + 1 &&
                 ((lr->flags & L_LINKED) || verify_hex_equal(v->last_h, data + lr->prev_off)) &&
                 lr->epoch == (v->last_is_seal ? v->last_epoch + 1 : v->last_epoch) &&

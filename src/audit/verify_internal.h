@@ -74,6 +74,7 @@ enum {
     L_MAC_OK = 1 << 4,
     L_TRAIL_OK = 1 << 5,
     L_LINKED = 1 << 6,    /* prev is the hash of the line before it in the same chunk */
+    L_RECOVERED = 1 << 7, /* an audit_recovered record: the careful path reports its cause */
 };
 
 /* What a hashing thread learned about one line. */

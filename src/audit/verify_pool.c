@@ -16,6 +16,7 @@
 #include <string.h>
 
 #define SEAL_TYPE "audit_epoch_sealed"
+#define RECOVERED_TYPE "audit_recovered"
 
 /* ---- One chunk ---------------------------------------------------------- */
 
@@ -42,6 +43,8 @@ static void hash_line(const hash_pool *pool, line_result *lr, const char *line, 
     if (rec.type.escaped ||
         (rec.type.len == sizeof SEAL_TYPE - 1 && memcmp(rec.type.p, SEAL_TYPE, rec.type.len) == 0))
         lr->flags |= L_SEAL;
+    if (rec.type.len == sizeof RECOVERED_TYPE - 1 && memcmp(rec.type.p, RECOVERED_TYPE, rec.type.len) == 0)
+        lr->flags |= L_RECOVERED;
     const keyring *kr = pool->keys;
     if (pool->check_macs && rec.epoch >= kr->base && rec.epoch - kr->base < kr->nkeys) {
         if (!mk->ready || mk->epoch != rec.epoch)

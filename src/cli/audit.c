@@ -199,13 +199,26 @@ static void verify_usage(FILE *out)
           "file that is not exactly one key line or is the key of another trail.\n", out);
 }
 
+/* Print the result as one JSON object. An audit_recovered record with cause
+ * modified in an intact chain makes the result not intact, with verdict
+ * modified at that record, so that scripts that test .intact see it. */
 static void print_result_json(const talon_audit_verify_result *r, const talon_audit_witness *w,
-                              const talon_audit_witness_result *wr)
+                              const talon_audit_witness_result *wr, const cli_recoveries *recoveries)
 {
+    bool chain_intact = r->verdict == TALON_AUDIT_INTACT;
+    const cli_recovery *tampered = chain_intact ? cli_recoveries_first_modified(recoveries) : NULL;
+    const char *verdict = talon_audit_verdict_name(tampered ? TALON_AUDIT_MODIFIED : r->verdict);
+    const char *file = tampered ? tampered->file : r->file;
+    uint64_t line = tampered ? tampered->line : r->line, seq = tampered ? tampered->seq : r->seq;
+    char detail[sizeof r->detail];
+
+    if (tampered)
+        cli_recoveries_describe_modified(tampered, detail, sizeof detail);
+    else
+        snprintf(detail, sizeof detail, "%s", r->detail);
     json_t *o = json_pack("{s:b,s:s,s:s?,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s}",
-                          "intact", r->verdict == TALON_AUDIT_INTACT,
-                          "verdict", talon_audit_verdict_name(r->verdict), "file", r->file,
-                          "line", (json_int_t)r->line, "seq", (json_int_t)r->seq, "detail", r->detail,
+                          "intact", chain_intact && !tampered, "verdict", verdict, "file", file,
+                          "line", (json_int_t)line, "seq", (json_int_t)seq, "detail", detail,
                           "records", (json_int_t)r->records, "seals", (json_int_t)r->seals,
                           "files", (json_int_t)r->files, "bytes", (json_int_t)r->bytes,
                           "first_seq", (json_int_t)r->first_seq, "last_seq", (json_int_t)r->last_seq,
@@ -217,6 +230,11 @@ static void print_result_json(const talon_audit_verify_result *r, const talon_au
         return;
     }
     json_object_set_new(o, "torn_bytes", json_integer((json_int_t)r->torn_bytes));
+    /* Only an intact chain lists them: every audit_recovered record is then known. */
+    if (chain_intact)
+        json_object_set_new(o, "recoveries", cli_recoveries_json(recoveries));
+    else
+        json_object_set_new(o, "recoveries", json_array());
     if (w)
         json_object_set_new(o, "witness", json_pack("{s:s,s:I,s:I,s:I,s:I}", "file", w->path,
                                                      "checked", (json_int_t)wr->checked,
@@ -277,50 +295,6 @@ static void print_torn_files(char **paths, int n)
                        "(not part of the chain)\n", paths[i], de->d_name);
         closedir(d);
     }
-}
-
-/* Print one line for each audit_recovered record of a start after a crash
- * (data cause torn, modified or unclean_shutdown) and return how many have
- * cause modified, which an auditor must treat as tampering. The chain is
- * intact around them, so without them verify would print "intact" and nothing else. */
-static unsigned print_recoveries(const talon_audit_reader *reader, bool json)
-{
-    static const char needle[] = "\"type\":\"audit_recovered\",";
-    unsigned modified = 0;
-
-    for (size_t i = 0; i < talon_audit_reader_file_count(reader); i++) {
-        size_t size;
-        const char *data = talon_audit_reader_file_data(reader, i, &size);
-        const char *p = data, *end = data + size;
-        while (p && p < end) {
-            const char *hit = memmem(p, (size_t)(end - p), needle, sizeof(needle) - 1);
-            if (!hit)
-                break;
-            const char *start = hit, *nl = memchr(hit, '\n', (size_t)(end - hit));
-            while (start > data && start[-1] != '\n')
-                start--;
-            p = nl ? nl + 1 : end;
-            talon_audit_record r;
-            char err[128];
-            if (!nl || talon_audit_record_parse(start, (size_t)(nl - start), &r, err, sizeof err) != 0 ||
-                !talon_audit_str_equals(&r.type, "audit_recovered"))
-                continue;
-            json_t *d = json_loadb(r.data, r.data_len, 0, NULL);
-            const char *cause = json_string_value(json_object_get(d, "cause"));
-            bool is_modified = cause && strcmp(cause, "modified") == 0;
-            modified += is_modified;
-            FILE *out = json ? stderr : stdout;
-            fprintf(out, "  %s: seq %llu (%s): audit_recovered cause=%s: %s\n",
-                    is_modified ? "WARNING" : "note", (unsigned long long)r.seq,
-                    talon_audit_reader_file_path(reader, i), cause ? cause : "(none)",
-                    is_modified ? "the server found a complete record with a wrong MAC at startup: "
-                                  "the trail was modified after it was written; treat this as tampering "
-                                  "(the edited bytes are in the .torn-T file it names)"
-                                : "the server restarted after a run that did not stop cleanly");
-            json_decref(d);
-        }
-    }
-    return modified;
 }
 
 static int audit_verify(int argc, char **argv)
@@ -410,30 +384,41 @@ static int audit_verify(int argc, char **argv)
     opts.progress = cli_progress_update;
     opts.progress_ctx = &progress;
 
+    cli_recoveries recoveries = { 0 };
+    opts.on_recovery = cli_recoveries_collect;
+    opts.recovery_ctx = &recoveries;
+
     talon_audit_verify_result res;
     int rc = talon_audit_verify(reader, &opts, &res, err, sizeof err);
     cli_progress_end(&progress);
+    if (rc == 0 && recoveries.err < 0) {
+        rc = recoveries.err;
+        snprintf(err, sizeof err, "out of memory while keeping the audit_recovered records");
+    }
     if (rc == 0 && witness)
         rc = talon_audit_witness_check(reader, witness, res.trail, &res, &wres, err, sizeof err);
     if (rc < 0) {
         cli_error("audit verify: %s", err);
+        cli_recoveries_release(&recoveries);
         talon_audit_reader_close(reader);
         talon_audit_witness_free(witness);
         return CLI_USAGE;
     }
-    unsigned modified = 0;
+    bool intact = res.verdict == TALON_AUDIT_INTACT;
     if (json)
-        print_result_json(&res, witness, &wres);
+        print_result_json(&res, witness, &wres, &recoveries);
     else
         print_result_text(&res, &opts, witness, &wres);
-    /* Only an intact chain makes its audit_recovered records trustworthy. */
-    if (res.verdict == TALON_AUDIT_INTACT)
-        modified = print_recoveries(reader, json);
+    /* Only an intact chain shows every audit_recovered record. */
+    if (intact)
+        cli_recoveries_print(&recoveries, json ? stderr : stdout);
     if (!json)
         print_torn_files(argv + optind, argc - optind);
-    talon_audit_reader_close(reader);
-    talon_audit_witness_free(witness);
     /* NOTE: exit 1 for cause=modified although the chain verifies, because
      * an acknowledged record was edited and then cut by recovery. */
-    return res.verdict == TALON_AUDIT_INTACT && modified == 0 ? CLI_OK : CLI_NOT_OK;
+    bool tampered = intact && cli_recoveries_first_modified(&recoveries) != NULL;
+    cli_recoveries_release(&recoveries);
+    talon_audit_reader_close(reader);
+    talon_audit_witness_free(witness);
+    return intact && !tampered ? CLI_OK : CLI_NOT_OK;
 }

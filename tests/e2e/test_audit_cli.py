@@ -190,10 +190,68 @@ def recovery_causes(tmp):
         w.record("audit_recovered", actor=("system", []), data=data)
         w.record("sys_startup", actor=("system", []))
         w.close()
+        f1 = os.path.join(trail, "audit-00000001.jsonl")
         out, _ = expect(["audit", "verify", "--key", os.path.join(d, "v.key"), trail], code,
-                        out_has=["intact: ", "%s: seq 2 (" % label, "audit_recovered cause=%s" % cause])
+                        out_has=["intact: ", "%s: seq 2 (%s:2)" % (label, f1), "audit_recovered cause=%s" % cause])
         if cause == "modified":
             check("treat this as tampering" in out, "verify of cause=modified: no tampering warning:\n%s" % out)
+            check("the edited bytes are in audit-00000001.jsonl.torn-1" in out,
+                  "verify of cause=modified does not name the .torn file:\n%s" % out)
+
+        out, err = expect(["audit", "verify", "--key", os.path.join(d, "v.key"), "--format", "json", trail],
+                          code, err_has=["%s: seq 2 (%s:2)" % (label, f1)])
+        res = json.loads(out)
+        check(res["intact"] is (cause != "modified"), "verify --format json of cause=%s: intact %r"
+              % (cause, res["intact"]))
+        want = {"file": f1, "line": 2, "seq": 2, "cause": cause, "torn_file": data["torn_file"]}
+        check(res["recoveries"] == [want], "verify --format json of cause=%s: recoveries %r, expected %r"
+              % (cause, res["recoveries"], [want]))
+        if cause == "modified":
+            check(res["verdict"] == "modified", "cause=modified: verdict %r" % res["verdict"])
+            check((res["file"], res["line"], res["seq"]) == (f1, 2, 2),
+                  "cause=modified: the result names %s:%s seq %s, not the audit_recovered record"
+                  % (res["file"], res["line"], res["seq"]))
+            check("treat this as tampering" in res["detail"], "cause=modified: detail %r" % res["detail"])
+        else:
+            check(res["verdict"] == "intact", "cause=%s: verdict %r" % (cause, res["verdict"]))
+    recoveries_across_files(tmp)
+
+
+def recoveries_across_files(tmp):
+    """verify reports every audit_recovered record of a trail of several
+    files and hashing chunks, each as FILE:LINE and in trail order."""
+    d = os.path.join(tmp, "recovered-files")
+    os.mkdir(d, 0o700)
+    expect(["audit", "keygen", "--state", "trail/key.state", "--key", "v.key"], 0, cwd=d)
+    trail = os.path.join(d, "trail")
+    w = ref.Writer(trail, os.path.join(trail, "key.state"))
+    w.record("sys_startup", actor=("system", []))
+    want = []
+
+    def recovered(cause, index, line):
+        w.record("audit_recovered", actor=("system", []),
+                 data={"cause": cause, "torn_bytes": 0, "torn_file": None, "last_seq": w.seq})
+        want.append({"file": os.path.join(trail, "audit-%08d.jsonl" % index), "line": line, "seq": w.seq,
+                     "cause": cause, "torn_file": None})
+
+    recovered("unclean_shutdown", 1, 2)
+    # About 3 MB per file: several chunks of 1 MiB for the hashing threads.
+    ref.demo_records(w, 5000)
+    recovered("file_removed", 1, 5003)
+    w.rotate()
+    ref.demo_records(w, 5000, seed=2)
+    recovered("unclean_shutdown", 2, 5001)
+    w.close()
+    out, err = expect(["audit", "verify", "--key", os.path.join(d, "v.key"), "--threads", "3",
+                       "--format", "json", trail], 0)
+    res = json.loads(out)
+    check(res["intact"] is True, "verify of a trail with three recoveries: %s" % out[:500])
+    check(res["recoveries"] == want, "recoveries %r, expected %r" % (res["recoveries"], want))
+    notes = [line for line in err.splitlines() if "audit_recovered" in line]
+    check(len(notes) == 3, "verify --format json printed %d recovery notes on stderr:\n%s" % (len(notes), err))
+    for note, rec in zip(notes, want):
+        check("seq %d (%s:%d)" % (rec["seq"], rec["file"], rec["line"]) in note,
+              "recovery note %r does not name seq %d at %s:%d" % (note, rec["seq"], rec["file"], rec["line"]))
 
 
 if __name__ == "__main__":
