@@ -25,6 +25,7 @@
 typedef struct key_file_shape {
     size_t line_len;
     unsigned long long extra;
+    bool crlf;          /* the first line ends with a CR byte */
 } key_file_shape;
 
 static int describe_open_error(const char *path, int rc, char *err, size_t errlen)
@@ -83,6 +84,7 @@ static int measure_key_file(const char *path, key_file_shape *shape, char *err, 
     const char *nl = memchr(buf, '\n', (size_t)n);
     shape->line_len = nl ? (size_t)(nl - buf) : (size_t)n;
     shape->extra = nl ? (unsigned long long)st.st_size - shape->line_len - 1 : 0;
+    shape->crlf = shape->line_len > 0 && buf[shape->line_len - 1] == '\r';
     OPENSSL_cleanse(buf, sizeof(buf));
 
 out:
@@ -112,6 +114,30 @@ static bool first_record_trail(talon_audit_reader *reader, char out[33], const c
     return false;
 }
 
+/* Append to err, which says that the key line did not load, what is wrong
+ * with the line's length or line end. A key line whose only fault is a CRLF
+ * line end (Windows editors and transfers write them) gets a message of its
+ * own, because a byte count does not show the CR. */
+static void describe_key_line(const char *key_path, const key_file_shape *shape, char *err, size_t errlen)
+{
+    size_t used = strlen(err);
+
+    if (shape->crlf && shape->line_len - 1 == KEY_LINE_LEN) {
+        snprintf(err, errlen, "verification key %s has CRLF line ends (a CR byte before its "
+                 "newline); a key file has LF line ends: remove the CR, for example with "
+                 "sed -i 's/\\r$//' %s", key_path, key_path);
+        return;
+    }
+    if (used >= errlen)
+        return;
+    if (shape->crlf)
+        snprintf(err + used, errlen - used, "; its first line has %zu bytes before its CRLF line "
+                 "end, a key line has %zu", shape->line_len - 1, KEY_LINE_LEN);
+    else if (shape->line_len != KEY_LINE_LEN)
+        snprintf(err + used, errlen - used, "; its first line has %zu bytes, a key line has %zu",
+                 shape->line_len, KEY_LINE_LEN);
+}
+
 int cli_check_verify_key(const char *key_path, talon_audit_reader *reader, char *err, size_t errlen)
 {
     static const char hex[] = "0123456789abcdef";
@@ -127,10 +153,7 @@ int cli_check_verify_key(const char *key_path, talon_audit_reader *reader, char 
     rc = talon_audit_key_load(key_path, trail, key0, err, errlen);
     OPENSSL_cleanse(key0, sizeof(key0));
     if (rc < 0) {
-        size_t used = strlen(err);
-        if (shape.line_len != KEY_LINE_LEN && used < errlen)
-            snprintf(err + used, errlen - used, "; its first line has %zu bytes, a key line has %zu",
-                     shape.line_len, KEY_LINE_LEN);
+        describe_key_line(key_path, &shape, err, errlen);
         return rc;
     }
     if (shape.extra > 0) {

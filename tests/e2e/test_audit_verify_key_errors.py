@@ -2,7 +2,8 @@
 """Mistakes with the key file of `talon audit verify` are usage errors
 (exit 2) that name the key file, never a finding against the trail
 (exit 1). The mistakes: the key of another trail, a key file with a second
-line or trailing bytes, a directory, an empty file and an unreadable file.
+line or trailing bytes, CRLF line ends, a directory, an empty file and an
+unreadable file.
 The trail itself verifies with its own key throughout."""
 import atexit
 import os
@@ -113,6 +114,19 @@ def run(tmp):
         f.write(line.rstrip("\n") + " # auditor copy\n")
     expect_usage_error(trailing, trail, trailing, "not a talon verification key",
                        "its first line has 142 bytes, a key line has 127")
+
+    # CRLF line ends (a key copied through Windows): the message names the CR
+    # and how to remove it, not only a byte count.
+    crlf = os.path.join(tmp, "crlf.key")
+    with open(crlf, "w", newline="\r\n") as f:
+        f.write(line)
+    expect_usage_error(crlf, trail, "verification key %s has CRLF line ends" % crlf,
+                       "sed -i 's/\\r$//' %s" % crlf)
+    crlf_short = os.path.join(tmp, "crlf-short.key")
+    with open(crlf_short, "w", newline="\r\n") as f:
+        f.write(line[:100] + "\n")
+    expect_usage_error(crlf_short, trail, "not a talon verification key",
+                       "its first line has 100 bytes before its CRLF line end, a key line has 127")
 
     expect_usage_error(tmp, trail, "verification key %s is a directory" % tmp)
 
