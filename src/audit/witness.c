@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "audit/audit_internal.h"
 #include "audit/reader_internal.h"
@@ -135,6 +136,50 @@ static const char *impossible_values(const talon_audit_witness_head *h, char *wh
     return why;
 }
 
+/* True when a line with NUL bytes contains the witness mark once they are
+ * removed, and so was a witness line before a crash or a bad copy put NUL
+ * bytes into it. *nuls is set to the count of NUL bytes. */
+static bool witness_line_with_nuls(const char *line, size_t len, size_t *nuls)
+{
+    char *without_nuls = malloc(len + 1);
+    size_t n = 0;
+    bool found;
+
+    *nuls = 0;
+    if (without_nuls == NULL)
+        return true; /* reported as damaged: out of memory cannot make a line pass */
+    for (size_t i = 0; i < len; i++) {
+        if (line[i] == '\0')
+            (*nuls)++;
+        else
+            without_nuls[n++] = line[i];
+    }
+    found = memmem(without_nuls, n, WITNESS_MARK, sizeof(WITNESS_MARK) - 1) != NULL;
+    free(without_nuls);
+    return found;
+}
+
+/* Open path for reading and check that it is not a directory, which fopen
+ * accepts on Linux and which then fails on the first read. */
+static FILE *open_witness_log(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    FILE *f = fopen(path, "re");
+
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read witness log %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "witness log %s is a directory; pass the log file that receives the "
+                 "lines of the audit.witness logger (for example a syslog server's file)", path);
+        fclose(f);
+        errno = EISDIR;
+        return NULL;
+    }
+    return f;
+}
+
 void talon_audit_witness_free(talon_audit_witness *w)
 {
     if (w == NULL)
@@ -151,6 +196,8 @@ int talon_audit_witness_load(const char *path, talon_audit_witness **out, char *
     char *line = NULL;
     size_t cap = 0, alloc = 0;
     uint64_t lineno = 0;
+    uint64_t nul_lines = 0, first_nul_line = 0;
+    size_t first_nuls = 0;
     int rc = 0;
 
     if (w == NULL || (w->path = strdup(path)) == NULL) {
@@ -158,10 +205,9 @@ int talon_audit_witness_load(const char *path, talon_audit_witness **out, char *
         snprintf(err, errlen, "%s: out of memory", path);
         goto fail;
     }
-    f = fopen(path, "re");
+    f = open_witness_log(path, err, errlen);
     if (f == NULL) {
         rc = -errno;
-        snprintf(err, errlen, "cannot read witness log %s: %s", path, strerror(errno));
         goto fail;
     }
     ssize_t n;
@@ -169,6 +215,16 @@ int talon_audit_witness_load(const char *path, talon_audit_witness **out, char *
         lineno++;
         if (n > 0 && line[n - 1] == '\n')
             line[--n] = '\0';
+        size_t nuls;
+        if (memchr(line, '\0', (size_t)n) != NULL) {
+            /* The C string functions below would stop at the first NUL,
+             * so such lines are counted here and reported after the loop. */
+            if (witness_line_with_nuls(line, (size_t)n, &nuls) && nul_lines++ == 0) {
+                first_nul_line = lineno;
+                first_nuls = nuls;
+            }
+            continue;
+        }
         const char *mark = strstr(line, WITNESS_MARK);
         if (mark == NULL)
             continue;
@@ -205,7 +261,16 @@ int talon_audit_witness_load(const char *path, talon_audit_witness **out, char *
     }
     if (ferror(f)) {
         rc = -EIO;
-        snprintf(err, errlen, "cannot read witness log %s: read error", path);
+        snprintf(err, errlen, "cannot read witness log %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (nul_lines > 0) {
+        rc = -EINVAL;
+        snprintf(err, errlen, "%s:%" PRIu64 ": invalid witness line: it contains %zu NUL bytes, as "
+                 "a log file does where a crash cut a write short (%" PRIu64 " witness line%s of the "
+                 "file %s NUL bytes); remove them, for example with tr -d '\\000' < %s > CLEANED, "
+                 "and verify with the cleaned file", path, first_nul_line, first_nuls, nul_lines,
+                 nul_lines == 1 ? "" : "s", nul_lines == 1 ? "contains" : "contain", path);
         goto fail;
     }
     fclose(f);

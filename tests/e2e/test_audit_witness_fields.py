@@ -6,7 +6,8 @@ and the detail names the witness line as FILE:LINE. A line whose values
 are impossible on their own is an invalid witness log (exit 2, naming
 FILE:LINE). Examples: last_seq=0, an epoch not below last_seq, a record
 type the writer never witnesses, a cause that does not go with the
-record type.
+record type. A directory, and witness lines with NUL bytes, are invalid
+witness logs too.
 
 The trail and its witness lines are made independently of the C code,
 by the reference writer and SHA-256 over each record's hashed prefix."""
@@ -121,6 +122,41 @@ def run(tmp):
         check("%s:%d: invalid witness line" % (witness, interval + 2) in err,
               "%s: the error does not name the witness line: %s" % (name, err))
         check(message in err, "%s: %r not in the error: %s" % (name, message, err))
+
+    damaged_witness_files(tmp, trail, key, heads)
+
+
+def damaged_witness_files(tmp, trail, key, heads):
+    """A directory given as the witness log, and witness lines with NUL
+    bytes (a log file cut short by a crash), are invalid witness logs
+    (exit 2) with a message that names the problem."""
+    rc, out, err = talon("audit", "verify", "--key", key, "--witness", tmp, trail)
+    check(rc == 2, "--witness DIRECTORY: verify exit %d, expected 2\n%s%s" % (rc, out, err))
+    check("witness log %s is a directory" % tmp in err, "--witness DIRECTORY: %s" % err)
+    check("read error" not in err, "--witness DIRECTORY is reported as a read error: %s" % err)
+
+    # Line 1 is unrelated, and witness lines start at line 2. One has NUL
+    # bytes before it and one a NUL byte inside its mark. The unrelated line
+    # with NUL bytes at the end is not a witness line and is skipped.
+    witness = os.path.join(tmp, "witness-nul.log")
+    with open(witness, "wb") as f:
+        f.write(b"an unrelated log line\n")
+        for i, h in enumerate(heads):
+            line = witness_line(h).encode()
+            if i == 1:
+                line = b"\0" * 16 + line
+            elif i == 3:
+                line = line.replace(b"talon-audit-witness", b"talon-audit\0-witness", 1)
+            f.write(line)
+        f.write(b"\0\0\0 a damaged unrelated line\n")
+    for fmt in ("text", "json"):
+        rc, out, err = talon("audit", "verify", "--key", key, "--witness", witness, "--format", fmt, trail)
+        check(rc == 2, "witness lines with NUL bytes: verify exit %d, expected 2\n%s%s" % (rc, out, err))
+        check(out == "", "witness lines with NUL bytes: verify printed a result: %s" % out)
+        check("%s:3: invalid witness line: it contains 16 NUL bytes" % witness in err,
+              "witness lines with NUL bytes: the error does not name the first one: %s" % err)
+        check("2 witness lines of the file contain NUL bytes" in err,
+              "witness lines with NUL bytes: the error does not count them: %s" % err)
 
 
 if __name__ == "__main__":
