@@ -5,7 +5,9 @@
  * reopens every log file, as logrotate expects (SIGUSR1 does too). */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -72,25 +74,40 @@ int demo_logging_start(demo *d, char *err, size_t errlen)
     return 0;
 }
 
-/* The sink keys of the [log.NAME] sections of a configuration file, as
- * the log core will apply them over the defaults above. */
+/* The sink keys of one [log.NAME] section of a configuration file. */
+typedef struct log_keys_entry {
+    char file[512];
+    char name[64];
+    char level[16];
+    char format[64];
+} log_keys_entry;
+
+/* The sink keys of every [log.NAME] section, as the log core will apply
+ * them over the defaults above. */
 typedef struct log_keys {
-    char file[8][512];
-    char name[8][64];
-    char level[8][16];
-    char format[8][64];
+    log_keys_entry *entry;
     size_t n;
+    size_t cap;
 } log_keys;
 
+/* Return the slot of a logger's keys, adding one for a new name. Returns
+ * SIZE_MAX when out of memory. */
 static size_t log_keys_slot(log_keys *k, const char *name)
 {
     for (size_t i = 0; i < k->n; i++) {
-        if (strcmp(k->name[i], name) == 0)
+        if (strcmp(k->entry[i].name, name) == 0)
             return i;
     }
-    if (k->n == 8)
-        return 8;
-    snprintf(k->name[k->n], sizeof(k->name[0]), "%s", name);
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? 2 * k->cap : 8;
+        log_keys_entry *grown = realloc(k->entry, cap * sizeof(*grown));
+        if (grown == NULL)
+            return SIZE_MAX;
+        k->entry = grown;
+        k->cap = cap;
+    }
+    memset(&k->entry[k->n], 0, sizeof(k->entry[0]));
+    snprintf(k->entry[k->n].name, sizeof(k->entry[0].name), "%s", name);
     return k->n++;
 }
 
@@ -105,14 +122,15 @@ static int log_keys_collect(void *ctx, const char *section, const char *key, con
     else
         return 1;
     size_t i = log_keys_slot(k, logger);
-    if (i == 8)
+    if (i == SIZE_MAX)
         return 1;
+    log_keys_entry *entry = &k->entry[i];
     if (strcmp(key, "file") == 0)
-        snprintf(k->file[i], sizeof(k->file[0]), "%s", value);
+        snprintf(entry->file, sizeof(entry->file), "%s", value);
     else if (strcmp(key, "level") == 0)
-        snprintf(k->level[i], sizeof(k->level[0]), "%s", value);
+        snprintf(entry->level, sizeof(entry->level), "%s", value);
     else if (strcmp(key, "format") == 0)
-        snprintf(k->format[i], sizeof(k->format[0]), "%s", value);
+        snprintf(entry->format, sizeof(entry->format), "%s", value);
     return 1;
 }
 
@@ -128,24 +146,32 @@ static const char *where(const char *file)
 
 void demo_logging_print(const char *config_path)
 {
-    log_keys k = { .n = 0 };
+    log_keys k = { 0 };
     size_t app = log_keys_slot(&k, "app");
     size_t access = log_keys_slot(&k, access_opts.logger[0] ? access_opts.logger : "access");
+    if (app == SIZE_MAX || access == SIZE_MAX) {
+        free(k.entry);
+        printf("  (out of memory listing the logs)\n");
+        return;
+    }
     if (config_path != NULL)
         ini_parse(config_path, log_keys_collect, &k);
-    printf("  app log: %s, level %s\n", where(or(k.file[app], "var/log/app.log")),
-           or(k.level[app], "info"));
+
+    const log_keys_entry *app_keys = &k.entry[app];
+    const log_keys_entry *access_keys = &k.entry[access];
+    printf("  app log: %s, level %s\n", where(or(app_keys->file, "var/log/app.log")),
+           or(app_keys->level, "info"));
     if (!access_opts.enabled)
         printf("  access log: off ([access_log] enabled = false)\n");
     else
         printf("  access log: %s, format %s\n",
-               where(or(k.file[access], strcmp(k.name[access], "access") == 0
-                                            ? "var/log/access.log" : "none")),
-               or(k.format[access], "combined"));
+               where(or(access_keys->file, strcmp(access_keys->name, "access") == 0 ? "var/log/access.log" : "none")),
+               or(access_keys->format, "combined"));
     for (size_t i = 0; i < k.n; i++) {
-        if (i != app && i != access && k.file[i][0] != '\0')
-            printf("  log %s: %s\n", k.name[i], where(k.file[i]));
+        if (i != app && i != access && k.entry[i].file[0] != '\0')
+            printf("  log %s: %s\n", k.entry[i].name, where(k.entry[i].file));
     }
+    free(k.entry);
 }
 
 void demo_logging_stop(void)

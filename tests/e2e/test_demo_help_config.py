@@ -54,16 +54,21 @@ def main():
         status, _, _ = demo.request("GET", "/health")
         check(status == 200, "the example configuration: GET /health %d" % status)
 
+    # More sinks than a fixed table of 8 would hold: every one is listed.
+    extra = "".join("[log.extra%d]\nfile = extra%d.log\n" % (i, i) for i in range(1, 10))
     demo = Demo(config="[log.app]\nfile = app-x.log\nlevel = debug\n"
-                       "[log.access]\nfile = access-x.log\nformat = json\n")
+                       "[log.access]\nfile = access-x.log\nformat = json\n" + extra)
     with demo:
         deadline = time.time() + 5
-        while "access log" not in demo.read_stderr() and time.time() < deadline:
+        while "log extra9" not in demo.read_stderr() and time.time() < deadline:
             time.sleep(0.05)
         banner = demo.read_stderr()
         check("app log: app-x.log, level debug" in banner
               and "access log: access-x.log, format json" in banner,
               "the startup banner does not show the configured logs:\n" + banner)
+        for i in range(1, 10):
+            check("log extra%d: extra%d.log" % (i, i) in banner,
+                  "the startup banner leaves out log extra%d:\n%s" % (i, banner))
         check(os.path.exists(demo.path("app-x.log")), "app-x.log was not created")
     print("ok")
 
