@@ -478,6 +478,8 @@ int talon_audit_parse_time(const char *t, size_t len, int64_t *out_us)
             unsigned oh, om;
             if (len - i != 6 || !digits(t + i + 1, 2, &oh) || t[i + 3] != ':' || !digits(t + i + 4, 2, &om))
                 return -EINVAL;
+            if (oh > 23 || om > 59)
+                return -EINVAL; /* RFC 3339 section 5.6: time-numoffset */
             offset_s = (int64_t)(oh * 3600 + om * 60) * (t[i] == '+' ? 1 : -1);
             i += 6;
         }

@@ -145,6 +145,10 @@ static void parse_times(void **state)
     assert_int_equal(talon_audit_parse_time("2026-12-04T20:38:53", 19, &us), -EINVAL);
     assert_int_equal(talon_audit_parse_time("2026-13-04", 10, &us), -EINVAL);
     assert_int_equal(talon_audit_parse_time("yesterday", 9, &us), -EINVAL);
+    assert_int_equal(talon_audit_parse_time("2026-12-04T21:38:53-23:59", 25, &us), 0);
+    assert_int_equal(talon_audit_parse_time("2026-12-04T21:38:53+99:00", 25, &us), -EINVAL);
+    assert_int_equal(talon_audit_parse_time("2026-12-04T21:38:53+24:00", 25, &us), -EINVAL);
+    assert_int_equal(talon_audit_parse_time("2026-12-04T21:38:53+23:60", 25, &us), -EINVAL);
 }
 
 /* Days past the end of their month: -ERANGE from the time parser, and a
