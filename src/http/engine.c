@@ -68,6 +68,7 @@ typedef struct engine_conn {
 typedef struct talon_engine {
     talon_app *app;
     struct MHD_Daemon *daemon;
+    int listen_fd;                /* accepted by talon, not libmicrohttpd: see accept_connections() */
     size_t max_header_size;
     atomic_long in_flight;        /* requests created and not yet completed */
     atomic_long orphans;          /* requests released at close, without the completed callback */
@@ -106,6 +107,8 @@ typedef struct talon_engine {
 #define HEAD_POOL_MARGIN (32 * POOL_RECORD_SIZE + 2 + RESPONSE_HEAD_RESERVE)
 #define DIRECT_ANSWER_ROOM 512      /* below this, an error response skips the pool */
 #define MAX_HEADER_SIZE_LIMIT (1024 * 1024)
+#define ACCEPT_BATCH 64             /* accepts per wake-up, so a stop is seen during a flood */
+#define ACCEPT_PAUSE_MS 100         /* after EMFILE and the like, which a retry cannot fix at once */
 
 /* ---- libmicrohttpd callbacks ---- */
 
@@ -878,14 +881,10 @@ static size_t abort_held(talon_engine *e)
 static bool drain(talon_engine *e, unsigned timeout_s, long *cut)
 {
     talon_app *app = e->app;
-    /* Closing the quiesced socket here raced with worker threads that had not
-     * yet taken it out of their epoll set: libmicrohttpd 0.9.75 then panics
-     * ("Failed to remove listen FD from epoll set"). shutdown() stops new
-     * connections on Linux and keeps the descriptor valid until the daemon
-     * is stopped. */
-    MHD_socket lfd = MHD_quiesce_daemon(e->daemon);
-    if (lfd != MHD_INVALID_SOCKET)
-        shutdown(lfd, SHUT_RDWR);
+    /* Only talon's serving thread accepts, and it has returned from
+     * wait_for_stop(), so closing the socket cannot race with an accept. */
+    close(e->listen_fd);
+    e->listen_fd = -1;
     talon_log_info(app->log, "stopping: no longer accepting connections; waiting up to %us "
                    "for %ld in-flight requests", timeout_s, atomic_load(&e->in_flight));
 
@@ -908,8 +907,6 @@ static bool drain(talon_engine *e, unsigned timeout_s, long *cut)
     *cut = atomic_load(&e->in_flight);
     MHD_stop_daemon(e->daemon);
     e->daemon = NULL;
-    if (lfd != MHD_INVALID_SOCKET)
-        close(lfd);
     return true;
 }
 
@@ -919,17 +916,19 @@ static unsigned default_threads(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
-static int start_daemon(talon_engine *e, const talon_server_options *opts, int listen_fd,
-                        unsigned threads, char *err, size_t errlen)
+static int start_daemon(talon_engine *e, const talon_server_options *opts, unsigned threads,
+                        char *err, size_t errlen)
 {
     size_t pool = e->pool_size;
+    /* talon accepts (accept_connections), so libmicrohttpd gets no listening
+     * socket. MHD_ALLOW_SUSPEND_RESUME implies the inter-thread channel that
+     * MHD_add_connection() needs to hand a connection to a worker thread. */
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-                     MHD_ALLOW_SUSPEND_RESUME;
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET;
     struct MHD_OptionItem ops[16];
     size_t n = 0;
     /* The logger must come first, or libmicrohttpd warns about earlier options. */
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, e };
-    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, e };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, e };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)on_unescape, e };
@@ -994,15 +993,59 @@ static unsigned bound_port(int fd)
     return 0;
 }
 
-/* Block until a stop signal or talon_app_stop() writes to the stop pipe. */
+/* Accept the pending connections on the listening socket and hand each to
+ * libmicrohttpd. Given the listening socket, every worker thread of
+ * libmicrohttpd 0.9.75 polls it and accepts in a loop, so one worker often
+ * took a whole burst and served it alone while the other idled (16 of 16
+ * connections in tests/e2e/test_worker_balance.py). MHD_add_connection()
+ * gives a connection to worker number fd mod threads, so consecutive
+ * descriptors alternate between workers. Returns false when accepting must
+ * pause because descriptors or memory ran out. The pending connections then
+ * wait in the kernel's listen queue. */
+static bool accept_connections(talon_engine *e)
+{
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(e->listen_fd, (struct sockaddr *)&ss, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return true;
+            engine_warn(e, "cannot accept a connection: %s; pausing accepts for %d ms (raise "
+                        "the open file limit or lower connection_limit)", strerror(errno),
+                        ACCEPT_PAUSE_MS);
+            return false;
+        }
+        /* On failure libmicrohttpd closes fd and logs why through on_mhd_log. */
+        MHD_add_connection(e->daemon, fd, (struct sockaddr *)&ss, len);
+    }
+    return true;
+}
+
+/* Block until a stop signal or talon_app_stop() writes to the stop pipe,
+ * accepting connections and sweeping slow heads meanwhile. */
 static void wait_for_stop(talon_app *app)
 {
-    struct pollfd p = { .fd = app->stop_pipe[0], .events = POLLIN };
+    talon_engine *e = app->engine;
+    struct pollfd p[2] = { { .fd = app->stop_pipe[0], .events = POLLIN },
+                           { .fd = e->listen_fd, .events = POLLIN } };
+    int64_t next_sweep = talon_now_ns() + 1000000000;
+    bool paused = false;
     while (!atomic_load(&app->stopping)) {
-        int rc = poll(&p, 1, 1000);
-        if (rc == 0 && app->engine != NULL)
-            sweep_slow_heads(app->engine);
-        if (rc > 0) {
+        int rc = poll(p, paused ? 1 : 2, paused ? ACCEPT_PAUSE_MS : 1000);
+        paused = false;
+        if (rc > 0 && (p[1].revents & POLLIN))
+            paused = !accept_connections(e);
+        /* By the clock: under a steady stream of new connections poll()
+         * never times out. */
+        if (talon_now_ns() >= next_sweep) {
+            sweep_slow_heads(e);
+            next_sweep = talon_now_ns() + 1000000000;
+        }
+        if (rc > 0 && (p[0].revents & POLLIN)) {
             char buf[16];
             ssize_t n = read(app->stop_pipe[0], buf, sizeof(buf));
             if (n > 0 && buf[0] != 's')
@@ -1047,6 +1090,7 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
         goto err_pipe;
     }
     e->app = app;
+    e->listen_fd = fd;
     e->max_header_size = opts->max_header_size;
     e->pool_size = opts->max_header_size + HEAD_POOL_MARGIN;
     e->connection_limit = opts->connection_limit;
@@ -1067,7 +1111,7 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     sigaction(SIGPIPE, &ign, &old_pipe);
 
     atomic_store(&app->stopping, false);
-    rc = start_daemon(e, opts, fd, threads, err, errlen);
+    rc = start_daemon(e, opts, threads, err, errlen);
     if (rc < 0) {
         close(fd);
         goto err_signals;
