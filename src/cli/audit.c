@@ -205,8 +205,8 @@ static void verify_usage(FILE *out)
 static void print_result_json(const talon_audit_verify_result *r, const talon_audit_witness *w,
                               const talon_audit_witness_result *wr, const cli_recoveries *recoveries)
 {
-    bool chain_intact = r->verdict == TALON_AUDIT_INTACT;
-    const cli_recovery *tampered = chain_intact ? cli_recoveries_first_modified(recoveries) : NULL;
+    bool checks_passed = r->verdict == TALON_AUDIT_INTACT; /* the chain's and the witness's */
+    const cli_recovery *tampered = checks_passed ? cli_recoveries_first_modified(recoveries) : NULL;
     const char *verdict = talon_audit_verdict_name(tampered ? TALON_AUDIT_MODIFIED : r->verdict);
     const char *file = tampered ? tampered->file : r->file;
     uint64_t line = tampered ? tampered->line : r->line, seq = tampered ? tampered->seq : r->seq;
@@ -217,7 +217,7 @@ static void print_result_json(const talon_audit_verify_result *r, const talon_au
     else
         snprintf(detail, sizeof detail, "%s", r->detail);
     json_t *o = json_pack("{s:b,s:s,s:s?,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s,s:s}",
-                          "intact", chain_intact && !tampered, "verdict", verdict, "file", file,
+                          "intact", checks_passed && !tampered, "verdict", verdict, "file", file,
                           "line", (json_int_t)line, "seq", (json_int_t)seq, "detail", detail,
                           "records", (json_int_t)r->records, "seals", (json_int_t)r->seals,
                           "files", (json_int_t)r->files, "bytes", (json_int_t)r->bytes,
@@ -230,8 +230,8 @@ static void print_result_json(const talon_audit_verify_result *r, const talon_au
         return;
     }
     json_object_set_new(o, "torn_bytes", json_integer((json_int_t)r->torn_bytes));
-    /* Only an intact chain lists them: every audit_recovered record is then known. */
-    if (chain_intact)
+    /* Listed only when every check passed: every audit_recovered record is then known. */
+    if (checks_passed)
         json_object_set_new(o, "recoveries", cli_recoveries_json(recoveries));
     else
         json_object_set_new(o, "recoveries", json_array());
