@@ -6,6 +6,7 @@ The demo users are the built-in demo-only users (docs/audit.md)."""
 import glob
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -76,6 +77,69 @@ def post_notes_until_acked(demo, prefix, timeout=10):
         i += 1
         time.sleep(0.1)
     fail("the trail did not come back within %d s: note %s got 503" % (timeout, rid))
+
+
+def stop_cleanly(demo):
+    """Stop the demo with SIGTERM and check that it exits 0. On failure, the
+    message gives the exit status (or the signal that ended the demo), its
+    stderr and the end of its app log, since the demo's directory is
+    removed afterwards."""
+    running = demo.proc.poll() is None
+    rc = demo.stop()
+    if rc == 0:
+        return
+    if rc is not None and rc < 0:
+        exit_text = "was killed by %s" % signal.Signals(-rc).name
+    else:
+        exit_text = "exited with status %r" % rc
+    exit_text += " after SIGTERM" if running else " before the test sent SIGTERM"
+    try:
+        with open(demo.path("var", "log", "app.log"), errors="replace") as f:
+            app_log = f.read()[-4000:]
+    except OSError as e:
+        app_log = "(no app log: %s)" % e
+    fail("talon-demo did not exit cleanly: it %s\nstderr:\n%s\nend of app.log:\n%s"
+         % (exit_text, demo.read_stderr()[-4000:], app_log))
+
+
+def reject_then_recover(demo, rejected_id, prefix="after"):
+    """After the test broke the trail (removed or moved its directory),
+    check that the next audited note, rejected_id, gets 503, then post
+    notes until the trail has recovered and one is acknowledged, and stop
+    the demo cleanly. Returns (the acknowledged request id, the app log)."""
+    status, body = post_note(demo, rejected_id)
+    check(status == 503, "first note after breaking the trail (%s): expected 503, got %d %r"
+          % (rejected_id, status, body))
+    acked = post_notes_until_acked(demo, prefix)
+    stop_cleanly(demo)
+    with open(demo.path("var", "log", "app.log")) as f:
+        return acked, f.read()
+
+
+def check_restored_files(directory, names):
+    """Check that each of names exists in directory with mode 0600."""
+    for name in names:
+        path = os.path.join(directory, name)
+        check(os.path.exists(path), "%s was not restored in %s" % (name, directory))
+        mode = os.stat(path).st_mode & 0o777
+        check(mode == 0o600, "%s mode is %o, expected 600" % (path, mode))
+
+
+def check_recovered_trail(recs, cause, acked, rejected_id):
+    """Check the records of a trail restored after its directory was broken:
+    one audit_recovered record with this cause and a recreated key state,
+    a note_created record for every acknowledged request id, and none for
+    the rejected one."""
+    recovered = [r for r in recs if r["type"] == "audit_recovered"]
+    check(len(recovered) == 1, "expected one audit_recovered record, got %d" % len(recovered))
+    check(recovered[0]["data"]["cause"] == cause,
+          "audit_recovered cause: expected %s, got %r" % (cause, recovered[0]["data"]))
+    check(recovered[0]["data"]["key_state_recreated"] is True,
+          "key state not recreated: %r" % recovered[0]["data"])
+    ids = {r["request"]["id"] for r in recs if r["type"] == "note_created" and r["request"]}
+    for rid in acked:
+        check(rid in ids, "acknowledged note %s has no note_created record" % rid)
+    check(rejected_id not in ids, "the rejected note %s has a note_created record" % rejected_id)
 
 
 def mount_trail_tmpfs(demo):

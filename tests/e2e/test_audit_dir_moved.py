@@ -18,7 +18,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from talon_e2e import CLI, Demo, check  # noqa: E402
-from audit_e2e import post_note, post_notes_until_acked  # noqa: E402
+from audit_e2e import (check_recovered_trail, check_restored_files, post_note,  # noqa: E402
+                       reject_then_recover)
 
 CONFIG = """
 [log.app]
@@ -61,21 +62,13 @@ def main():
         active = os.path.basename(trail_files(trail)[-1])
 
         os.rename(trail, moved)
-        status, body = post_note(demo, "at-move")
-        check(status == 503, "first note after mv var/audit: expected 503, got %d %r" % (status, body))
+        after, app_log = reject_then_recover(demo, "at-move")
+        acked.append(after)
 
-        acked.append(post_notes_until_acked(demo, "after"))
-        check(demo.stop() == 0, "talon-demo did not exit cleanly")
-
-        with open(demo.path("var", "log", "app.log")) as f:
-            app_log = f.read()
         check("was moved or replaced while open; the open file is now %s/%s" % (moved, active)
               in app_log, "no error naming where the active file went in app.log:\n%s" % app_log)
         check("restored the moved file" in app_log, "no line about the restore in app.log")
-        for name in ("key.state", active):
-            path = os.path.join(trail, name)
-            check(os.path.exists(path), "%s was not recreated" % name)
-            check(os.stat(path).st_mode & 0o777 == 0o600, "%s mode is not 0600" % name)
+        check_restored_files(trail, ("key.state", active))
         check([os.path.basename(p) for p in trail_files(trail)] == [active],
               "var/audit holds %s, expected only the active file %s" % (trail_files(trail), active))
         with open(os.path.join(moved, "key.state")) as f:
@@ -84,14 +77,7 @@ def main():
 
         old_files = [p for p in trail_files(moved) if os.path.basename(p) < active]
         recs = read_records(old_files + trail_files(trail))
-        recovered = [r for r in recs if r["type"] == "audit_recovered"]
-        check(len(recovered) == 1, "expected one audit_recovered record, got %d" % len(recovered))
-        check(recovered[0]["data"]["cause"] == "file_moved", "cause: %r" % recovered[0]["data"])
-        check(recovered[0]["data"]["key_state_recreated"] is True, "key state not recreated")
-        ids = {r["request"]["id"] for r in recs if r["type"] == "note_created" and r["request"]}
-        for text in acked:
-            check(text in ids, "acknowledged note %s has no note_created record" % text)
-        check("at-move" not in ids, "the rejected note has a note_created record")
+        check_recovered_trail(recs, "file_moved", acked, "at-move")
 
         rc, out = talon("audit", "verify", "--key", key, trail)
         check(rc == 1 and "incomplete" in out, "verify of the recreated trail alone: exit %d, "
