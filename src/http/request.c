@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,50 @@ int64_t talon_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* One freed request kept per thread for the next talon_req_create(). A
+ * talon_req (about 2.5 KiB) is larger than glibc's per-thread cache serves,
+ * so every malloc() of one went to the arena, which first merges its fast
+ * bins (malloc_consolidate): about 1% of the server's CPU per GET under
+ * load. The key's destructor frees the spare of a thread that exits. */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static bool spare_ok;
+
+static void spare_init(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+    spare_ok = false; /* so that AddressSanitizer detects a use after free */
+#else
+    spare_ok = pthread_key_create(&spare_key, free) == 0;
+#endif
+}
+
+static talon_req *spare_take(void)
+{
+    pthread_once(&spare_once, spare_init);
+    if (!spare_ok)
+        return NULL;
+    talon_req *req = pthread_getspecific(spare_key);
+    if (req != NULL)
+        pthread_setspecific(spare_key, NULL);
+    return req;
+}
+
+/* Keep req as this thread's spare, or free it when the thread has one. */
+static void spare_put(talon_req *req)
+{
+    pthread_once(&spare_once, spare_init);
+    if (spare_ok && pthread_getspecific(spare_key) == NULL &&
+        pthread_setspecific(spare_key, req) == 0)
+        return;
+    free(req);
+}
+
 talon_req *talon_req_create(talon_app *app)
 {
-    talon_req *req = malloc(sizeof(*req));
+    talon_req *req = spare_take();
+    if (req == NULL)
+        req = malloc(sizeof(*req));
     if (req == NULL)
         return NULL;
     /* The embedded arena block is large: clear only the fields. */
@@ -66,7 +108,7 @@ static void req_free(talon_req *req)
     free(req->release_description);
     pthread_mutex_destroy(&req->lock);
     talon_arena_release(&req->arena);
-    free(req);
+    spare_put(req);
 }
 
 void talon_req_unref(talon_req *req)
@@ -264,7 +306,13 @@ int talon_req_append_body(talon_req *req, const char *data, size_t len)
 
 void talon_req_prepare(talon_req *req)
 {
-    talon_proxies_client_ip(req->app->proxies, req, req->client_ip);
+    /* Without trusted proxies the client is the peer. The copy skips the
+     * snprintf() of talon_proxies_client_ip(), about 1% of the server's CPU
+     * per GET under load. */
+    if (req->app->proxies == NULL)
+        memcpy(req->client_ip, req->peer_ip, sizeof(req->client_ip));
+    else
+        talon_proxies_client_ip(req->app->proxies, req, req->client_ip);
     talon_request_id_init(req->id, talon_req_header(req, "X-Request-ID"));
     const char *tp = talon_req_header(req, "traceparent");
     if (tp == NULL || !talon_traceparent_parse(tp, req->trace_id, req->parent_id)) {

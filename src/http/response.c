@@ -1,4 +1,5 @@
 /* Responses: status, headers, body, JSON and Falcon-style error bodies. */
+#include "http/framing.h"
 #include "http/request.h"
 
 #include <errno.h>
@@ -34,23 +35,10 @@ bool talon_resp_is_set(const talon_resp *resp)
     return resp->status != 0;
 }
 
-/* RFC 9110 token characters. */
-static bool is_token(const char *s)
-{
-    if (*s == '\0')
-        return false;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c <= 0x20 || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c) != NULL)
-            return false;
-    }
-    return true;
-}
-
 /* Reject what would let a value split or corrupt the response head. */
 static int check_header(const char *name, const char *value)
 {
-    if (name == NULL || value == NULL || !is_token(name))
+    if (name == NULL || value == NULL || !talon_http_is_token(name, strlen(name)))
         return -EINVAL;
     if (strpbrk(value, "\r\n") != NULL)
         return -EINVAL;

@@ -259,6 +259,62 @@ static void body_limit(void **state)
     talon_app_free(small);
 }
 
+static void client_ip_from_prepare(void **state)
+{
+    /* Without trusted proxies, prepare copies the peer and ignores the header. */
+    talon_req *req = talon_pipeline_req_new(app, "GET", "/");
+    talon_req_set_peer_ip(req, "192.0.2.7");
+    talon_req_add_header(req, "X-Forwarded-For", "1.2.3.4");
+    talon_pipeline_req_run(req);
+    assert_string_equal(talon_req_client_ip(req), "192.0.2.7");
+    talon_pipeline_req_free(req);
+
+    /* With the peer trusted, prepare takes the header's address. */
+    talon_app *proxied = talon_app_new();
+    char err[256];
+    assert_int_equal(talon_proxies_parse("192.0.2.0/24", &proxied->proxies, err, sizeof(err)), 0);
+    req = talon_pipeline_req_new(proxied, "GET", "/");
+    talon_req_set_peer_ip(req, "192.0.2.7");
+    talon_req_add_header(req, "X-Forwarded-For", "1.2.3.4");
+    talon_pipeline_req_run(req);
+    assert_string_equal(talon_req_client_ip(req), "1.2.3.4");
+    talon_pipeline_req_free(req);
+    talon_app_free(proxied);
+}
+
+static void reused_request_starts_clean(void **state)
+{
+    talon_req *req = talon_pipeline_req_new(app, "POST", "/a?x=1");
+    talon_req_add_header(req, "X-Request-ID", "first-request");
+    assert_int_equal(talon_req_append_body(req, "abc", 3), 0);
+    const char *roles[] = { "admin", NULL };
+    talon_req_set_user(req, "alice", roles);
+    assert_int_equal(talon_req_context_set(req, "k", strdup("v"), free), 0);
+    talon_pipeline_req_run(req);
+    talon_resp_set_header(&req->resp, "X-Old", "1");
+    talon_pipeline_req_free(req);
+
+    /* The next request on this thread may get the same memory back. */
+    req = talon_req_create(app);
+    assert_non_null(req);
+    assert_string_equal(talon_req_method(req), "GET");
+    assert_string_equal(talon_req_target(req), "/");
+    assert_int_equal(talon_req_header_count(req), 0);
+    assert_null(talon_req_query(req, "x"));
+    size_t len = 99;
+    assert_null(talon_req_body(req, &len));
+    assert_int_equal(len, 0);
+    assert_null(talon_req_user(req));
+    assert_false(talon_req_has_role(req, "admin"));
+    assert_null(talon_req_context_get(req, "k"));
+    assert_int_equal(talon_resp_status(&req->resp), 0);
+    assert_null(talon_resp_header(&req->resp, "X-Old"));
+    assert_string_equal(talon_req_peer_ip(req), "-");
+    assert_string_equal(talon_req_client_ip(req), "-");
+    assert_string_equal(talon_req_id(req), "");
+    talon_req_unref(req);
+}
+
 static void path_params(void **state)
 {
     talon_app *a = talon_app_new();
@@ -290,6 +346,8 @@ int main(void)
         cmocka_unit_test(context_values),
         cmocka_unit_test(body_limit),
         cmocka_unit_test(path_params),
+        cmocka_unit_test(client_ip_from_prepare),
+        cmocka_unit_test(reused_request_starts_clean),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
