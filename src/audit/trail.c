@@ -442,8 +442,14 @@ reread:
             rc = mrc;
             goto out;
         }
-        talon_log_warn(t->log, "audit recovery: moved %" PRIu64 " torn bytes of %s to %s",
-                       damaged->bytes, path, damaged->file);
+        /* A modified record was already logged at ERROR: do not call it torn here. */
+        if (damaged->modified_lines > 0)
+            talon_log_warn(t->log, "audit recovery: moved %" PRIu64 " bytes of %s, with %u "
+                           "modified record(s), to %s", damaged->bytes, path,
+                           (unsigned)damaged->modified_lines, damaged->file);
+        else
+            talon_log_warn(t->log, "audit recovery: moved %" PRIu64 " torn bytes of %s to %s",
+                           damaged->bytes, path, damaged->file);
     }
 
 out:
