@@ -7,12 +7,23 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "talon/audit_reader.h"
 
 int cli_audit_query(int argc, char **argv);
 int cli_audit_tail(int argc, char **argv);
 int cli_audit_report(int argc, char **argv);
+
+/* Called with each complete line that tail -f reads, without its newline. */
+typedef void (*cli_follow_line_fn)(void *ctx, const char *line, size_t len);
+
+/* Follow the trail file `file` from byte off, like tail -F: with dir (the
+ * trail directory) go on in file index + 1 when the trail rotates, and
+ * reopen the file when its path names a new file. Runs until killed;
+ * returns CLI_USAGE after an error, which it reports on stderr. */
+int cli_audit_follow(const char *dir, uint64_t index, const char *file, off_t off, cli_follow_line_fn fn,
+                     void *ctx);
 
 /* Check the verification key of `talon audit verify` before the verifier
  * runs: one key line in a readable regular file, for the trail of the

@@ -3,20 +3,15 @@
 #include "cli/cli.h"
 #include "cli/audit_cli.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "talon/audit_reader.h"
-
-#define FOLLOW_INTERVAL_MS 200
 
 /* Options every reading subcommand accepts: filters and the output format. */
 typedef struct read_opts {
@@ -280,7 +275,8 @@ static void tail_usage(FILE *out)
     fprintf(out, "usage: talon audit tail [-n N] [-f] [FILTERS] [--format json|table] PATH\n\n"
             "Print the last N matching records of the trail (default 10). With -f, keep\n"
             "printing new records as they are written, and move on to the next file\n"
-            "when the trail rotates (PATH must then be the trail directory).\n\n"
+            "when the trail rotates (PATH must then be the trail directory). When the\n"
+            "file is moved or removed and the server recreates it, go on in the new file.\n\n"
             "  -n, --lines N        records to print first (0: only new ones)\n"
             "  -f, --follow         follow the trail; stop with Ctrl-C\n%s"
             "  -h, --help           show this help\n\n"
@@ -306,143 +302,16 @@ static int collect_line(void *ctx, const talon_audit_record *rec)
     return 0;
 }
 
-static void emit_line(const read_opts *o, const char *line, size_t len)
+/* Print a line that tail -f read when it is a record that matches the
+ * filters: the cli_follow_line_fn of cli_audit_follow(). */
+static void emit_line(void *ctx, const char *line, size_t len)
 {
+    const read_opts *o = ctx;
     talon_audit_record rec;
     if (talon_audit_record_parse(line, len, &rec, NULL, 0) != 0 || !talon_audit_filter_match(&o->filter, &rec))
         return;
     print_ctx p = { .table = o->table };
     print_record(&p, &rec);
-}
-
-/* The highest file index in dir, 0 when none. */
-static uint64_t last_index(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    uint64_t best = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        unsigned long long i;
-        char tail[8];
-        if (strlen(de->d_name) == 20 && sscanf(de->d_name, "audit-%8llu.%6s", &i, tail) == 2 &&
-            strcmp(tail, "jsonl") == 0 && i > best)
-            best = i;
-    }
-    closedir(d);
-    return best;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
-/* Open a trail file for reading, or return -1 with errno set (EINVAL for a
- * FIFO, directory or device). O_NONBLOCK keeps the open of a FIFO from
- * waiting for a writer; it is cleared again for the reads. */
-static int open_trail_file(const char *path)
-{
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &st) != 0 || fcntl(fd, F_SETFL, 0) != 0)
-        goto err;
-    if (!S_ISREG(st.st_mode)) {
-        errno = EINVAL;
-        goto err;
-    }
-    return fd;
-
-err:;
-    int e = errno;
-    close(fd);
-    errno = e;
-    return -1;
-}
-
-/* Follow path from byte off; with a directory, continue in the next file
- * after a rotation. Runs until killed or an error. */
-static int follow(const read_opts *o, const char *dir, uint64_t index, const char *file, off_t off)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s", file);
-    int fd = open_trail_file(path);
-    if (fd < 0) {
-        if (errno == EINVAL)
-            cli_error("audit tail: %s: not a regular file", path);
-        else
-            cli_error("audit tail: %s: cannot open: %s", path, strerror(errno));
-        return CLI_USAGE;
-    }
-    char *pending = NULL;
-    size_t npending = 0;
-    for (;;) {
-        struct stat st;
-        if (fstat(fd, &st) != 0) {
-            cli_error("audit tail: %s: %s", path, strerror(errno));
-            break;
-        }
-        if (st.st_size < off) {
-            /* Crash recovery cut a torn line: read on from the new end. */
-            fprintf(stderr, "talon: %s: file shrank to %lld bytes; following from there\n", path,
-                    (long long)st.st_size);
-            off = st.st_size;
-            npending = 0;
-        }
-        if (st.st_size > off) {
-            size_t want = (size_t)(st.st_size - off);
-            char *buf = realloc(pending, npending + want);
-            if (!buf) {
-                cli_error("audit tail: out of memory");
-                break;
-            }
-            pending = buf;
-            ssize_t got = pread(fd, pending + npending, want, off);
-            if (got < 0) {
-                cli_error("audit tail: %s: cannot read: %s", path, strerror(errno));
-                break;
-            }
-            off += got;
-            npending += (size_t)got;
-            size_t start = 0;
-            for (size_t i = 0; i < npending; i++) {
-                if (pending[i] == '\n') {
-                    emit_line(o, pending + start, i - start);
-                    start = i + 1;
-                }
-            }
-            memmove(pending, pending + start, npending - start);
-            npending -= start;
-            fflush(stdout);
-            continue;
-        }
-        if (dir && npending == 0 && last_index(dir) > index) {
-            char next[4096];
-            snprintf(next, sizeof next, "%s/audit-%08llu.jsonl", dir, (unsigned long long)(index + 1));
-            int nfd = open_trail_file(next);
-            if (nfd < 0 && errno == EINVAL) {
-                cli_error("audit tail: %s: not a regular file", next);
-                break;
-            }
-            if (nfd >= 0) {
-                close(fd);
-                fd = nfd;
-                index++;
-                snprintf(path, sizeof path, "%s", next);
-                off = 0;
-                continue;
-            }
-        }
-        sleep_ms(FOLLOW_INTERVAL_MS);
-    }
-    free(pending);
-    close(fd);
-    return CLI_USAGE;
 }
 
 int cli_audit_tail(int argc, char **argv)
@@ -497,7 +366,7 @@ int cli_audit_tail(int argc, char **argv)
         uint64_t index = talon_audit_reader_file_index(reader, nfiles - 1);
         talon_audit_reader_close(reader);
         reader = NULL;
-        rc = follow(&o, is_dir && index ? path : NULL, index, file, (off_t)off);
+        rc = cli_audit_follow(is_dir && index ? path : NULL, index, file, (off_t)off, emit_line, &o);
     }
 done:
     for (size_t i = 0; i < c.n; i++)
