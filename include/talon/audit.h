@@ -109,6 +109,26 @@ void talon_audit_close(talon_audit_trail *trail);
 int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
                        talon_audit_mode mode, talon_audit_done_fn done, void *ctx);
 
+/* A record serialized by talon_audit_prepare() and not yet queued. */
+typedef struct talon_audit_record talon_audit_record;
+
+/* Serialize (and redact) a record without queueing it, as
+ * talon_audit_submit() would. Returns 0 with *out set, -EINVAL or -ENOMEM.
+ * Pass it to talon_audit_submit_group() or free it with
+ * talon_audit_record_free(). */
+int talon_audit_prepare(talon_audit_trail *trail, const talon_audit_event *ev,
+                        talon_audit_mode mode, talon_audit_done_fn done, void *ctx,
+                        talon_audit_record **out);
+void talon_audit_record_free(talon_audit_record *rec);
+
+/* Queue n prepared records as one group: the writer puts them in one batch,
+ * written with one write() and, when one of them is sync, one fdatasync,
+ * so either every record of the group is in the trail or none is, and each
+ * done callback gets the same status. Takes the records in every case.
+ * Returns 0, or the negative errno of talon_audit_submit() when the trail
+ * cannot take the group now: nothing was queued and no done callback runs. */
+int talon_audit_submit_group(talon_audit_trail *trail, talon_audit_record **recs, size_t n);
+
 /* True while the trail is writable (under fail_closed, audited requests get
  * 503 otherwise). */
 bool talon_audit_healthy(const talon_audit_trail *trail);

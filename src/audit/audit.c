@@ -350,22 +350,15 @@ static audit_item *pool_take(talon_audit_trail *t)
     return it;
 }
 
-int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
-                       talon_audit_mode mode, talon_audit_done_fn done, void *ctx)
+/* Serialize ev into a record item that is not queued yet. */
+static int prepare_item(talon_audit_trail *trail, const talon_audit_event *ev,
+                        talon_audit_mode mode, talon_audit_done_fn done, void *ctx,
+                        audit_item **out)
 {
     const size_t head = offsetof(audit_item, middle);
     audit_buf b;
     audit_item *it;
     int rc;
-
-    if (trail == NULL || ev == NULL)
-        return -EINVAL;
-    if (!atomic_load(&trail->healthy))
-        return reject_unhealthy(trail);
-    /* A full queue is checked again under the lock; this early look only
-     * saves serializing a record that would be rejected. */
-    if (atomic_load_explicit(&trail->queued, memory_order_relaxed) >= trail->queue_capacity)
-        return reject(trail, EAGAIN, "the queue is full (queue_capacity)");
 
     /* Serialize straight behind the item header, into a written record's
      * memory when the pool has one. */
@@ -392,26 +385,105 @@ int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
     it->done = done;
     it->ctx = ctx;
     it->len = b.len - head;
+    *out = it;
+    return 0;
+}
+
+static void free_item_array(audit_item **items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(items[i]);
+}
+
+/* Queue items[0..n) together under one lock, so that the writer takes them
+ * in one batch; the first one is marked as the start of a group of n. On
+ * rejection the items are freed and, like every rejected record, counted
+ * (each of them). */
+static int queue_items(talon_audit_trail *trail, audit_item **items, size_t n)
+{
+    int rc = 0;
 
     pthread_mutex_lock(&trail->mutex);
-    if (trail->stopping) {
-        pthread_mutex_unlock(&trail->mutex);
-        free(it);
-        return -ESHUTDOWN;
+    if (trail->stopping)
+        rc = -ESHUTDOWN;
+    else if (!atomic_load(&trail->healthy))
+        rc = -EIO;
+    else if (atomic_load_explicit(&trail->queued, memory_order_relaxed) + n >
+             trail->queue_capacity)
+        rc = -EAGAIN;
+    if (rc == 0) {
+        items[0]->group = n;
+        for (size_t i = 0; i < n; i++)
+            enqueue_locked(trail, items[i]);
     }
-    if (!atomic_load(&trail->healthy)) {
-        pthread_mutex_unlock(&trail->mutex);
-        free(it);
-        return reject_unhealthy(trail);
-    }
-    if (atomic_load_explicit(&trail->queued, memory_order_relaxed) >= trail->queue_capacity) {
-        pthread_mutex_unlock(&trail->mutex);
-        free(it);
-        return reject(trail, EAGAIN, "the queue is full (queue_capacity)");
-    }
-    enqueue_locked(trail, it);
     pthread_mutex_unlock(&trail->mutex);
-    return 0;
+    if (rc == 0)
+        return 0;
+    free_item_array(items, n);
+    if (rc == -ESHUTDOWN)
+        return rc;
+    /* Each record of a rejected group is counted; reject() rate-limits the
+     * log line. The result is that of the first record. */
+    bool unhealthy = rc == -EIO;
+    for (size_t i = 0; i < n; i++) {
+        int r = unhealthy ? reject_unhealthy(trail)
+                          : reject(trail, EAGAIN, "the queue is full (queue_capacity)");
+        if (i == 0)
+            rc = r;
+    }
+    return rc;
+}
+
+int talon_audit_submit(talon_audit_trail *trail, const talon_audit_event *ev,
+                       talon_audit_mode mode, talon_audit_done_fn done, void *ctx)
+{
+    audit_item *it;
+    int rc;
+
+    if (trail == NULL || ev == NULL)
+        return -EINVAL;
+    if (!atomic_load(&trail->healthy))
+        return reject_unhealthy(trail);
+    /* A full queue is checked again under the lock; this early look only
+     * saves serializing a record that would be rejected. */
+    if (atomic_load_explicit(&trail->queued, memory_order_relaxed) >= trail->queue_capacity)
+        return reject(trail, EAGAIN, "the queue is full (queue_capacity)");
+    rc = prepare_item(trail, ev, mode, done, ctx, &it);
+    if (rc < 0)
+        return rc;
+    return queue_items(trail, &it, 1);
+}
+
+int talon_audit_prepare(talon_audit_trail *trail, const talon_audit_event *ev,
+                        talon_audit_mode mode, talon_audit_done_fn done, void *ctx,
+                        talon_audit_record **out)
+{
+    audit_item *it;
+    int rc;
+
+    *out = NULL;
+    if (trail == NULL || ev == NULL)
+        return -EINVAL;
+    rc = prepare_item(trail, ev, mode, done, ctx, &it);
+    if (rc == 0)
+        *out = (talon_audit_record *)it;
+    return rc;
+}
+
+void talon_audit_record_free(talon_audit_record *rec)
+{
+    free(rec);
+}
+
+int talon_audit_submit_group(talon_audit_trail *trail, talon_audit_record **recs, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (trail == NULL) {
+        free_item_array((audit_item **)recs, n);
+        return -EINVAL;
+    }
+    return queue_items(trail, (audit_item **)recs, n);
 }
 
 /* Queue a control item and wait until the writer has run it. */

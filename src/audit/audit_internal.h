@@ -179,7 +179,8 @@ typedef struct audit_item {
     talon_audit_mode mode;
     talon_audit_done_fn done;
     void *ctx;
-    int status;     /* set when this record alone failed (-ENOMEM) */
+    int status;     /* set when this record alone (or its group) failed (-ENOMEM) */
+    size_t group;   /* records of the group that this record starts (itself included); 0 or 1: none */
     bool witness;   /* sys_shutdown: send its head to the witness once written */
     size_t cap;     /* bytes allocated, header included; 0: not reusable */
     size_t len;     /* bytes of middle */

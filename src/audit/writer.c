@@ -531,6 +531,32 @@ static int run_control(talon_audit_trail *t, audit_item *it)
     }
 }
 
+/* Append the lines of the n records from first (a group queued by
+ * talon_audit_submit_group, or one record), all of them or none. When one
+ * cannot be appended (out of memory), the lines of the others are taken
+ * back and each of the n gets status -ENOMEM. The rest of the batch goes
+ * on. Returns the record after them. */
+static audit_item *append_records(talon_audit_trail *t, audit_item *first, size_t n)
+{
+    chain_mark mark;
+    size_t batch_len = t->batch.len;
+    audit_item *it = first;
+    int rc = 0;
+
+    chain_save(t, &mark);
+    for (size_t i = 0; i < n && it != NULL; i++, it = it->next) {
+        if (rc == 0)
+            rc = append_line(t, it->middle, it->len);
+    }
+    if (rc < 0) {
+        chain_restore(t, &mark);
+        t->batch.len = batch_len;
+        for (audit_item *r = first; r != it; r = r->next)
+            r->status = -ENOMEM;
+    }
+    return it;
+}
+
 /* Process one batch taken from the queue. Returns true after a stop item. */
 static bool process_batch(talon_audit_trail *t, audit_item *list)
 {
@@ -580,19 +606,21 @@ static bool process_batch(talon_audit_trail *t, audit_item *list)
             continue;
         }
 
-        if (atomic_load(&t->healthy)) {
-            if (append_line(t, it->middle, it->len) < 0) {
-                /* Out of memory for this record alone: fail it, keep the rest. */
-                it->status = -ENOMEM;
-                it = next;
-                continue;
-            }
-            nrecords++;
-            witness_last = it->witness;
-            if (it->mode == TALON_AUDIT_SYNC)
-                durable = true;
+        if (!atomic_load(&t->healthy)) {
+            it = next;
+            continue;
         }
-        it = next;
+        size_t n = it->group > 1 ? it->group : 1;
+        audit_item *after = append_records(t, it, n);
+        if (it->status == 0) {
+            nrecords += n;
+            for (audit_item *r = it; r != after; r = r->next) {
+                witness_last = r->witness;
+                if (r->mode == TALON_AUDIT_SYNC)
+                    durable = true;
+            }
+        }
+        it = after;
     }
 
     if (seg != NULL || t->batch.len > 0) {

@@ -52,12 +52,32 @@ typedef struct audit_req_state {
     bool failed;                  /* a record was rejected under fail_closed */
     bool response_pass_done;      /* the middleware's process_response has run */
     bool failure_recorded;        /* the app wrote a failure record for this request */
+    /* Sync records submitted before the response pass, queued there as one
+     * group with the http_request record (talon_audit_submit_group), so
+     * that a write-ahead record is never durable without the others. */
+    talon_audit_record **pending; /* pending_inline, or allocated beyond it */
+    size_t npending;
+    size_t pending_cap;
+    talon_audit_record *pending_inline[2]; /* write-ahead record and http_request */
 } audit_req_state;
 
 static audit_state *state_of(const talon_req *req)
 {
     talon_app *app = talon_req_app(req);
     return app ? talon_app_userdata(app, AUDIT_USERDATA_KEY) : NULL;
+}
+
+static void req_state_free(void *p)
+{
+    audit_req_state *rs = p;
+
+    /* The response pass queues or drops every pending record, so this
+     * frees only the records of a request that never reached it. */
+    for (size_t i = 0; i < rs->npending; i++)
+        talon_audit_record_free(rs->pending[i]);
+    if (rs->pending != rs->pending_inline)
+        free(rs->pending);
+    free(rs);
 }
 
 static audit_req_state *req_state(talon_req *req)
@@ -68,11 +88,30 @@ static audit_req_state *req_state(talon_req *req)
     rs = calloc(1, sizeof(*rs));
     if (rs == NULL)
         return NULL;
-    if (talon_req_context_set(req, AUDIT_CONTEXT_KEY, rs, free) < 0) {
+    rs->pending = rs->pending_inline;
+    rs->pending_cap = sizeof(rs->pending_inline) / sizeof(rs->pending_inline[0]);
+    if (talon_req_context_set(req, AUDIT_CONTEXT_KEY, rs, req_state_free) < 0) {
         free(rs);
         return NULL;
     }
     return rs;
+}
+
+static int pending_add(audit_req_state *rs, talon_audit_record *rec)
+{
+    if (rs->npending == rs->pending_cap) {
+        size_t cap = 2 * rs->pending_cap;
+        bool inline_array = rs->pending == rs->pending_inline;
+        talon_audit_record **p = realloc(inline_array ? NULL : rs->pending, cap * sizeof(*p));
+        if (p == NULL)
+            return -ENOMEM;
+        if (inline_array)
+            memcpy(p, rs->pending_inline, sizeof(rs->pending_inline));
+        rs->pending = p;
+        rs->pending_cap = cap;
+    }
+    rs->pending[rs->npending++] = rec;
+    return 0;
 }
 
 /* Level and mode of req, matched once per request after routing (before
@@ -161,7 +200,18 @@ static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
         /* The hold comes first: the writer may finish before submit returns. */
         talon_req_hold(req);
         atomic_fetch_add(&st->held, 1);
-        rc = talon_audit_submit(st->trail, ev, TALON_AUDIT_SYNC, on_record_done, req);
+        if (rs != NULL && !rs->response_pass_done) {
+            /* Queued with the request's other sync records in the response
+             * pass (submit_pending). */
+            talon_audit_record *rec;
+            rc = talon_audit_prepare(st->trail, ev, TALON_AUDIT_SYNC, on_record_done, req, &rec);
+            if (rc == 0 && pending_add(rs, rec) < 0) {
+                talon_audit_record_free(rec);
+                rc = -ENOMEM;
+            }
+        } else {
+            rc = talon_audit_submit(st->trail, ev, TALON_AUDIT_SYNC, on_record_done, req);
+        }
         if (rc < 0) {
             bool closed = handle_failure(st, ev->request_id, rc, NULL);
             talon_req_release(req, closed ? 503 : 0, closed ? UNAVAILABLE_DESCRIPTION : NULL);
@@ -469,14 +519,37 @@ static json_t *request_record_data(audit_state *st, talon_req *req, const talon_
     return data;
 }
 
-static void audit_process_response(talon_req *req, talon_resp *resp,
-                                   const talon_resource *resource, bool req_succeeded,
-                                   void *ctx)
+/* Queue the request's pending sync records as one group: all of them
+ * become durable in one fdatasync, or all fail. When the request already
+ * failed (503), they describe nothing that happens and are dropped. */
+static void submit_pending(audit_state *st, talon_req *req, audit_req_state *rs)
 {
-    audit_state *st = ctx;
-    audit_req_state *rs = req_state(req);
-    if (rs == NULL)
+    size_t n = rs->npending;
+    int rc;
+
+    if (n == 0)
         return;
+    rs->npending = 0;
+    if (rs->failed) {
+        for (size_t i = 0; i < n; i++) {
+            talon_audit_record_free(rs->pending[i]);
+            talon_req_release(req, 503, UNAVAILABLE_DESCRIPTION);
+        }
+        return;
+    }
+    rc = talon_audit_submit_group(st->trail, rs->pending, n);
+    if (rc == 0)
+        return;
+    /* Nothing was queued: each record fails as a rejected submit() does. */
+    for (size_t i = 0; i < n; i++) {
+        bool closed = handle_failure(st, talon_req_id(req), rc, NULL);
+        talon_req_release(req, closed ? 503 : 0, closed ? UNAVAILABLE_DESCRIPTION : NULL);
+    }
+}
+
+static void record_response(audit_state *st, talon_req *req, audit_req_state *rs,
+                            talon_resp *resp, const talon_resource *resource)
+{
     if (resource != NULL && rs->resource_name == NULL)
         rs->resource_name = resource->name;
     match_policy(st, req, rs);
@@ -512,12 +585,26 @@ static void audit_process_response(talon_req *req, talon_resp *resp,
     ev.data = data;
 
     int rc = submit(st, req, rs, &ev, rs->mode);
-    rs->response_pass_done = true;
     json_decref(data);
     if (rc < 0 && rs->failed) {
         talon_resp_error(resp, 503, NULL, UNAVAILABLE_DESCRIPTION);
         talon_resp_set_header(resp, "Retry-After", "1");
     }
+}
+
+static void audit_process_response(talon_req *req, talon_resp *resp,
+                                   const talon_resource *resource, bool req_succeeded,
+                                   void *ctx)
+{
+    audit_state *st = ctx;
+    audit_req_state *rs = req_state(req);
+    if (rs == NULL)
+        return;
+    record_response(st, req, rs, resp, resource);
+    /* Records submitted from here on (an on_durable callback, for one) are
+     * queued at once. */
+    rs->response_pass_done = true;
+    submit_pending(st, req, rs);
     (void)req_succeeded;
 }
 
