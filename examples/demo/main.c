@@ -261,6 +261,10 @@ int main(int argc, char **argv)
         return 2;
     }
     d.server.listen = d.listen;
+    if (talon_listen_check(d.listen, err, sizeof(err)) < 0) {
+        fprintf(stderr, "talon-demo: %s\n", err);
+        return 2;
+    }
     d.server.trusted_proxies = d.trusted_proxies[0] ? d.trusted_proxies : NULL;
 
     int rc = 1;

@@ -81,6 +81,10 @@ typedef struct talon_server_options {
 } talon_server_options;
 
 void talon_server_options_init(talon_server_options *opts);
+/* Check a listen address ("127.0.0.1:8080") as talon_app_serve() will read
+ * it, without binding, so that a program can reject it before it opens
+ * files such as an audit trail. Returns 0 or -EINVAL with err set. */
+int talon_listen_check(const char *spec, char *err, size_t errlen);
 
 talon_app *talon_app_new(void);
 /* Free the app and everything it owns. Only after talon_app_serve() returned. */

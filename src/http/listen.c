@@ -44,7 +44,8 @@ static int split_listen(const char *spec, char *host, size_t hostlen, char *port
     return 0;
 }
 
-int talon_listen_open(const char *spec, char *err, size_t errlen)
+/* Resolve spec into *res (freed by the caller with freeaddrinfo). */
+static int resolve_listen(const char *spec, struct addrinfo **res, char *err, size_t errlen)
 {
     char host[256], port[8];
     if (spec == NULL || split_listen(spec, host, sizeof(host), port, sizeof(port)) < 0) {
@@ -54,13 +55,30 @@ int talon_listen_open(const char *spec, char *err, size_t errlen)
     }
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_NUMERICSERV | AI_PASSIVE };
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res);
+    int gai = getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, res);
     if (gai != 0) {
         snprintf(err, errlen, "cannot listen on %s: cannot resolve \"%s\": %s", spec, host,
                  gai_strerror(gai));
         return -EINVAL;
     }
+    return 0;
+}
+
+int talon_listen_check(const char *spec, char *err, size_t errlen)
+{
+    struct addrinfo *res = NULL;
+    int rc = resolve_listen(spec, &res, err, errlen);
+    if (rc == 0)
+        freeaddrinfo(res);
+    return rc;
+}
+
+int talon_listen_open(const char *spec, char *err, size_t errlen)
+{
+    struct addrinfo *res = NULL;
+    int rc = resolve_listen(spec, &res, err, errlen);
+    if (rc < 0)
+        return rc;
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         int e = errno;

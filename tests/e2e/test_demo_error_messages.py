@@ -4,7 +4,8 @@ a login with a well-formed body but an invalid user name names the rule for
 user names (it used to say "expected a JSON object"); a note whose text
 holds \\u0000 says so (it used to name jansson's JSON_ALLOW_NUL flag), and
 other JSON bodies with NUL no longer name the flag either; a users file
-entry without password_hash names the file, line and section."""
+entry without password_hash names the file, line and section; an invalid
+--listen address exits 2 before the audit trail or its keys are created."""
 import json
 import os
 import subprocess
@@ -52,6 +53,18 @@ def main():
     check(r.returncode == 1, "users file without password_hash: exit %d\n%s" % (r.returncode, out))
     check("users.ini:3: [user.ann]" in out and "password_hash" in out,
           "users file without password_hash: no file, line and section in:\n" + out)
+
+    work = tempfile.mkdtemp(prefix="talon-e2e-")
+    for spec in ("garbage", "127.0.0.1:99999", "[::1"):
+        r = subprocess.run([DEMO, "--listen", spec], cwd=work, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        out = r.stdout.decode(errors="replace")
+        check(r.returncode == 2, "--listen %s: exit %d, expected 2\n%s" % (spec, r.returncode, out))
+        check("invalid listen address" in out, "--listen %s: unclear error:\n%s" % (spec, out))
+    created = os.listdir(work)
+    check(not os.path.exists(os.path.join(work, "var", "audit"))
+          and not os.path.exists(os.path.join(work, "var", "audit-verify.key")),
+          "an invalid --listen address created trail files: %s" % created)
     print("ok")
 
 
