@@ -532,7 +532,8 @@ int cli_audit_report(int argc, char **argv)
         if (skipped)
             printf("Skipped lines:   %llu (not valid records)\n", (unsigned long long)skipped);
         printf("Recoveries:      %llu (audit_recovered: restarts after an unclean stop, and files put back after removal)\n", (unsigned long long)r.recoveries);
-        printf("Lost records:    %llu (audit_records_lost, under fail_open)\n", (unsigned long long)r.lost);
+        printf("Lost records:    %llu (audit_records_lost: acknowledged but not written; async records under "
+               "fail_closed or fail_open, sync records under fail_open)\n", (unsigned long long)r.lost);
         print_table("Events by type", "type", r.by_type);
         print_table("Events by actor", "actor", r.by_actor);
         print_table("Events by outcome", "outcome", r.by_outcome);

@@ -82,6 +82,9 @@ def run(tmp):
     rep = json.loads(out)
     check(rep["lost_records"] == 3, "report lost_records: %r" % rep["lost_records"])
     check(rep["recoveries"] == 1, "report recoveries: %r" % rep["recoveries"])
+    # Async records are lost under fail_closed too, so the label names no policy alone.
+    out, _ = expect(["audit", "report", trail], 0, out_has=["Lost records:    3 (audit_records_lost: "])
+    check("fail_closed" in out, "report does not say that records can be lost under fail_closed:\n%s" % out)
 
     # verify usage and I/O errors: exit 2, naming the value.
     expect(["audit", "verify", trail], 2, err_has=["--key FILE", "--no-key"])
