@@ -1,4 +1,4 @@
-/* talon audit: keygen and verify, and the table of audit subcommands. */
+/* talon audit: verify, and the table of audit subcommands. */
 #include "cli/cli.h"
 #include "cli/audit_cli.h"
 
@@ -15,14 +15,10 @@
 #include "talon/audit.h"
 #include "talon/audit_reader.h"
 
-#define DEFAULT_STATE "var/audit/key.state"
-#define DEFAULT_KEY "audit-verify.key"
-
-static int audit_keygen(int argc, char **argv);
 static int audit_verify(int argc, char **argv);
 
 static const cli_command AUDIT_COMMANDS[] = {
-    { "keygen", audit_keygen, "create the verification key and the server's key state" },
+    { "keygen", cli_audit_keygen, "create the verification key and the server's key state" },
     { "verify", audit_verify, "check a trail's chain, MACs and seals; name the first bad record" },
     { "query", cli_audit_query, "select records by type, actor, outcome, time, request, target" },
     { "tail", cli_audit_tail, "print the last records, and follow new ones with -f" },
@@ -91,83 +87,6 @@ int cli_audit(int argc, char **argv)
             return AUDIT_COMMANDS[i].run(argc - 1, argv + 1);
     cli_error("unknown audit subcommand \"%s\"; run 'talon audit --help' for the list", argv[1]);
     return CLI_USAGE;
-}
-
-/* ---- keygen ------------------------------------------------------------- */
-
-static void keygen_usage(FILE *out)
-{
-    fputs("usage: talon audit keygen [--key FILE] [--state FILE]\n\n"
-          "Create a new trail key: K0 and a random trail id.\n\n"
-          "  --key FILE    the auditor's verification key (default " DEFAULT_KEY ").\n"
-          "                Move it off the server: whoever holds it can forge records.\n"
-          "  --state FILE  the server's key state, mode 0600 (default " DEFAULT_STATE ");\n"
-          "                the server overwrites it with each new epoch's key.\n"
-          "  -h, --help    show this help\n\n"
-          "Neither file is overwritten if it exists.\n", out);
-}
-
-/* mkdir -p for the directory part of path, mode 0700. */
-static int make_parent_dirs(const char *path)
-{
-    char buf[4096];
-    if (strlen(path) >= sizeof buf)
-        return -ENAMETOOLONG;
-    strcpy(buf, path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    return 0;
-}
-
-static int audit_keygen(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        { "key", required_argument, NULL, 'k' },
-        { "state", required_argument, NULL, 's' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *key = DEFAULT_KEY, *state = DEFAULT_STATE;
-    int c;
-    optind = 0;
-    while ((c = getopt_long(argc, argv, "k:s:h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'k': key = optarg; break;
-        case 's': state = optarg; break;
-        case 'h': keygen_usage(stdout); return CLI_OK;
-        default: keygen_usage(stderr); return CLI_USAGE;
-        }
-    }
-    if (optind != argc) {
-        cli_error("audit keygen: unexpected argument \"%s\"; keygen takes only --key and "
-                  "--state (see 'talon audit keygen --help')", argv[optind]);
-        return CLI_USAGE;
-    }
-    int rc = make_parent_dirs(state);
-    if (rc == 0)
-        rc = make_parent_dirs(key);
-    if (rc < 0) {
-        cli_error("audit keygen: cannot create the directory for %s: %s", state, strerror(-rc));
-        return CLI_USAGE;
-    }
-    char err[512];
-    rc = talon_audit_keygen(key, state, err, sizeof err);
-    if (rc < 0) {
-        cli_error("audit keygen: %s", err);
-        return CLI_USAGE;
-    }
-    printf("server key state:  %s (0600; the server evolves it each epoch)\n"
-           "verification key:  %s\n\n"
-           "Move the verification key off this machine now and keep it with the auditor:\n"
-           "it is K0, and whoever holds it can write records that verify. Verify with\n"
-           "  talon audit verify --key %s TRAIL_DIR\n", state, key, key);
-    return CLI_OK;
 }
 
 /* ---- verify ------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 
 #include "talon/audit_reader.h"
 
+int cli_audit_keygen(int argc, char **argv);
 int cli_audit_query(int argc, char **argv);
 int cli_audit_tail(int argc, char **argv);
 int cli_audit_report(int argc, char **argv);

@@ -66,6 +66,7 @@ def run(tmp):
     expect(["audit", "keygen"], 2, err_has=["already exists"], cwd=tmp)
     key = os.path.join(tmp, "audit-verify.key")
     state = os.path.join(tmp, "var/audit/key.state")
+    keygen_errors(tmp, key)
 
     # A small trail from the reference writer.
     trail = os.path.join(tmp, "trail")
@@ -123,6 +124,45 @@ def run(tmp):
                     out_has=["NOT INTACT: %s:7: seq 7: malformed: record does not parse: at byte" % f1])
     out, err = expect(["audit", "query", trail], 0, err_has=["%s:7: skipped a line that is not a valid record" % f1])
     check(len(out.splitlines()) == 37, "query printed %d records, expected 37" % len(out.splitlines()))
+
+
+def keygen_errors(tmp, key):
+    """keygen names a directory or a symbolic link given as --key or
+    --state and says what to pass instead. A keygen that fails removes the
+    directories it created."""
+    d = os.path.join(tmp, "keygen-errors")
+    os.mkdir(d, 0o700)
+    os.mkdir(os.path.join(d, "keys"), 0o700)
+    for opt, name in (("--key", "audit-verify.key"), ("--state", "key.state")):
+        other = "--state" if opt == "--key" else "--key"
+        _, err = expect(["audit", "keygen", opt, "keys", other, "new-" + name], 2,
+                        err_has=["%s keys is a directory" % opt, "keys/" + name], cwd=d)
+        check("already exists" not in err, "keygen %s DIR: %r" % (opt, err))
+
+    os.symlink("nowhere.key", os.path.join(d, "link.key"))
+    for opt in ("--key", "--state"):
+        other = "--state" if opt == "--key" else "--key"
+        _, err = expect(["audit", "keygen", opt, "link.key", other, "new.file"], 2,
+                        err_has=["%s link.key is a symbolic link to nowhere.key" % opt,
+                                 "pass %s the path of a new file" % opt], cwd=d)
+        check("configuration" not in err, "keygen %s SYMLINK speaks of a configuration: %r" % (opt, err))
+    check(sorted(os.listdir(d)) == ["keys", "link.key"], "keygen errors left files: %s" % os.listdir(d))
+
+    # A key that exists: the state's new directories are not created.
+    expect(["audit", "keygen", "--key", key, "--state", "fresh/sub/key.state"], 2,
+           err_has=["already exists"], cwd=d)
+    check(not os.path.exists(os.path.join(d, "fresh")), "a failed keygen left the state directory fresh/")
+    # The key's directory cannot be made (a file is in the way) after the
+    # state's directories were: those are removed again.
+    with open(os.path.join(d, "plain"), "w") as f:
+        f.write("not a directory\n")
+    expect(["audit", "keygen", "--key", "plain/sub/v.key", "--state", "fresh/sub/key.state"], 2,
+           err_has=["plain/sub/v.key"], cwd=d)
+    check(not os.path.exists(os.path.join(d, "fresh")), "a failed keygen left the state directory fresh/")
+    # A directory that existed before stays.
+    expect(["audit", "keygen", "--key", key, "--state", "keys/sub/key.state"], 2, cwd=d)
+    check(os.listdir(os.path.join(d, "keys")) == [], "a failed keygen left keys/sub")
+    check(os.path.isdir(os.path.join(d, "keys")), "a failed keygen removed the existing directory keys/")
 
 
 def run_bounded(args, seconds=10):
