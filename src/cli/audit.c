@@ -235,7 +235,8 @@ static int audit_verify(int argc, char **argv)
     const char *witness_path = NULL;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "k:h", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":k:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'k': opts.key_path = optarg; break;
         case 'n': opts.no_key = true; break;
@@ -261,7 +262,7 @@ static int audit_verify(int argc, char **argv)
             break;
         }
         case 'h': verify_usage(stdout); return CLI_OK;
-        default: verify_usage(stderr); return CLI_USAGE;
+        default: cli_option_error("audit verify", c, argv, longopts); return CLI_USAGE;
         }
     }
     if (optind == argc) {

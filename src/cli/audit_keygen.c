@@ -145,12 +145,13 @@ int cli_audit_keygen(int argc, char **argv)
     const char *key = DEFAULT_KEY, *state = DEFAULT_STATE;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "k:s:h", longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":k:s:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'k': key = optarg; break;
         case 's': state = optarg; break;
         case 'h': keygen_usage(stdout); return CLI_OK;
-        default: keygen_usage(stderr); return CLI_USAGE;
+        default: cli_option_error("audit keygen", c, argv, longopts); return CLI_USAGE;
         }
     }
     if (optind != argc) {

@@ -67,7 +67,10 @@ static int parse_read_opts(int argc, char **argv, read_opts *o, const char *cmd,
     o->tail_lines = 10;
     int c;
     char err[512];
+    char command[32];
+    snprintf(command, sizeof command, "audit %s", cmd);
     optind = 0;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, shortopts, READ_OPTIONS, NULL)) != -1) {
         const char *name = NULL;
         switch (c) {
@@ -110,7 +113,7 @@ static int parse_read_opts(int argc, char **argv, read_opts *o, const char *cmd,
         }
         case 'f': o->follow = true; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: usage(stderr); return CLI_USAGE;
+        default: cli_option_error(command, c, argv, READ_OPTIONS); return CLI_USAGE;
         }
         if (name && talon_audit_filter_set(&o->filter, name, optarg, err, sizeof err) < 0) {
             cli_error("audit %s: %s", cmd, err);
@@ -238,7 +241,7 @@ int cli_audit_query(int argc, char **argv)
 {
     static char outbuf[1 << 20];
     read_opts o = { 0 };
-    int rc = parse_read_opts(argc, argv, &o, "query", "h", query_usage);
+    int rc = parse_read_opts(argc, argv, &o, "query", ":h", query_usage);
     if (rc >= 0)
         goto out;
     talon_audit_reader *reader;
@@ -317,7 +320,7 @@ static void emit_line(void *ctx, const char *line, size_t len)
 int cli_audit_tail(int argc, char **argv)
 {
     read_opts o = { 0 };
-    int rc = parse_read_opts(argc, argv, &o, "tail", "n:fh", tail_usage);
+    int rc = parse_read_opts(argc, argv, &o, "tail", ":n:fh", tail_usage);
     if (rc >= 0)
         goto out;
     if (argc - optind != 1) {
@@ -493,7 +496,7 @@ static void print_table(const char *title, const char *what, json_t *map)
 int cli_audit_report(int argc, char **argv)
 {
     read_opts o = { 0 };
-    int rc = parse_read_opts(argc, argv, &o, "report", "h", report_usage);
+    int rc = parse_read_opts(argc, argv, &o, "report", ":h", report_usage);
     if (rc >= 0)
         goto out;
     talon_audit_reader *reader;

@@ -25,6 +25,14 @@ int cli_audit(int argc, char **argv);
 /* Print "talon: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+struct option;
+
+/* Report the option error that getopt_long() returned c for ('?' or ':';
+ * run it with opterr = 0 and an optstring that starts with ':') in one
+ * line: "talon: COMMAND: unknown option '--x'; run 'talon COMMAND --help'
+ * for the options". COMMAND is like "audit query". */
+void cli_option_error(const char *command, int c, char *const *argv, const struct option *longopts);
+
 /* A progress bar on stderr, drawn only when stderr is a terminal and the
  * input is large enough to take a while. */
 typedef struct cli_progress {

@@ -55,7 +55,7 @@ def run(tmp):
     for sub in SUBCOMMANDS:
         out, _ = expect(["audit", sub, "--help"], 0, out_has=["usage: talon audit " + sub])
         expect(["audit", sub, "-h"], 0, out_has=["usage: talon audit " + sub])
-        expect(["audit", sub, "--no-such-option"], 2, err_has=["usage: talon audit " + sub])
+    option_errors(tmp)
 
     # keygen: default paths relative to the working directory, 0600, no overwrite.
     out, _ = expect(["audit", "keygen"], 0, out_has=["var/audit/key.state", "audit-verify.key", "off this machine"],
@@ -124,6 +124,36 @@ def run(tmp):
                     out_has=["NOT INTACT: %s:7: seq 7: malformed: record does not parse: at byte" % f1])
     out, err = expect(["audit", "query", trail], 0, err_has=["%s:7: skipped a line that is not a valid record" % f1])
     check(len(out.splitlines()) == 37, "query printed %d records, expected 37" % len(out.splitlines()))
+
+
+def option_errors(tmp):
+    """Every subcommand reports an option error in one line that starts
+    with "talon: audit SUB:", names the option and points to --help. The
+    commands run in an empty directory, so a keygen that took a missing
+    value from the next argument would not write anywhere else."""
+    cwd = os.path.join(tmp, "option-errors")
+    os.mkdir(cwd, 0o700)
+    cases = [(sub, ["--no-such-option", "trail"], "unknown option '--no-such-option'") for sub in SUBCOMMANDS]
+    cases += [(sub, ["-z", "trail"], "unknown option '-z'") for sub in SUBCOMMANDS]
+    cases += [(sub, ["--help=yes", "trail"], "option '--help' takes no value") for sub in SUBCOMMANDS]
+    cases += [
+        ("keygen", ["--key"], "option '--key' needs a value"),
+        ("verify", ["--key"], "option '--key' needs a value"),
+        ("verify", ["-k"], "option '-k' needs a value"),
+        ("verify", ["--open", "-zk", "k", "trail"], "unknown option '-z'"),
+        ("query", ["--type"], "option '--type' needs a value"),
+        ("query", ["--typ"], "option '--typ' needs a value"),
+        ("query", ["--ta", "x", "trail"], "ambiguous option '--ta' (it abbreviates several options)"),
+        ("tail", ["-n"], "option '-n' needs a value"),
+        ("tail", ["--lines"], "option '--lines' needs a value"),
+        ("report", ["--bogus=1", "trail"], "unknown option '--bogus'"),
+    ]
+    for sub, args, what in cases:
+        rc, out, err = talon("audit", sub, *args, cwd=cwd)
+        want = "talon: audit %s: %s; run 'talon audit %s --help' for the options\n" % (sub, what, sub)
+        check(rc == 2, "talon audit %s %s: exit %d, expected 2" % (sub, " ".join(args), rc))
+        check(err == want, "talon audit %s %s: stderr %r, expected %r" % (sub, " ".join(args), err, want))
+    check(os.listdir(cwd) == [], "option errors left files: %s" % os.listdir(cwd))
 
 
 def keygen_errors(tmp, key):
