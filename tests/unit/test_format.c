@@ -334,6 +334,34 @@ static const exact_case exact_cases[] = {
       "http.route=/notes/{id:int} user.id=alice\n" },
 };
 
+/* Fractions of seconds keep their leading and trailing zeros, in the
+ * counting pass (no buffer) and in the writing pass alike. */
+static void format_pads_time_fractions(void **state)
+{
+    static const struct {
+        int64_t time_ns, duration_ns;
+        const char *line;
+    } cases[] = {
+        { 1714557600000007000LL, 1005000000, "2024-05-01T10:00:00.000007Z 1714557600.000 1.005\n" },
+        { 1714557600999999999LL, 60000000, "2024-05-01T10:00:00.999999Z 1714557600.999 0.060\n" },
+        { 1714557600100000000LL, 0, "2024-05-01T10:00:00.100000Z 1714557600.100 0.000\n" },
+        { 1714557600012345678LL, 10999999999LL, "2024-05-01T10:00:00.012345Z 1714557600.012 10.999\n" },
+    };
+    talon_log_format *fmt = compile_ok("$time_utc $msec $request_time");
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        talon_field f = TALON_F_INT(TALON_KEY_DURATION, cases[i].duration_ns);
+        talon_log_record rec = { .time_ns = cases[i].time_ns, .level = TALON_LOG_INFO,
+                                 .fields = &f, .nfields = 1 };
+        size_t len;
+        char *line = format_line(fmt, &rec, &len);
+
+        assert_string_equal(line, cases[i].line);
+        free(line);
+    }
+    talon_log_format_free(fmt);
+}
+
 static void format_exact_lines(void **state)
 {
     talon_log_record rec = access_record();
@@ -712,6 +740,7 @@ int main(void)
         cmocka_unit_test(escape_every_byte),
         cmocka_unit_test(escape_respects_cap),
         cmocka_unit_test(format_exact_lines),
+        cmocka_unit_test(format_pads_time_fractions),
         cmocka_unit_test(combined_missing_fields),
         cmocka_unit_test(json_types),
         cmocka_unit_test(hostile_every_format),
