@@ -39,6 +39,7 @@ typedef struct log_slot {
     _Atomic(log_chunk *) cur;
     atomic_bool busy;
     struct log_slot *next;   /* the sink's list, guarded by its lock */
+    log_chunk *collected;    /* cur as a collection took it, guarded by the lock */
 } __attribute__((aligned(64))) log_slot;
 
 typedef enum { SINK_FILE, SINK_STDOUT, SINK_STDERR, SINK_SYSLOG } log_sink_kind;
