@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "log/fields.h"
+#include "log/log_internal.h"
 #include "talon/access_log.h"
 
 /* nginx's status for a request whose client closed the connection before
@@ -389,6 +390,21 @@ static size_t request_line(char *buf, size_t size, const char *method, const cha
     return len;
 }
 
+/* The parts of the request line, for the message of the text formats. */
+typedef struct request_line_parts {
+    const char *method, *target, *protocol;
+    char *buf;
+    size_t size;
+} request_line_parts;
+
+static void set_request_line(talon_log_record *rec, void *ctx)
+{
+    request_line_parts *p = ctx;
+
+    rec->message = p->buf;
+    rec->message_len = request_line(p->buf, p->size, p->method, p->target, p->protocol);
+}
+
 static void on_complete(const talon_req *req, const talon_resp *resp,
                         const talon_completion *done, void *ctx)
 {
@@ -436,22 +452,21 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
     add_str(fields, &n, LOG_KEY(OUTCOME),
             done->client_aborted || status >= 400 ? "failure" : "success");
 
-    /* The message is the request line as sent, for the text formats.
-     * NOTE: it is cut at 2 KiB; url.original always has the whole target. */
+    /* The message is the request line as sent, for the text formats. It is
+     * built only when a format of the logger writes it, which "combined"
+     * does not. NOTE: it is cut at 2 KiB; url.original always has the
+     * whole target. */
     char line[2048];
-    size_t line_len = request_line(line, sizeof(line), method, target, protocol);
-
+    request_line_parts parts = { method, target, protocol, line, sizeof(line) };
     talon_log_record rec = {
         .time_ns = now_realtime_ns(),
         .level = log->level,
         .logger = talon_logger_name(log->logger),
-        .message = line,
-        .message_len = line_len,
         .fields = fields,
         .nfields = n,
     };
 
-    talon_log_write(log->logger, &rec);
+    log_write_lazy_message(log->logger, &rec, set_request_line, &parts);
     atomic_fetch_add_explicit(&log->records, 1, memory_order_relaxed);
     free(target_copy);
     free(referer_copy);

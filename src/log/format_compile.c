@@ -17,6 +17,7 @@
 
 #include "log/fields.h"
 #include "log/format_internal.h"
+#include "log/log_internal.h"
 #include "talon/log.h"
 
 #define FORMAT_COMBINED \
@@ -296,6 +297,17 @@ talon_log_format *talon_log_format_compile(const char *spec, char *err, size_t e
 err:
     talon_log_format_free(fmt);
     return NULL;
+}
+
+bool log_format_uses_message(const talon_log_format *fmt)
+{
+    if (fmt->kind != FORMAT_OPS)
+        return true;
+    for (size_t i = 0; i < fmt->nops; i++) {
+        if (fmt->ops[i].kind == OP_MESSAGE)
+            return true;
+    }
+    return false;
 }
 
 void talon_log_format_free(talon_log_format *fmt)

@@ -106,6 +106,18 @@ int64_t log_now_monotonic_ns(void);
  * faster for the conversions most messages use. */
 int log_message_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 
+/* Records (logger.c). */
+/* talon_log_write() for a record whose message costs time to build: call
+ * set_message(rec, ctx) only when a format attached to logger writes the
+ * message. rec->message is left as it is otherwise. */
+void log_write_lazy_message(talon_logger *logger, talon_log_record *rec,
+                            void (*set_message)(talon_log_record *rec, void *ctx), void *ctx);
+
+/* Formats (format_compile.c): false only for a format that never writes
+ * the message of a record ("combined", "common", strings without
+ * $message). */
+bool log_format_uses_message(const talon_log_format *fmt);
+
 /* Sinks (sink.c). */
 talon_sink *log_sink_list(void);
 /* Append a line logged at time_ns (CLOCK_REALTIME); the time orders the

@@ -28,6 +28,7 @@ typedef struct log_attachment {
 typedef struct log_attachments {
     struct log_attachments *retired_next;
     size_t count;
+    bool needs_message; /* some format writes the record's message */
     log_attachment items[];
 } log_attachments;
 
@@ -172,6 +173,8 @@ static void attachments_publish(talon_logger *lg, log_attachments *next)
     for (size_t i = 0; next && i < next->count; i++) {
         if ((int)next->items[i].min_level < min)
             min = next->items[i].min_level;
+        if (log_format_uses_message(next->items[i].fmt))
+            next->needs_message = true;
     }
     log_attachments *old = atomic_exchange_explicit(&lg->attachments, next, memory_order_acq_rel);
     atomic_store_explicit(&lg->min_level, min, memory_order_release);
@@ -208,6 +211,7 @@ int talon_logger_add_sink(talon_logger *logger, talon_sink *sink,
     }
     next->retired_next = NULL;
     next->count = count + 1;
+    next->needs_message = false;
     if (count)
         memcpy(next->items, old->items, count * sizeof(next->items[0]));
     next->items[count] = (log_attachment){ .sink = sink, .min_level = min_level, .fmt = fmt };
@@ -249,15 +253,11 @@ static size_t format_line(log_tls *t, const talon_log_format *fmt, const talon_l
     return talon_log_format_record(fmt, rec, t->line, t->line_cap);
 }
 
-void talon_log_write(talon_logger *logger, const talon_log_record *rec)
+/* Format rec for every attachment of atts that takes its level. */
+static void write_attachments(const log_attachments *atts, const talon_log_record *rec)
 {
-    if (!logger)
-        logger = talon_logger_get("app");
-    if (!logger || !rec || !talon_logger_enabled(logger, rec->level))
-        return;
-    log_attachments *atts = atomic_load_explicit(&logger->attachments, memory_order_acquire);
     log_tls *t = tls_get();
-    if (!atts || !t)
+    if (!t)
         return;
 
     /* Attachments with the same format share one formatted line. */
@@ -283,6 +283,32 @@ void talon_log_write(talon_logger *logger, const talon_log_record *rec)
         for (size_t i = 0; i < atts->count; i++)
             talon_sink_flush(atts->items[i].sink);
     }
+}
+
+void talon_log_write(talon_logger *logger, const talon_log_record *rec)
+{
+    if (!logger)
+        logger = talon_logger_get("app");
+    if (!logger || !rec || !talon_logger_enabled(logger, rec->level))
+        return;
+    log_attachments *atts = atomic_load_explicit(&logger->attachments, memory_order_acquire);
+    if (atts)
+        write_attachments(atts, rec);
+}
+
+void log_write_lazy_message(talon_logger *logger, talon_log_record *rec,
+                            void (*set_message)(talon_log_record *rec, void *ctx), void *ctx)
+{
+    if (!logger || !talon_logger_enabled(logger, rec->level))
+        return;
+    /* One load, so the formats that decide whether the message is needed
+     * are the ones that format the record. */
+    log_attachments *atts = atomic_load_explicit(&logger->attachments, memory_order_acquire);
+    if (!atts)
+        return;
+    if (atts->needs_message)
+        set_message(rec, ctx);
+    write_attachments(atts, rec);
 }
 
 /* Format the message into the thread's buffer and write the record. */

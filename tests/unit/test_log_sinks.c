@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "log/fields.h"
+#include "log/log_internal.h"
 #include "log_test_fixture.h"
 
 #define THREADS 4
@@ -35,6 +37,58 @@ static void run_threads(talon_logger *logger, int threads, int per_thread)
     writer_arg args[REC_MAX_THREADS];
     start_threads(tid, args, logger, threads, 0, per_thread);
     join_threads(tid, threads);
+}
+
+static int lazy_message_calls;
+
+static void set_lazy_message(talon_log_record *rec, void *ctx)
+{
+    lazy_message_calls++;
+    rec->message = ctx;
+    rec->message_len = SIZE_MAX;
+}
+
+static void write_lazy_record(talon_logger *lg)
+{
+    talon_field f[] = {
+        TALON_F_STR(LOG_KEY(METHOD), "GET"),
+        TALON_F_STR(LOG_KEY(URL_ORIGINAL), "/lazy"),
+        TALON_F_INT(LOG_KEY(STATUS), 204),
+    };
+    talon_log_record rec = { .time_ns = 1714557600000000000LL, .level = TALON_LOG_INFO,
+                             .logger = "lazy", .fields = f, .nfields = 3 };
+    log_write_lazy_message(lg, &rec, set_lazy_message, "the lazy message");
+}
+
+/* The message is built only while a format that writes it is attached. */
+static void lazy_message_only_when_written(void **state)
+{
+    talon_logger *lg = talon_logger_get("lazy");
+    talon_sink *combined = open_sink("combined.log", NULL);
+    talon_sink *text = open_sink("text.log", NULL);
+    char path[4096];
+    size_t len;
+
+    lazy_message_calls = 0;
+    assert_int_equal(talon_logger_add_sink(lg, combined, TALON_LOG_INFO, compile("combined")), 0);
+    write_lazy_record(lg);
+    assert_int_equal(lazy_message_calls, 0);
+
+    assert_int_equal(talon_logger_add_sink(lg, text, TALON_LOG_INFO, compile("text")), 0);
+    write_lazy_record(lg);
+    assert_int_equal(lazy_message_calls, 1);
+
+    assert_int_equal(talon_sink_flush(combined), 0);
+    assert_int_equal(talon_sink_flush(text), 0);
+    path_in_dir(path, sizeof(path), "combined.log");
+    char *lines = read_file_all(path, &len);
+    assert_non_null(strstr(lines, "\"GET /lazy\" 204 "));
+    assert_null(strstr(lines, "the lazy message"));
+    free(lines);
+    path_in_dir(path, sizeof(path), "text.log");
+    lines = read_file_all(path, &len);
+    assert_non_null(strstr(lines, " INFO lazy the lazy message "));
+    free(lines);
 }
 
 /* N threads x M records: exactly N x M whole lines in a text and a JSON file. */
@@ -479,6 +533,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(char_device_sink_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(stdout_sink_writes_fd_1, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(lazy_message_only_when_written, setup, teardown),
         cmocka_unit_test(level_names_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
