@@ -1035,6 +1035,7 @@ static void wait_for_stop(talon_app *app)
     int64_t next_sweep = talon_now_ns() + 1000000000;
     bool paused = false;
     while (!atomic_load(&app->stopping)) {
+        p[1].revents = 0; /* poll() leaves it alone while paused */
         int rc = poll(p, paused ? 1 : 2, paused ? ACCEPT_PAUSE_MS : 1000);
         paused = false;
         if (rc > 0 && (p[1].revents & POLLIN))
