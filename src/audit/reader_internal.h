@@ -20,6 +20,11 @@ struct talon_audit_reader {
     _Atomic(struct talon_audit_reader *) next; /* the list of open readers */
 };
 
+/* Length of the valid multi-byte UTF-8 sequence at p (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF), or 0; also 0 for
+ * an ASCII byte. */
+size_t reader_utf8_len(const unsigned char *p, const unsigned char *end);
+
 /* Days in month (1 to 12) of year, Gregorian. */
 unsigned reader_days_in_month(unsigned year, unsigned month);
 

@@ -107,9 +107,7 @@ SCAN_STEP const char *skip_plain(const char *p, const char *end)
     return p;
 }
 
-/* Length of the valid UTF-8 sequence at p (RFC 3629: no overlong forms, no
- * surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+size_t reader_utf8_len(const unsigned char *p, const unsigned char *end)
 {
     unsigned c = p[0];
     size_t n;
@@ -174,7 +172,7 @@ static bool str_rest(scan *s, const char *begin, talon_audit_str *out)
             s->p = p;
             return fail(s, "no raw control byte");
         }
-        size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)end);
+        size_t n = reader_utf8_len((const unsigned char *)p, (const unsigned char *)end);
         if (n == 0) {
             s->p = p;
             return fail(s, "valid UTF-8");

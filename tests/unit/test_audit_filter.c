@@ -441,6 +441,78 @@ static void table_rows_align_and_sanitize(void **state)
     free(line);
 }
 
+/* Code points of the valid UTF-8 in s[0, n), or -1 at an invalid byte. */
+static long utf8_code_points(const char *s, size_t n)
+{
+    long count = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = 0;
+        if (c < 0x80)
+            len = 1;
+        else if (c >= 0xc2 && c <= 0xdf)
+            len = 2;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4;
+        if (len == 0 || i + len > n)
+            return -1;
+        for (size_t k = 1; k < len; k++)
+            if (((unsigned char)s[i + k] & 0xc0) != 0x80)
+                return -1;
+        if (c == 0xed && (unsigned char)s[i + 1] >= 0xa0)
+            return -1; /* a surrogate */
+        i += len;
+        count++;
+    }
+    return count;
+}
+
+/* Each actor value (as JSON string content) and the cell text the table
+ * shows for it. Every row must be valid UTF-8, and the SOURCE column must
+ * start at the same code point as in the header. */
+static void table_columns_count_code_points(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *actor, *shown;
+    } cases[] = {
+        { "j\u00fcrgen", "j\xc3\xbcrgen" },                  /* escaped 2-byte code point */
+        { "j\xc3\xbcrgen-\xc3\xb1", "j\xc3\xbcrgen-\xc3\xb1" }, /* raw 2-byte UTF-8 */
+        { "\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x97\xa5\xe6\x9c\xac" }, /* 3 bytes each */
+        { "\xf0\x9f\x98\x80x", "\xf0\x9f\x98\x80x" },        /* 4 bytes */
+        { "a\\ud800b", "a\\ud800b" },                        /* lone surrogate: printed escaped */
+        { "a\\udfffb", "a\\udfffb" },
+        { "c1\\u009b[31m", "c1?[31m" },                     /* C1 control (CSI) */
+        { "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+          "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+          "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+          "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9~" },  /* 17 code points: 15 and '~' fill the 16 columns */
+        { "x\\ud83d\\ude00y", "x\xf0\x9f\x98\x80y" },       /* surrogate pair: one code point */
+    };
+    char head[512], row[1024];
+    talon_audit_table_header(head, sizeof head);
+    long actor_col = (long)(strstr(head, "ACTOR") - head);
+    long source_col = (long)(strstr(head, "SOURCE") - head);
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *line = make_line(1, "2026-12-04T20:38:53.123456Z", "t", "success", cases[i].actor,
+                               "\"10.1.2.3\"", "null", "null", "{}");
+        talon_audit_record r;
+        assert_int_equal(talon_audit_record_parse(line, strlen(line), &r, NULL, 0), 0);
+        size_t n = talon_audit_table_row(&r, row, sizeof row);
+        print_message("case %zu: %s\n", i, row);
+        assert_true(utf8_code_points(row, n) >= 0);
+        const char *source = strstr(row, "10.1.2.3");
+        assert_non_null(source);
+        assert_int_equal(utf8_code_points(row, (size_t)(source - row)), source_col);
+        assert_int_equal(utf8_code_points(row, (size_t)actor_col), actor_col); /* ASCII up to ACTOR */
+        assert_memory_equal(row + actor_col, cases[i].shown, strlen(cases[i].shown));
+        free(line);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +526,7 @@ int main(void)
         cmocka_unit_test(query_prefilter_and_order),
         cmocka_unit_test(reader_open_errors_name_the_path),
         cmocka_unit_test(table_rows_align_and_sanitize),
+        cmocka_unit_test(table_columns_count_code_points),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
