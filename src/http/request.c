@@ -32,9 +32,18 @@ static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static bool spare_ok;
 
+/* GCC defines __SANITIZE_ADDRESS__; clang 14 only has __has_feature. */
+#if defined(__SANITIZE_ADDRESS__)
+#define REQ_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define REQ_ASAN 1
+#endif
+#endif
+
 static void spare_init(void)
 {
-#ifdef __SANITIZE_ADDRESS__
+#ifdef REQ_ASAN
     spare_ok = false; /* so that AddressSanitizer detects a use after free */
 #else
     spare_ok = pthread_key_create(&spare_key, free) == 0;
