@@ -118,6 +118,33 @@ static void verify_usage(FILE *out)
           "file that is not exactly one key line or is the key of another trail.\n", out);
 }
 
+/* Append to detail which files appear out of order when the first records
+ * of the trail files do not ascend by seq. Rotated files that swapped names
+ * otherwise show only as a sequence gap. Parses one line of each file. */
+static void note_file_order(talon_audit_reader *reader, char *detail, size_t detaillen)
+{
+    talon_audit_record rec;
+    uint64_t prev_seq = 0;
+    size_t prev = 0;
+    bool have_prev = false;
+
+    for (size_t i = 0; i < talon_audit_reader_file_count(reader); i++) {
+        if (cli_first_record(reader, i, &rec) <= 0)
+            continue;
+        if (have_prev && rec.seq < prev_seq) {
+            size_t used = strlen(detail);
+            snprintf(detail + used, detaillen - used, "; the files appear out of order: %s starts at seq "
+                     "%llu but comes after %s, which starts at seq %llu (were rotated files renamed?)",
+                     talon_audit_reader_file_path(reader, i), (unsigned long long)rec.seq,
+                     talon_audit_reader_file_path(reader, prev), (unsigned long long)prev_seq);
+            return;
+        }
+        prev = i;
+        prev_seq = rec.seq;
+        have_prev = true;
+    }
+}
+
 /* Print the result as one JSON object. An audit_recovered record with cause
  * modified in an intact chain makes the result not intact, with verdict
  * modified at that record, so that scripts that test .intact see it. */
@@ -325,6 +352,8 @@ static int audit_verify(int argc, char **argv)
         return CLI_USAGE;
     }
     bool intact = res.verdict == TALON_AUDIT_INTACT;
+    if (!intact)
+        note_file_order(reader, res.detail, sizeof res.detail);
     if (json)
         print_result_json(&res, witness, &wres, &recoveries);
     else

@@ -32,6 +32,10 @@ int cli_audit_follow(const char *dir, uint64_t index, const char *file, off_t of
  * key file and what to do. */
 int cli_check_verify_key(const char *key_path, talon_audit_reader *reader, char *err, size_t errlen);
 
+/* Parse the first line of file i of the reader into rec. Returns 1, 0 for
+ * an empty file, or -1 when the first line is not a complete record. */
+int cli_first_record(talon_audit_reader *reader, size_t i, talon_audit_record *rec);
+
 /* One audit_recovered record that verify reported, with copies of its strings. */
 typedef struct cli_recovery {
     char *file;

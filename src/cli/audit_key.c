@@ -92,21 +92,29 @@ out:
     return rc;
 }
 
+int cli_first_record(talon_audit_reader *reader, size_t i, talon_audit_record *rec)
+{
+    size_t size;
+    const char *data = talon_audit_reader_file_data(reader, i, &size);
+    if (data == NULL || size == 0)
+        return 0;
+    const char *nl = memchr(data, '\n', size);
+    if (nl == NULL || talon_audit_record_parse(data, (size_t)(nl - data), rec, NULL, 0) < 0)
+        return -1;
+    return 1;
+}
+
 /* Decode the trail id of the first record into out. Returns false when the
  * first line of the first non-empty file is not a complete record: the
  * verifier then names that line. */
 static bool first_record_trail(talon_audit_reader *reader, char out[33], const char **file)
 {
     for (size_t i = 0; i < talon_audit_reader_file_count(reader); i++) {
-        size_t size;
-        const char *data = talon_audit_reader_file_data(reader, i, &size);
-        if (data == NULL || size == 0)
-            continue;
-        const char *nl = memchr(data, '\n', size);
         talon_audit_record rec;
-        if (nl == NULL || talon_audit_record_parse(data, (size_t)(nl - data), &rec, NULL, 0) < 0)
-            return false;
-        if (talon_audit_str_decode(&rec.trail, out, 33) != 32)
+        int rc = cli_first_record(reader, i, &rec);
+        if (rc == 0)
+            continue;
+        if (rc < 0 || talon_audit_str_decode(&rec.trail, out, 33) != 32)
             return false;
         *file = talon_audit_reader_file_path(reader, i);
         return true;

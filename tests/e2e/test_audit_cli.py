@@ -111,6 +111,7 @@ def run(tmp):
     check(out == "", "a query without matches printed %r" % out)
 
     fifo_trail_files(tmp, key, trail)
+    swapped_files(tmp)
     recovery_causes(tmp)
 
     # A malformed line: verify names FILE:LINE, query skips it and names it.
@@ -195,6 +196,55 @@ def keygen_errors(tmp, key):
     check(os.path.isdir(os.path.join(d, "keys")), "a failed keygen removed the existing directory keys/")
 
 
+def start_trail(d):
+    """Make directory d with a key made by keygen (d/v.key) and a trail
+    d/trail that starts with sys_startup. Returns (trail, its ref.Writer)."""
+    os.mkdir(d, 0o700)
+    expect(["audit", "keygen", "--state", "trail/key.state", "--key", "v.key"], 0, cwd=d)
+    trail = os.path.join(d, "trail")
+    w = ref.Writer(trail, os.path.join(trail, "key.state"))
+    w.record("sys_startup", actor=("system", []))
+    return trail, w
+
+
+def swapped_files(tmp):
+    """Two rotated files that swapped names: verify still reports the gap
+    that the chain shows, and adds that the files appear out of order,
+    naming them by the seq of their first records."""
+    d = os.path.join(tmp, "swapped")
+    trail, w = start_trail(d)
+    ref.demo_records(w, 120, rotate_every=30)
+    w.close()
+    f2, f3 = (os.path.join(trail, "audit-%08d.jsonl" % i) for i in (2, 3))
+    with open(f2, "rb") as f:
+        first2 = json.loads(f.readline())["seq"]
+    with open(f3, "rb") as f:
+        first3 = json.loads(f.readline())["seq"]
+    os.rename(f2, f2 + ".tmp")
+    os.rename(f3, f2)
+    os.rename(f2 + ".tmp", f3)
+
+    want = ("the files appear out of order: %s starts at seq %d but comes after %s, which starts at seq %d"
+            % (f3, first2, f2, first3))
+    key = os.path.join(d, "v.key")
+    out, _ = expect(["audit", "verify", "--key", key, trail], 1, out_has=["deleted: seq", want])
+    out, _ = expect(["audit", "verify", "--key", key, "--format", "json", trail], 1)
+    res = json.loads(out)
+    check(res["verdict"] == "deleted", "swapped files: verdict %r" % res["verdict"])
+    check(want in res["detail"], "swapped files: %r not in the JSON detail %r" % (want, res["detail"]))
+    # Files in order with a record deleted: a gap, and no word about the order.
+    os.rename(f2, f2 + ".tmp")
+    os.rename(f3, f2)
+    os.rename(f2 + ".tmp", f3)
+    expect(["audit", "verify", "--key", key, trail], 0, out_has=["intact: "])
+    with open(f2, "rb") as f:
+        lines = f.read().split(b"\n")
+    with open(f2, "wb") as f:
+        f.write(b"\n".join(lines[:5] + lines[6:]))
+    out, _ = expect(["audit", "verify", "--key", key, trail], 1, out_has=["deleted: seq"])
+    check("out of order" not in out, "a deleted record reads as files out of order:\n%s" % out)
+
+
 def run_bounded(args, seconds=10):
     """Run talon with a timeout, so a reader blocked on a FIFO fails the check instead of hanging."""
     try:
@@ -252,11 +302,7 @@ def recovery_causes(tmp):
     edited after it was written) fails verification with exit 1."""
     for cause, code, label in (("unclean_shutdown", 0, "note"), ("torn", 0, "note"), ("modified", 1, "WARNING")):
         d = os.path.join(tmp, "recovered-" + cause)
-        os.mkdir(d, 0o700)
-        expect(["audit", "keygen", "--state", "trail/key.state", "--key", "v.key"], 0, cwd=d)
-        trail = os.path.join(d, "trail")
-        w = ref.Writer(trail, os.path.join(trail, "key.state"))
-        w.record("sys_startup", actor=("system", []))
+        trail, w = start_trail(d)
         data = {"cause": cause, "torn_bytes": 0 if cause == "unclean_shutdown" else 40,
                 "torn_file": None if cause == "unclean_shutdown" else "audit-00000001.jsonl.torn-1",
                 "last_seq": 1}
@@ -294,11 +340,7 @@ def recoveries_across_files(tmp):
     """verify reports every audit_recovered record of a trail of several
     files and hashing chunks, each as FILE:LINE and in trail order."""
     d = os.path.join(tmp, "recovered-files")
-    os.mkdir(d, 0o700)
-    expect(["audit", "keygen", "--state", "trail/key.state", "--key", "v.key"], 0, cwd=d)
-    trail = os.path.join(d, "trail")
-    w = ref.Writer(trail, os.path.join(trail, "key.state"))
-    w.record("sys_startup", actor=("system", []))
+    trail, w = start_trail(d)
     want = []
 
     def recovered(cause, index, line):
