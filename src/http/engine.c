@@ -993,6 +993,21 @@ static unsigned bound_port(int fd)
     return 0;
 }
 
+/* Whether accept() failed for the one connection only. Linux passes a
+ * pending network error of the new connection on as accept()'s error, and
+ * accept(2) asks to retry on these as on EAGAIN. */
+static bool accept_error_is_transient(int err)
+{
+    switch (err) {
+    case EINTR: case ECONNABORTED: case EPERM: case EPROTO: case ENOPROTOOPT:
+    case ENETDOWN: case ENETUNREACH: case EHOSTDOWN: case EHOSTUNREACH: case ENONET:
+    case EOPNOTSUPP:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Accept the pending connections on the listening socket and hand each to
  * libmicrohttpd. Given the listening socket, every worker thread of
  * libmicrohttpd 0.9.75 polls it and accepts in a loop, so one worker often
@@ -1010,10 +1025,10 @@ static bool accept_connections(talon_engine *e)
         int fd = accept4(e->listen_fd, (struct sockaddr *)&ss, &len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return true;
+            if (accept_error_is_transient(errno))
+                continue;
             engine_warn(e, "cannot accept a connection: %s; pausing accepts for %d ms (raise "
                         "the open file limit or lower connection_limit)", strerror(errno),
                         ACCEPT_PAUSE_MS);
