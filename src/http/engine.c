@@ -995,7 +995,7 @@ static unsigned bound_port(int fd)
 
 /* Whether accept() failed for the one connection only. Linux passes a
  * pending network error of the new connection on as accept()'s error, and
- * accept(2) asks to retry on these as on EAGAIN. */
+ * the accept(2) manual page says to retry on these as on EAGAIN. */
 static bool accept_error_is_transient(int err)
 {
     switch (err) {
