@@ -135,8 +135,13 @@ typedef struct talon_audit_args {
  *
  * Returns 0, -ENODEV when the app has no trail, -EINVAL without a type, or
  * under fail_closed the negative errno of talon_audit_submit() (under
- * fail_open a lost record is counted and 0 returned). Only call from a
- * responder or middleware hook of req. */
+ * fail_open a lost record is counted and 0 returned). A sync record
+ * written before the audit middleware's response pass is queued there,
+ * together with the request's other sync records, so that they become
+ * durable in one batch or fail together. A rejection at that point (a
+ * full queue, a trail that failed meanwhile) is not returned here, but
+ * the response still becomes 503. Only call from a responder or
+ * middleware hook of req. */
 int talon_audit(talon_req *req, const talon_audit_args *args);
 
 /* The policy level of req's method and route (TALON_AUDIT_LEVEL_NONE

@@ -200,9 +200,10 @@ static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
         /* The hold comes first: the writer may finish before submit returns. */
         talon_req_hold(req);
         atomic_fetch_add(&st->held, 1);
-        if (rs != NULL && !rs->response_pass_done) {
+        if (rs != NULL && !rs->response_pass_done && talon_audit_healthy(st->trail)) {
             /* Queued with the request's other sync records in the response
-             * pass (submit_pending). */
+             * pass (submit_pending). A trail that is down already rejects
+             * it below, so talon_audit() returns that error at once. */
             talon_audit_record *rec;
             rc = talon_audit_prepare(st->trail, ev, TALON_AUDIT_SYNC, on_record_done, req, &rec);
             if (rc == 0 && pending_add(rs, rec) < 0) {
