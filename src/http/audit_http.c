@@ -455,17 +455,71 @@ static json_t *body_to_json(const talon_audit_trail *trail, const char *content_
     return obj;
 }
 
+/* value with the value of each secret "name=value" pair between ';'
+ * replaced, as the access log does for servers that split queries on ';'
+ * ("x=1;password=s" is one pair for talon). Returns NULL when no pair is
+ * secret. */
+static json_t *redact_semicolon_pairs(const talon_audit_trail *trail, const char *value)
+{
+    size_t len = strlen(value);
+    char *out = malloc(len + sizeof("[REDACTED]") * (len / 2 + 1));
+    char *name = malloc(len + 1);
+    size_t n = 0;
+    bool found = false;
+    json_t *redacted = NULL;
+
+    if (out == NULL || name == NULL)
+        goto out;
+    for (const char *p = value; *p != '\0';) {
+        size_t pair_len = strcspn(p, ";");
+        const char *eq = memchr(p, '=', pair_len);
+        size_t copy = pair_len;
+        if (eq != NULL) {
+            memcpy(name, p, (size_t)(eq - p));
+            name[eq - p] = '\0';
+            if (talon_audit_is_secret_key(trail, name)) {
+                copy = (size_t)(eq + 1 - p);
+                found = true;
+            }
+        }
+        memcpy(out + n, p, copy);
+        n += copy;
+        if (copy < pair_len) {
+            memcpy(out + n, "[REDACTED]", sizeof("[REDACTED]") - 1);
+            n += sizeof("[REDACTED]") - 1;
+        }
+        p += pair_len;
+        if (*p == ';')
+            out[n++] = *p++;
+    }
+    if (found)
+        redacted = json_stringn(out, n);
+out:
+    free(out);
+    free(name);
+    return redacted;
+}
+
 /* The query string of the raw target as a redacted object, or NULL. */
 static json_t *query_to_json(const talon_audit_trail *trail, const talon_req *req)
 {
     const char *target = talon_req_target(req);
     const char *q = target ? strchr(target, '?') : NULL;
+    const char *key;
+    json_t *value;
+
     if (q == NULL || q[1] == '\0')
         return NULL;
     q++;
     const char *hash = strchr(q, '#');
     json_t *obj = form_to_json(q, hash ? (size_t)(hash - q) : strlen(q));
     redact(trail, obj);
+    json_object_foreach(obj, key, value) {
+        const char *s = json_string_value(value);
+        json_t *redacted = s && strchr(s, ';') ? redact_semicolon_pairs(trail, s) : NULL;
+        if (redacted != NULL)
+            json_object_set_new(obj, key, redacted);
+    }
     return obj;
 }
 
