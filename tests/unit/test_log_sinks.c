@@ -66,15 +66,16 @@ static void lazy_message_only_when_written(void **state)
     talon_logger *lg = talon_logger_get("lazy");
     talon_sink *combined = open_sink("combined.log", NULL);
     talon_sink *text = open_sink("text.log", NULL);
+    talon_log_format *combined_fmt = compile("combined"), *text_fmt = compile("text");
     char path[4096];
     size_t len;
 
     lazy_message_calls = 0;
-    assert_int_equal(talon_logger_add_sink(lg, combined, TALON_LOG_INFO, compile("combined")), 0);
+    assert_int_equal(talon_logger_add_sink(lg, combined, TALON_LOG_INFO, combined_fmt), 0);
     write_lazy_record(lg);
     assert_int_equal(lazy_message_calls, 0);
 
-    assert_int_equal(talon_logger_add_sink(lg, text, TALON_LOG_INFO, compile("text")), 0);
+    assert_int_equal(talon_logger_add_sink(lg, text, TALON_LOG_INFO, text_fmt), 0);
     write_lazy_record(lg);
     assert_int_equal(lazy_message_calls, 1);
 
@@ -89,6 +90,9 @@ static void lazy_message_only_when_written(void **state)
     lines = read_file_all(path, &len);
     assert_non_null(strstr(lines, " INFO lazy the lazy message "));
     free(lines);
+    talon_log_shutdown(); /* the loggers use the formats until then */
+    talon_log_format_free(combined_fmt);
+    talon_log_format_free(text_fmt);
 }
 
 /* N threads x M records: exactly N x M whole lines in a text and a JSON file. */
