@@ -5,8 +5,10 @@
 #include <string.h>
 
 /* Random bytes come from OpenSSL's CSPRNG in blocks, so that a request id
- * costs a memcpy and not a RAND_bytes call with its locking. */
-#define RANDOM_POOL 512
+ * costs a memcpy and not a RAND_bytes call with its locking. A call costs
+ * about 1.3 us whatever its size up to a few KiB (OpenSSL 3.0 here), so a
+ * 4 KiB block makes a 16-byte id cost about 10 ns instead of 45 with 512. */
+#define RANDOM_POOL 4096
 
 static _Thread_local unsigned char random_pool[RANDOM_POOL];
 static _Thread_local size_t random_left;
