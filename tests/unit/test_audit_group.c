@@ -113,7 +113,26 @@ static bool trail_contains(const char *needle)
     return found;
 }
 
-/* Run POST /notes the way the engine does and check the outcome. */
+/* Run POST path the way the engine does: pipeline, hold, wait for the last
+ * release, apply the result. Returns NULL when no release came in time. */
+static talon_req *run_post(talon_app *app, const char *path)
+{
+    atomic_store(&resumed, 0);
+    talon_req *req = talon_pipeline_req_new(app, "POST", path);
+    talon_req_prepare(req);
+    talon_pipeline_run(req);
+    if (talon_hold_pipeline_done(req, NULL, fake_suspend, fake_resume)) {
+        int64_t deadline = now_ms() + RESUMED_WITHIN_MS;
+        while (atomic_load(&resumed) == 0 && now_ms() < deadline)
+            usleep(1000);
+        if (atomic_load(&resumed) == 0)
+            return NULL;
+    }
+    talon_hold_apply_result(req);
+    return req;
+}
+
+/* Run POST /notes and check the outcome. */
 static int group_child(const test_trail *tt)
 {
     static const talon_resource notes = { .name = "notes", .on_post = notes_post };
@@ -139,17 +158,9 @@ static int group_child(const test_trail *tt)
         talon_app_set_audit(app, trail, policy) != 0)
         return CHILD_SETUP;
 
-    talon_req *req = talon_pipeline_req_new(app, "POST", "/notes");
-    talon_req_prepare(req);
-    talon_pipeline_run(req);
-    if (talon_hold_pipeline_done(req, NULL, fake_suspend, fake_resume)) {
-        int64_t deadline = now_ms() + RESUMED_WITHIN_MS;
-        while (atomic_load(&resumed) == 0 && now_ms() < deadline)
-            usleep(1000);
-        if (atomic_load(&resumed) == 0)
-            return CHILD_NOT_RESUMED;
-    }
-    talon_hold_apply_result(req);
+    talon_req *req = run_post(app, "/notes");
+    if (req == NULL)
+        return CHILD_NOT_RESUMED;
 
     if (talon_resp_status(&req->resp) != 503)
         return CHILD_STATUS;
@@ -165,11 +176,9 @@ static int group_child(const test_trail *tt)
      * at once rather than at the response pass. */
     if (talon_audit_healthy(trail))
         return CHILD_STILL_HEALTHY;
-    req = talon_pipeline_req_new(app, "POST", "/retry");
-    talon_req_prepare(req);
-    talon_pipeline_run(req);
-    talon_hold_pipeline_done(req, NULL, fake_suspend, fake_resume);
-    talon_hold_apply_result(req);
+    req = run_post(app, "/retry");
+    if (req == NULL)
+        return CHILD_NOT_RESUMED;
     if (retry_rc >= 0)
         return CHILD_DOWN_ACCEPTED;
     talon_pipeline_req_free(req);
@@ -200,6 +209,60 @@ static void change_record_fails_with_http_record(void **state)
     default:
         fail_msg("child check %d failed (enum child_result)", WEXITSTATUS(status));
     }
+    test_trail_remove(&tt);
+}
+
+/* POST /many: three sync records from the responder, which with the
+ * policy's http_request record make a group of four. */
+static void many_post(talon_req *req, talon_resp *resp, void *ctx)
+{
+    for (int i = 0; i < 3; i++) {
+        talon_audit(req, &(talon_audit_args){
+            .type = "note_read", .durability = TALON_AUDIT_DURABILITY_SYNC });
+    }
+    talon_resp_set_status(resp, 201);
+}
+
+/* More sync records than the request keeps inline are grouped too: all
+ * durable in one batch, the response untouched. */
+static void many_records_one_group(void **state)
+{
+    static const talon_resource many = { .name = "many", .on_post = many_post };
+    test_trail tt;
+    talon_audit_options o;
+    char err[512];
+    test_chain c;
+
+    test_trail_make(&tt);
+    test_trail_options(&tt, &o);
+    trail = test_trail_open(&o);
+    talon_app *app = talon_app_new();
+    talon_audit_policy *policy = talon_audit_policy_new();
+    assert_int_equal(talon_app_add_route(app, "/many", &many, err, sizeof(err)), 0);
+    assert_int_equal(talon_audit_policy_add_rule(policy, "POST /many metadata sync", err,
+                                                 sizeof(err)), 0);
+    assert_int_equal(talon_app_set_audit(app, trail, policy), 0);
+    uint64_t batches = atomic_load(&trail->st_batches);
+
+    talon_req *req = run_post(app, "/many");
+    assert_non_null(req);
+    assert_int_equal(talon_resp_status(&req->resp), 201);
+    assert_int_equal(atomic_load(&trail->st_batches), batches + 1);
+    talon_pipeline_req_free(req);
+
+    talon_app_audit_detach(app);
+    talon_app_free(app);
+    talon_audit_policy_free(policy);
+    talon_audit_close(trail);
+    assert_chain_valid(&tt, &c);
+    size_t reads = 0;
+    for (size_t i = 0; i < json_array_size(c.records); i++) {
+        json_t *type = json_object_get(json_array_get(c.records, i), "type");
+        reads += strcmp(json_string_value(type), "note_read") == 0;
+    }
+    assert_int_equal(reads, 3);
+    assert_non_null(test_find_type(&c, "http_request", 0));
+    test_chain_free(&c);
     test_trail_remove(&tt);
 }
 
@@ -247,6 +310,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(change_record_fails_with_http_record),
         cmocka_unit_test(group_written_in_one_batch),
+        cmocka_unit_test(many_records_one_group),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
