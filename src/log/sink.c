@@ -102,7 +102,10 @@ static inline void owner_fence(void)
 
 /* The collector's side, after it cleared the cur of slots and before it
  * reads their busy. Returns false when the barrier failed, and then no
- * owner's store to busy is known to be visible. */
+ * owner's store to busy is known to be visible. NOTE: the collector then
+ * leaves running threads' chunks until they fill, and talon_sink_flush()
+ * returns without their lines. Linux documents no such failure for a
+ * registered process, and a child after fork() stays registered. */
 static bool collector_fence(void)
 {
 #if defined(SYS_membarrier)
