@@ -164,15 +164,15 @@ static void report_failure(talon_sink *s, int64_t now)
     if (now - s->last_error_report_ns < REPORT_INTERVAL_NS)
         return;
     s->last_error_report_ns = now;
-    size_t pending;
+    size_t held; /* buffer capacity, not the bytes of the lines in it */
     pthread_mutex_lock(&s->lock);
-    pending = s->mem;
+    held = s->mem;
     pthread_mutex_unlock(&s->lock);
     log_report(TALON_LOG_ERROR,
                "log sink %s: write failed: %s; %u attempts so far, %llu records dropped in total, "
-               "%zu bytes kept in memory, %s",
+               "%zu bytes of buffers held in memory, %s",
                s->path, strerror(s->last_errno), s->failed_writes,
-               (unsigned long long)atomic_load(&s->dropped), pending,
+               (unsigned long long)atomic_load(&s->dropped), held,
                s->kind == SINK_SYSLOG ? "reconnecting with backoff when the connection is lost"
                                       : "retrying every second");
 }
