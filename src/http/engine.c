@@ -32,6 +32,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -74,6 +75,9 @@ typedef struct talon_engine {
     atomic_long orphans;          /* requests released at close, without the completed callback */
     bool hide_query;              /* libmicrohttpd's layout is known: see hide_query() */
     atomic_long admitted;         /* open connections accepted within connection_limit */
+    atomic_long handed;           /* connections given to libmicrohttpd and not yet closed */
+    unsigned hard_limit;          /* above it accept_connections() closes new connections */
+    talon_log_limit *accept_limit; /* one "cannot accept" warning a second */
     size_t pool_size;             /* MHD_OPTION_CONNECTION_MEMORY_LIMIT */
     unsigned connection_limit;
     unsigned connection_timeout_s;
@@ -202,6 +206,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
         *socket_ctx = ec;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         engine_conn *ec = *socket_ctx;
+        atomic_fetch_sub(&e->handed, 1);
         if (ec == NULL)
             return;
         if (!ec->over_limit)
@@ -934,10 +939,14 @@ static int start_daemon(talon_engine *e, const talon_server_options *opts, unsig
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)on_unescape, e };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, e };
-    /* libmicrohttpd's own limit is a hard cap above connection_limit, past
-     * which talon itself sends 503. */
-    unsigned hard_limit = opts->connection_limit + opts->connection_limit / 8 + 16;
-    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, hard_limit, NULL };
+    /* The hard cap above connection_limit (past which talon sends 503) is
+     * applied by accept_connections(). libmicrohttpd 0.9.75 splits its own
+     * limit evenly over the workers and, when a worker reaches its share for
+     * a connection from MHD_add_connection(), returns without unlocking a
+     * mutex, so every worker deadlocks. Its limit is set where no worker
+     * can reach it. */
+    unsigned mhd_limit = e->hard_limit <= UINT_MAX / threads ? e->hard_limit * threads : UINT_MAX;
+    ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, mhd_limit, NULL };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
                                         (intptr_t)opts->connection_timeout_s, NULL };
     /* Stricter request parsing against request smuggling.
@@ -1008,6 +1017,17 @@ static bool accept_error_is_transient(int err)
     }
 }
 
+/* Warn that accepting pauses, at most once a second. */
+static void report_accept_error(talon_engine *e, int err)
+{
+    static const char fmt[] = "cannot accept a connection: %s; pausing accepts for %d ms "
+                              "(raise the open file limit or lower connection_limit)";
+    if (e->accept_limit != NULL)
+        talon_log_limited(e->accept_limit, fmt, strerror(err), ACCEPT_PAUSE_MS);
+    else
+        engine_warn(e, fmt, strerror(err), ACCEPT_PAUSE_MS);
+}
+
 /* Accept the pending connections on the listening socket and hand each to
  * libmicrohttpd. Given the listening socket, every worker thread of
  * libmicrohttpd 0.9.75 polls it and accepts in a loop, so one worker often
@@ -1029,13 +1049,20 @@ static bool accept_connections(talon_engine *e)
                 return true;
             if (accept_error_is_transient(errno))
                 continue;
-            engine_warn(e, "cannot accept a connection: %s; pausing accepts for %d ms (raise "
-                        "the open file limit or lower connection_limit)", strerror(errno),
-                        ACCEPT_PAUSE_MS);
+            report_accept_error(e, errno);
             return false;
         }
+        if (atomic_load(&e->handed) >= (long)e->hard_limit) {
+            close(fd); /* as libmicrohttpd does past its limit: no response */
+            continue;
+        }
+        /* NOTIFY_CLOSED gives the slot back. A connection that a worker
+         * fails to start (out of memory) is closed without it, so its slot
+         * stays taken: rare, and it only lowers the cap. */
+        atomic_fetch_add(&e->handed, 1);
         /* On failure libmicrohttpd closes fd and logs why through on_mhd_log. */
-        MHD_add_connection(e->daemon, fd, (struct sockaddr *)&ss, len);
+        if (MHD_add_connection(e->daemon, fd, (struct sockaddr *)&ss, len) != MHD_YES)
+            atomic_fetch_sub(&e->handed, 1);
     }
     return true;
 }
@@ -1113,10 +1140,14 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     e->connection_timeout_s = opts->connection_timeout_s;
     pthread_mutex_init(&e->conns_lock, NULL);
     atomic_init(&e->admitted, 0);
+    atomic_init(&e->handed, 0);
+    e->hard_limit = opts->connection_limit + opts->connection_limit / 8 + 16;
     atomic_init(&e->in_flight, 0);
     pthread_mutex_init(&e->held_lock, NULL);
     e->warn_limit = talon_log_limit_new(app->log, TALON_LOG_WARN, MHD_LOG_PER_SECOND,
                                         "HTTP engine warnings");
+    /* One a second: out of descriptors, accepting pauses 10 times a second. */
+    e->accept_limit = talon_log_limit_new(app->log, TALON_LOG_WARN, 1, "accept warnings");
 
     struct sigaction sa = { .sa_handler = on_stop_signal }, old_int, old_term, old_pipe;
     sigemptyset(&sa.sa_mask);
@@ -1163,6 +1194,7 @@ err_signals:
     if (e->daemon == NULL) {
         pthread_mutex_destroy(&e->held_lock);
         talon_log_limit_free(e->warn_limit);
+        talon_log_limit_free(e->accept_limit);
         pthread_mutex_destroy(&e->conns_lock);
         free(e);
     }

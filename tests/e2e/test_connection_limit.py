@@ -3,9 +3,11 @@
 body and Retry-After, and the server recovers once connections close. The
 decision is made once per connection when it is accepted, so connections
 accepted within the limit keep being served while later connections, idle
-or not, are over it."""
+or not, are over it. A burst far past the hard cap (limit + limit/8 + 16)
+leaves the server serving and able to stop."""
 import json
 import os
+import socket
 import sys
 import time
 
@@ -111,7 +113,32 @@ def burst_serves_first_within_limit():
         check(demo.stop() == 0, "talon-demo did not exit 0; stderr:\n" + demo.read_stderr())
 
 
+def burst_past_hard_cap_recovers():
+    """100 connections at once with a limit of 10 (hard cap 27): the server
+    still serves once they close, and exits 0 on SIGTERM."""
+    with Demo(config="[server]\nconnection_limit = 10\n") as demo:
+        socks = [socket.create_connection(("127.0.0.1", demo.port), timeout=5)
+                 for _ in range(100)]
+        time.sleep(1)
+        for s in socks:
+            s.close()
+        deadline = time.time() + 5
+        status = None
+        while time.time() < deadline and status != 200:
+            try:
+                c = demo.conn(timeout=2)
+                status = get_status(c, "after the burst")
+                c.close()
+            except OSError as e:
+                print("after the burst: %r" % e)
+                time.sleep(0.2)
+        check(status == 200, "GET /health after a burst past the hard cap: %r" % status)
+        check(demo.stop(timeout=20) == 0, "talon-demo did not exit 0 after the burst; stderr:\n"
+              + demo.read_stderr())
+
+
 def main():
+    burst_past_hard_cap_recovers()
     over_limit_gets_503()
     idle_connections_keep_admitted_one()
     burst_serves_first_within_limit()
