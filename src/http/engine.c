@@ -1054,6 +1054,11 @@ static bool accept_connections(talon_engine *e)
         }
         if (atomic_load(&e->handed) >= (long)e->hard_limit) {
             close(fd); /* as libmicrohttpd does past its limit: no response */
+            if (e->accept_limit != NULL)
+                talon_log_limited(e->accept_limit, "closed a new connection without a response: "
+                                  "%u connections are open, the hard cap above connection_limit "
+                                  "%u; raise connection_limit if these clients are legitimate",
+                                  e->hard_limit, e->connection_limit);
             continue;
         }
         /* NOTIFY_CLOSED gives the slot back. A connection that a worker

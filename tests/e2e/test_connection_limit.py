@@ -135,6 +135,10 @@ def burst_past_hard_cap_recovers():
         check(status == 200, "GET /health after a burst past the hard cap: %r" % status)
         check(demo.stop(timeout=20) == 0, "talon-demo did not exit 0 after the burst; stderr:\n"
               + demo.read_stderr())
+        with open(demo.path("var", "log", "app.log"), errors="replace") as f:
+            log = f.read()
+        check("closed a new connection without a response: 27 connections are open" in log,
+              "no warning about the connections closed past the hard cap:\n" + log[-2000:])
 
 
 def main():
