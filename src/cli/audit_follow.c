@@ -29,6 +29,7 @@ typedef struct follower {
     off_t off;              /* bytes of the file read so far */
     char *pending;          /* bytes after the last newline read: a line still being written */
     size_t npending;
+    bool gone;              /* the path named nothing at the last look, and that was said */
     cli_follow_line_fn fn;
     void *ctx;
 } follower;
@@ -188,8 +189,15 @@ static int reopen_replaced(follower *f)
     struct stat open_st, path_st;
     int rc;
 
-    if (stat(f->path, &path_st) != 0)
-        return 0; /* gone: the server recreates it at its next write */
+    if (stat(f->path, &path_st) != 0) {
+        /* Gone: the server recreates it at its next write. Say so once. */
+        if (!f->gone)
+            fprintf(stderr, "talon: audit tail: %s is gone (moved or removed); waiting for the "
+                    "server to recreate it\n", f->path);
+        f->gone = true;
+        return 0;
+    }
+    f->gone = false;
     if (fstat(f->fd, &open_st) != 0) {
         cli_error("audit tail: %s: %s", f->path, strerror(errno));
         return -1;

@@ -107,7 +107,31 @@ def follow_through(how):
               "%s: the stderr line does not name the file: %r" % (how, replaced[0]))
 
 
+def gone_path_reported():
+    """While the followed path names nothing, tail says so once on stderr."""
+    with Demo() as demo:
+        status, _ = post_note(demo, "before")
+        check(status == 201, "gone: note before: status %d" % status)
+        stop_cleanly(demo)
+        trail = demo.path("var", "audit")
+        moved = demo.path("var", "audit.away")
+        tail = subprocess.Popen([CLI, "audit", "tail", "-n", "0", "-f", trail],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.5)
+            os.rename(trail, moved)
+            time.sleep(1.5)  # several follow intervals with the path gone
+            os.rename(moved, trail)
+            time.sleep(0.5)
+        finally:
+            tail.kill()
+            _, err = tail.communicate()
+        gone = [line for line in err.decode(errors="replace").splitlines() if "is gone" in line]
+        check(len(gone) == 1, "gone: expected one stderr line about the missing file, got %r" % gone)
+
+
 def main():
+    gone_path_reported()
     follow_through("moved")
     follow_through("removed")
     print("ok")
