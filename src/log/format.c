@@ -32,6 +32,11 @@
 
 static void out_json(out *o, const char *s, size_t n)
 {
+    /* The bytes out_plain_short() copies are the ones talon_escape_json()
+     * copies unchanged too. */
+    if (out_plain_short(o, s, n))
+        return;
+
     size_t room = out_room(o);
 
     o->len += talon_escape_json(room ? o->buf + o->len : NULL, room, s, n);
@@ -455,6 +460,42 @@ static void out_json_value(out *o, const talon_field *f)
     }
 }
 
+/* ,"key": for each interned key, so that a field of an access record costs
+ * one copy of known length. The TALON_KEY_ names contain no byte that JSON
+ * escapes (test_format checks each). */
+typedef struct json_key {
+    const char *text;
+    size_t len;
+} json_key;
+
+#define JSON_KEY(name) \
+    [LOG_KEY_##name] = { ",\"" TALON_KEY_##name "\":", sizeof(",\"" TALON_KEY_##name "\":") - 1 }
+
+static const json_key json_keys[LOG_KEY_COUNT] = {
+    JSON_KEY(CLIENT_IP),      JSON_KEY(USER_NAME),    JSON_KEY(USER_ID),
+    JSON_KEY(METHOD),         JSON_KEY(URL_ORIGINAL), JSON_KEY(URL_PATH),
+    JSON_KEY(HTTP_VERSION),   JSON_KEY(STATUS),       JSON_KEY(BODY_BYTES),
+    JSON_KEY(RESPONSE_BYTES), JSON_KEY(DURATION),     JSON_KEY(REFERRER),
+    JSON_KEY(USER_AGENT),     JSON_KEY(REQUEST_ID),   JSON_KEY(TRACE_ID),
+    JSON_KEY(ROUTE),          JSON_KEY(OUTCOME),
+};
+
+/* Write ,"key": with key escaped, or from json_keys when it is interned. */
+static void out_json_key(out *o, const char *key)
+{
+    if (log_key_is_interned(key)) {
+        const json_key *k = &json_keys[((uintptr_t)key - (uintptr_t)log_keys) / LOG_KEY_SIZE];
+
+        if (k->len) { /* 0 for a key added to fields.h but not to json_keys */
+            out_put(o, k->text, k->len);
+            return;
+        }
+    }
+    out_put(o, ",\"", 2);
+    out_json(o, key, strlen(key));
+    out_put(o, "\":", 2);
+}
+
 static void format_json(out *o, const talon_log_record *rec)
 {
     out_put(o, "{\"@timestamp\":\"", 15);
@@ -476,9 +517,7 @@ static void format_json(out *o, const talon_log_record *rec)
 
         if (!f->key)
             continue;
-        out_put(o, ",\"", 2);
-        out_json(o, f->key, strlen(f->key));
-        out_put(o, "\":", 2);
+        out_json_key(o, f->key);
         out_json_value(o, f);
     }
     out_put(o, "}\n", 2);

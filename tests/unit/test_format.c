@@ -703,33 +703,95 @@ static void intern_known_keys_only(void **state)
     assert_null(log_key_intern("client"));
 }
 
-/* Short values are copied without the escaper when they need no escape:
- * every byte value, at the end of values around that 16-byte limit, must
- * still give exactly talon_escape_text()'s output. */
-static void short_values_escaped_as_escaper(void **state)
+typedef size_t (*escaper_fn)(char *dst, size_t cap, const char *src, size_t len);
+
+/* Format with spec a User-Agent that ends in each byte value, at lengths
+ * around the 16-byte limit of the copy without the escaper. Each line must
+ * be prefix, escape()'s output, then suffix. */
+static void check_short_values(const char *spec, escaper_fn escape, const char *prefix,
+                               const char *suffix)
 {
-    talon_log_format *fmt = compile_ok("$http_user_agent");
+    talon_log_format *fmt = compile_ok(spec);
     static const size_t lengths[] = { 1, 2, 15, 16, 17, 40 };
 
     for (size_t li = 0; li < sizeof(lengths) / sizeof(lengths[0]); li++) {
         for (int b = 0; b < 256; b++) {
-            char value[64], want[300];
-            size_t n = lengths[li], len;
+            char value[64], want[512];
+            size_t n = lengths[li], len, want_len = strlen(prefix);
 
             memset(value, 'a', n - 1);
             value[n - 1] = (char)b;
-            size_t want_len = talon_escape_text(want, sizeof(want) - 2, value, n);
-            want[want_len] = '\n';
-            want[want_len + 1] = '\0';
-            talon_field f = TALON_F_STRN(TALON_KEY_USER_AGENT, value, n);
+            memcpy(want, prefix, want_len);
+            want_len += escape(want + want_len, sizeof(want) - want_len, value, n);
+            snprintf(want + want_len, sizeof(want) - want_len, "%s", suffix);
+            want_len += strlen(suffix);
+            talon_field f = TALON_F_STRN(LOG_KEY(USER_AGENT), value, n);
             talon_log_record rec = { .time_ns = T0, .fields = &f, .nfields = 1 };
             char *line = format_line(fmt, &rec, &len);
-            if (len != want_len + 1 || memcmp(line, want, len) != 0)
-                fail_msg("byte 0x%02x at the end of %zu bytes: \"%s\", the escaper gives \"%s\"",
-                         b, n, line, want);
+            if (len != want_len || memcmp(line, want, len) != 0)
+                fail_msg("%s: byte 0x%02x at the end of %zu bytes: \"%s\", the escaper gives "
+                         "\"%s\"", spec, b, n, line, want);
             free(line);
         }
     }
+    talon_log_format_free(fmt);
+}
+
+/* Short values are copied without the escaper when they need no escape:
+ * every byte value must still give exactly the escaper's output. */
+static void short_values_escaped_as_escaper(void **state)
+{
+    check_short_values("$http_user_agent", talon_escape_text, "", "\n");
+    check_short_values("escape=json $http_user_agent", talon_escape_json, "", "\n");
+    check_short_values("json", talon_escape_json,
+                       "{\"@timestamp\":\"2024-05-01T10:00:00.123456Z\",\"log.level\":\"trace\","
+                       "\"log.logger\":\"\",\"message\":\"\",\"ecs.version\":\"8.11.0\","
+                       "\"" TALON_KEY_USER_AGENT "\":\"",
+                       "\"}\n");
+}
+
+/* The "json" format copies interned keys without the escaper. */
+static void interned_keys_need_no_escape(void **state)
+{
+    for (size_t i = 0; i < LOG_KEY_COUNT; i++) {
+        char buf[LOG_KEY_SIZE * 6];
+        size_t n = strlen(log_keys[i]);
+
+        assert_int_equal(talon_escape_json(buf, sizeof(buf), log_keys[i], n), n);
+        assert_memory_equal(buf, log_keys[i], n);
+    }
+}
+
+/* The "json" format writes each interned key from a table of its own: every
+ * one must come out with its text and its own value. */
+static void json_writes_every_interned_key(void **state)
+{
+    talon_log_format *fmt = compile_ok("json");
+    talon_field fields[LOG_KEY_COUNT];
+    char values[LOG_KEY_COUNT][16];
+    size_t len;
+
+    for (size_t i = 0; i < LOG_KEY_COUNT; i++) {
+        snprintf(values[i], sizeof(values[i]), "value %zu", i);
+        fields[i] = (talon_field)TALON_F_STR(log_keys[i], values[i]);
+    }
+    talon_log_record rec = { .time_ns = T0, .fields = fields, .nfields = LOG_KEY_COUNT };
+    char *line = format_line(fmt, &rec, &len);
+    json_error_t jerr;
+    json_t *obj = json_loadb(line, len, 0, &jerr);
+
+    if (!obj)
+        fail_msg("invalid JSON (%s): %s", jerr.text, line);
+    assert_int_equal(json_object_size(obj), 5 + LOG_KEY_COUNT);
+    for (size_t i = 0; i < LOG_KEY_COUNT; i++) {
+        json_t *v = json_object_get(obj, log_keys[i]);
+
+        if (!v)
+            fail_msg("key \"%s\" missing from %s", log_keys[i], line);
+        assert_string_equal(json_string_value(v), values[i]);
+    }
+    json_decref(obj);
+    free(line);
     talon_log_format_free(fmt);
 }
 
@@ -754,6 +816,8 @@ int main(void)
         cmocka_unit_test(duplicate_key_first_wins),
         cmocka_unit_test(intern_known_keys_only),
         cmocka_unit_test(short_values_escaped_as_escaper),
+        cmocka_unit_test(interned_keys_need_no_escape),
+        cmocka_unit_test(json_writes_every_interned_key),
     };
 
     /* $time_local and $time_iso8601 are local time: pin the zone. */
