@@ -29,7 +29,7 @@ typedef struct follower {
     off_t off;              /* bytes of the file read so far */
     char *pending;          /* bytes after the last newline read: a line still being written */
     size_t npending;
-    bool gone;              /* the path named nothing at the last look, and that was said */
+    bool path_missing;      /* the path named no file at the last check, and stderr reported it */
     cli_follow_line_fn fn;
     void *ctx;
 } follower;
@@ -191,13 +191,13 @@ static int reopen_replaced(follower *f)
 
     if (stat(f->path, &path_st) != 0) {
         /* Gone: the server recreates it at its next write. Say so once. */
-        if (!f->gone)
+        if (!f->path_missing)
             fprintf(stderr, "talon: audit tail: %s is gone (moved or removed); waiting for the "
                     "server to recreate it\n", f->path);
-        f->gone = true;
+        f->path_missing = true;
         return 0;
     }
-    f->gone = false;
+    f->path_missing = false;
     if (fstat(f->fd, &open_st) != 0) {
         cli_error("audit tail: %s: %s", f->path, strerror(errno));
         return -1;

@@ -455,10 +455,12 @@ static json_t *body_to_json(const talon_audit_trail *trail, const char *content_
     return obj;
 }
 
-/* value with the value of each secret "name=value" pair between ';'
- * replaced, as the access log does for servers that split queries on ';'
- * ("x=1;password=s" is one pair for talon). Returns NULL when no pair is
- * secret. */
+/* Return value with the value of each secret "name=value" pair between
+ * ';' replaced, as the access log does for servers that split queries on
+ * ';' ("x=1;password=s" is one pair for talon). Returns NULL when no pair
+ * is secret.
+ * NOTE: src/log/redact.c splits the same pairs for the access log, but with
+ * the log's word list; this one uses the trail's configurable redact_keys. */
 static json_t *redact_semicolon_pairs(const talon_audit_trail *trail, const char *value)
 {
     size_t len = strlen(value);

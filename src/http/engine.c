@@ -1017,7 +1017,8 @@ static bool accept_error_is_transient(int err)
     }
 }
 
-/* Warn that accepting pauses, at most once a second. */
+/* Warn that accepting pauses: at most once a second through accept_limit,
+ * or through the engine's own warning limit when accept_limit is NULL. */
 static void report_accept_error(talon_engine *e, int err)
 {
     static const char fmt[] = "cannot accept a connection: %s; pausing accepts for %d ms "

@@ -108,7 +108,7 @@ def follow_through(how):
 
 
 def gone_path_reported():
-    """While the followed path names nothing, tail says so once on stderr."""
+    """While the followed path names no file, tail reports it once on stderr."""
     with Demo() as demo:
         status, _ = post_note(demo, "before")
         check(status == 201, "gone: note before: status %d" % status)
