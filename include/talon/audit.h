@@ -121,9 +121,9 @@ int talon_audit_prepare(talon_audit_trail *trail, const talon_audit_event *ev,
                         talon_audit_record **out);
 void talon_audit_record_free(talon_audit_record *rec);
 
-/* Queue n prepared records as one group: the writer puts them in one batch,
- * written with one write() and, when one of them is sync, one fdatasync,
- * so either every record of the group is in the trail or none is, and each
+/* Queue n prepared records as one group. The writer puts them in one batch,
+ * written with one write() and, when one of them is sync, one fdatasync.
+ * So either every record of the group is in the trail or none is, and each
  * done callback gets the same status. Takes the records in every case.
  * Returns 0, or the negative errno of talon_audit_submit() when the trail
  * cannot take the group now: nothing was queued and no done callback runs. */

@@ -396,7 +396,7 @@ static void free_item_array(audit_item **items, size_t n)
 }
 
 /* Queue items[0..n) together under one lock, so that the writer takes them
- * in one batch; the first one is marked as the start of a group of n. On
+ * in one batch. The first one is marked as the start of a group of n. On
  * rejection the items are freed and, like every rejected record, counted
  * (each of them). */
 static int queue_items(talon_audit_trail *trail, audit_item **items, size_t n)
