@@ -10,9 +10,9 @@
  *   with a reason for each rejection, and the same again on the same bytes;
  * - a complete head lies inside the buffer and ends with CRLF CRLF, and
  *   h1_line_complete agrees that its request line is whole;
- * - its method and field names are tokens, its target has no CTL, SP or
- *   DEL, and its values have no CTL other than HTAB and no leading or
- *   trailing SP or HTAB;
+ * - its field names are tokens, its method and target have no NUL, CR, LF
+ *   or SP, and its values have no NUL, CR or LF and no leading or trailing
+ *   SP or HTAB;
  * - a prefix of a complete head returns 0, and a prefix of a rejected input
  *   returns 0 or the same status;
  * - the chunked decoder yields the same data, error and done outcome
@@ -36,12 +36,15 @@ FUZZ_NO_COVERAGE static void check_head(const char *buf, size_t size, const h1_h
     FUZZ_CHECK(head_len <= size && h->head_len == head_len);
     FUZZ_CHECK(head_len >= 4 && memcmp(buf + head_len - 4, "\r\n\r\n", 4) == 0);
     FUZZ_CHECK(inside(buf, head_len, h->method, h->method_len));
-    FUZZ_CHECK(talon_http_is_token(h->method, h->method_len));
-    FUZZ_CHECK(h->method[h->method_len] == ' ');
+    FUZZ_CHECK(h->method_len > 0 && h->method[h->method_len] == ' ');
+    for (size_t i = 0; i < h->method_len; i++) {
+        unsigned char c = (unsigned char)h->method[i];
+        FUZZ_CHECK(c != 0 && c != '\r' && c != '\n' && c != ' ');
+    }
     FUZZ_CHECK(inside(buf, head_len, h->target, h->target_len) && h->target_len > 0);
     for (size_t i = 0; i < h->target_len; i++) {
         unsigned char c = (unsigned char)h->target[i];
-        FUZZ_CHECK(c > 0x20 && c != 0x7f);
+        FUZZ_CHECK(c != 0 && c != '\r' && c != '\n' && c != ' ');
     }
     FUZZ_CHECK(h->minor == 0 || h->minor == 1);
     FUZZ_CHECK(inside(buf, head_len, h->method, h->line_len + 2));
@@ -59,7 +62,7 @@ FUZZ_NO_COVERAGE static void check_head(const char *buf, size_t size, const h1_h
         FUZZ_CHECK(inside(buf, head_len, f->value, f->value_len) && f->value > f->name);
         for (size_t k = 0; k < f->value_len; k++) {
             unsigned char c = (unsigned char)f->value[k];
-            FUZZ_CHECK(c >= 0x20 ? c != 0x7f : c == '\t');
+            FUZZ_CHECK(c != 0 && c != '\r' && c != '\n');
         }
         if (f->value_len > 0) {
             FUZZ_CHECK(f->value[0] != ' ' && f->value[0] != '\t');

@@ -14,6 +14,7 @@ typedef struct demo {
     talon_server_options server;
     char listen[256];
     char trusted_proxies[1024];
+    char engine[32];             /* [server] engine, when set */
     bool strip_trailing_slash;
     bool test_routes;      /* --test-routes: add /debug/... for the e2e tests */
 } demo;

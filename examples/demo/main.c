@@ -106,6 +106,16 @@ static int config_server(demo *d, const char *section, const char *key, const ch
         snprintf(d->trusted_proxies, sizeof(d->trusted_proxies), "%s", value);
         return 0;
     }
+    if (strcmp(key, "engine") == 0) {
+        if (strcmp(value, "native") != 0 && strcmp(value, "libmicrohttpd") != 0) {
+            snprintf(err, errlen, "invalid engine \"%s\": it must be native or libmicrohttpd",
+                     value);
+            return -EINVAL;
+        }
+        snprintf(d->engine, sizeof(d->engine), "%s", value);
+        o->engine = d->engine;
+        return 0;
+    }
     if (strcmp(key, "strip_trailing_slash") == 0) {
         int on;
         int rc = talon_config_parse_bool(value, &on, err, errlen);
@@ -115,7 +125,7 @@ static int config_server(demo *d, const char *section, const char *key, const ch
     }
     snprintf(err, errlen, "unknown key; [server] accepts listen, threads, connection_timeout, "
              "drain_timeout, connection_limit, max_header_size, max_body_size, "
-             "trusted_proxies, strip_trailing_slash");
+             "trusted_proxies, strip_trailing_slash, engine");
     return -EINVAL;
 }
 

@@ -1,6 +1,7 @@
 /* talon framework: an app, resources with per-method responders, URI
  * templates, middleware, requests and responses, in the shape of Python's
- * Falcon. The HTTP engine (GNU libmicrohttpd) stays behind src/http/engine.c.
+ * Falcon. The HTTP engines (talon's own, or GNU libmicrohttpd) stay behind
+ * src/http/engine.h.
  */
 #ifndef TALON_APP_H
 #define TALON_APP_H
@@ -74,6 +75,9 @@ typedef struct talon_server_options {
     size_t max_body_size;        /* default 1 MiB; larger gives 413 */
     const char *trusted_proxies; /* comma-separated addresses/CIDRs trusted for X-Forwarded-For */
     unsigned drain_timeout_s;    /* wait for in-flight requests on stop; default 30 */
+    /* "native" (talon's own HTTP/1.1 engine, the default) or "libmicrohttpd".
+     * NULL: the TALON_ENGINE environment variable, else native. */
+    const char *engine;
     /* Called once on the serving thread when the server listens
      * (talon_app_port() is valid from then on); may be NULL. */
     void (*on_ready)(talon_app *app, void *ctx);

@@ -40,16 +40,23 @@ static inline bool is_tchar(unsigned char c)
     return tchar[c] != 0;
 }
 
-/* field-vchar, SP or HTAB (RFC 9110 section 5.5): no CTL other than HTAB, no DEL. */
+/* A field value byte: anything but NUL, CR and LF. RFC 9110 section 5.5
+ * lets a recipient keep other control bytes "in a safe context", and talon
+ * keeps them so that the access log shows what a hostile client sent
+ * (escaped); CR, LF and NUL could split a line or a string, so they are
+ * rejected. */
 static inline bool is_value_byte(unsigned char c)
 {
-    return c >= 0x20 ? c != 0x7f : c == '\t';
+    return c != 0 && c != '\r' && c != '\n';
 }
 
-/* A request-target byte: VCHAR or obs-text, so no CTL, SP or DEL. */
-static inline bool is_target_byte(unsigned char c)
+/* A byte of the method or the target: anything but NUL, CR, LF and SP,
+ * which frame the request line. A method that is not a token is rejected
+ * after the head is parsed (framing.c), so that the request is logged with
+ * what it sent; control bytes in a target are escaped in the logs. */
+static inline bool is_line_byte(unsigned char c)
 {
-    return c > 0x20 && c != 0x7f;
+    return c != 0 && c != '\r' && c != '\n' && c != ' ';
 }
 
 static inline bool is_ows(unsigned char c)
@@ -92,12 +99,12 @@ static const char *scan_value(const char *p, const char *end)
         while (end - p >= 8) {
             uint64_t x;
             memcpy(&x, p, 8);
-            if (word_has_less(x, 0x20) || word_has_byte(x, 0x7f))
+            if (word_has_byte(x, 0) || word_has_byte(x, '\r') || word_has_byte(x, '\n'))
                 break;
             p += 8;
         }
-        /* The word contains a CTL, maybe only an HTAB. Look at its bytes,
-         * then go back to words. */
+        /* The word may hold NUL, CR or LF (or a false hit). Look at its
+         * bytes, then go back to words. */
         const char *stop = end - p > 8 ? p + 8 : end;
         for (; p < stop; p++) {
             if (!is_value_byte((unsigned char)*p))
@@ -108,17 +115,17 @@ static const char *scan_value(const char *p, const char *end)
     }
 }
 
-/* First byte of p[0..end) that cannot be in a request target, or end. */
-static const char *scan_target(const char *p, const char *end)
+/* First byte of p[0..end) that ends a method or a request target, or end. */
+static const char *scan_line_word(const char *p, const char *end)
 {
     while (end - p >= 8) {
         uint64_t x;
         memcpy(&x, p, 8);
-        if (word_has_less(x, 0x21) || word_has_byte(x, 0x7f))
-            break;
+        if (word_has_less(x, 0x21))
+            break; /* SP, CR, LF, NUL or another control byte: look closer */
         p += 8;
     }
-    while (p < end && is_target_byte((unsigned char)*p))
+    while (p < end && is_line_byte((unsigned char)*p))
         p++;
     return p;
 }
@@ -186,18 +193,18 @@ static const char *parse_request_line(const char *p, const char *end, h1_head *h
     const char *line = p;
 
     *status = 400;
-    p = scan_token(p, end);
+    p = scan_line_word(p, end);
     if (p == end)
         goto more;
     if (p == line || *p != ' ') {
-        *why = "The request method must be a token such as GET, followed by one space.";
+        *why = "The request line must start with a method such as GET, followed by one space.";
         return NULL;
     }
     h->method = line;
     h->method_len = (size_t)(p - line);
 
     const char *target = ++p;
-    p = scan_target(p, end);
+    p = scan_line_word(p, end);
     if (p == end)
         goto more;
     if (p == target) {
@@ -209,7 +216,7 @@ static const char *parse_request_line(const char *p, const char *end, h1_head *h
         return NULL;
     }
     if (*p != ' ') {
-        *why = "The request target contains a control byte or DEL, which must be percent-encoded.";
+        *why = "The request target contains a NUL byte, which must be percent-encoded.";
         return NULL;
     }
     h->target = target;
@@ -304,7 +311,7 @@ static const char *parse_field(const char *p, const char *end, h1_field *f, int 
         return NULL;
     }
     if (*p != '\r') {
-        *why = "A header field value contains NUL, DEL or a control byte other than HTAB.";
+        *why = "A header field value contains a NUL byte.";
         return NULL;
     }
     const char *value_end = p;
@@ -334,6 +341,7 @@ int h1_parse_head(const char *buf, size_t len, h1_head *h, const char **why)
 
     h->nfields = 0;
     h->head_len = 0;
+    h->line_len = 0;
     const char *p = skip_empty_lines(buf, end, &status, why);
     if (p == NULL)
         return -status;
@@ -442,7 +450,7 @@ static int chunk_size_byte(h1_chunked *c, unsigned char b, const char **why)
         else if (b == '\n')
             FAIL(400, "A chunk size line must end with CRLF; a bare LF was found.");
         else if (!is_value_byte(b))
-            FAIL(400, "A chunk extension contains a control byte other than HTAB.");
+            FAIL(400, "A chunk extension contains a NUL byte.");
         return 0;
     default: /* CH_SIZE_LF */
         if (b != '\n')
@@ -491,7 +499,7 @@ static int chunk_trailer_byte(h1_chunked *c, unsigned char b, const char **why)
         else if (b == '\n')
             FAIL(400, "The trailer section must use CRLF line endings; a bare LF was found.");
         else if (!is_value_byte(b))
-            FAIL(400, "A trailer field value contains NUL, DEL or a control byte other than HTAB.");
+            FAIL(400, "A trailer field value contains a NUL byte.");
         return 0;
     case CH_TRAILER_LF:
         if (b != '\n')

@@ -26,7 +26,7 @@ typedef struct h1_head {
     const char *target;    /* the request target as sent */
     size_t target_len;
     int minor;             /* HTTP/1.<minor>: 0, or 1 for 1.1 and later 1.x */
-    size_t line_len;       /* request line without its CRLF */
+    size_t line_len;       /* request line without its CRLF; 0 until it is parsed */
     h1_field fields[H1_MAX_FIELDS];
     size_t nfields;
     size_t head_len;       /* bytes of the head, leading empty lines and the final CRLF included */
@@ -36,7 +36,9 @@ typedef struct h1_head {
  * head is complete, 0 when more bytes are needed, or a negative status
  * (-400, -431 for more than H1_MAX_FIELDS fields, -505 for a version other
  * than HTTP/1.x) with *why set to a sentence for the client. Size limits
- * are the caller's: see h1_line_complete(). */
+ * are the caller's: see h1_line_complete(). Whatever the result, a
+ * non-zero line_len means that method, target and minor are valid, so
+ * that a rejected request can be logged with its request line. */
 int h1_parse_head(const char *buf, size_t len, h1_head *h, const char **why);
 
 /* Whether buf[0..len) holds a whole request line (leading empty lines

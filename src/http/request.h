@@ -51,7 +51,7 @@ struct talon_app {
     size_t max_body_size;      /* copied from the server options at serve */
     talon_proxies *proxies;    /* parsed trusted_proxies; NULL: trust no peer */
     talon_logger *log;         /* the "app" logger */
-    talon_engine *engine;      /* set while serving */
+    void *engine;              /* the running engine (engine.h), set while serving */
     atomic_bool stopping;      /* a stop was requested: drain and return */
     atomic_uint port;
     int stop_pipe[2];          /* written by signal handlers and talon_app_stop */

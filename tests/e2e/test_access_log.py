@@ -243,6 +243,9 @@ def test_64k_user_agent():
         assert_clean(combined, "access.log")
         m = COMBINED.match(combined[0])
         check(m is not None, "not a combined line: %r" % combined[0][:200])
+        # Trailing whitespace is not part of a field value (RFC 9110
+        # section 5.5); the 64 KiB cut may end the agent with a space.
+        ua = ua.rstrip(b" \t")
         expected = (ua.replace(b"\\", b"\\x5C").replace(b"\x1b", b"\\x1B")
                     .replace(b"\"", b"\\x22").replace(b"\xff", b"\\xFF"))
         check(m.group(8) == expected, "user agent not logged whole: %d bytes, expected %d"

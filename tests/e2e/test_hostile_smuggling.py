@@ -47,8 +47,9 @@ CASES = [
     ("TE chunked twice", POST + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
      b"\r\nc\r\n" + NOTE + b"\r\n0\r\n\r\n" + SMUGGLED, {400}),
     ("TE xchunked", POST + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + SMUGGLED, {400}),
-    ("TE chunked + space", POST + b"Transfer-Encoding: chunked \r\n\r\n0\r\n\r\n" + SMUGGLED,
-     {501}),
+    # RFC 9112 section 2.2 lets a server recognize a bare LF as a line end;
+    # talon does not, so that no proxy and talon disagree on a line.
+    ("bare LF", b"GET /hello HTTP/1.1\nHost: x\nConnection: close\n\n" + SMUGGLED, {400}),
     ("TE in HTTP/1.0", b"POST /notes HTTP/1.0\r\nHost: x\r\n" + JSON
      + b"Transfer-Encoding: chunked\r\n\r\nc\r\n" + NOTE + b"\r\n0\r\n\r\n" + SMUGGLED, {400}),
     ("chunk size negative", POST + b"Transfer-Encoding: chunked\r\n\r\n-c\r\n" + NOTE
@@ -77,7 +78,10 @@ CASES = [
 SERVED = [
     ("two CL, equal", POST + b"Content-Length: 12\r\nContent-Length: 12\r\n"
      b"Connection: close\r\n\r\n" + NOTE, 201),
-    ("bare LF", b"GET /hello HTTP/1.1\nHost: x\nConnection: close\n\n", 200),
+    # Whitespace after a field value is not part of it (RFC 9110 section
+    # 5.5), so this is plain chunked.
+    ("TE chunked + space", POST + b"Transfer-Encoding: chunked \r\nConnection: close\r\n\r\n"
+     b"c\r\n" + NOTE + b"\r\n0\r\n\r\n", 201),
     ("chunked, upper case", POST + b"Transfer-Encoding: CHUNKED\r\nConnection: close\r\n\r\n"
      b"c\r\n" + NOTE + b"\r\n0\r\n\r\n", 201),
     ("chunk extension", POST + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"

@@ -187,12 +187,9 @@ static void request_line_rejections(void **state)
         { "\rGET / HTTP/1.1\r\n\r\n", -400, "CR that is not followed by LF" },
         { " GET / HTTP/1.1\r\n\r\n", -400, "method" },
         { "GET  / HTTP/1.1\r\n\r\n", -400, "target is missing" },
-        { "GET\t/ HTTP/1.1\r\n\r\n", -400, "method" },
-        { "G(T / HTTP/1.1\r\n\r\n", -400, "method" },
+        { "GET\t/ HTTP/1.1\r\n\r\n", -400, "no HTTP version" },
         { "GET / HTTP/1.1 \r\n\r\n", -400, "CRLF right after" },
         { "GET /  HTTP/1.1\r\n\r\n", -400, "version" },
-        { "GET /\tx HTTP/1.1\r\n\r\n", -400, "control byte" },
-        { "GET /\x7fx HTTP/1.1\r\n\r\n", -400, "control byte" },
         { "GET /\r\n\r\n", -400, "no HTTP version" },
         { "GET / http/1.1\r\n\r\n", -400, "version" },
         { "GET / HTTP/1.10\r\n\r\n", -400, "CRLF right after" },
@@ -204,9 +201,23 @@ static void request_line_rejections(void **state)
 
     const char *why;
     assert_int_equal(reject("GET /\0 HTTP/1.1\r\n\r\n", 20, &why), -400);
-    assert_non_null(strstr(why, "control byte"));
+    assert_non_null(strstr(why, "NUL"));
     assert_int_equal(reject("GET / HTTP/2.0\r\n\r\n", 18, &why), -505);
     assert_non_null(strstr(why, "HTTP/1.1"));
+}
+
+/* Control bytes other than NUL, CR and LF pass the parser: the method is
+ * checked as a token later (framing.c) so that the request is logged, and
+ * the logs escape what a hostile client sent. */
+static void hostile_bytes_kept(void **state)
+{
+    (void)state;
+    static const char text[] = "G(\x1bT /\tx\x7f\x01 HTTP/1.1\r\nA: \x1b[0m\x7f\x01\r\n\r\n";
+    size_t len = sizeof(text) - 1;
+    assert_int_equal(parse_n(text, len), (int)len);
+    assert_span(head.method, head.method_len, "G(\x1bT");
+    assert_span(head.target, head.target_len, "/\tx\x7f\x01");
+    assert_span(head.fields[0].value, head.fields[0].value_len, "\x1b[0m\x7f\x01");
 }
 
 static void field_rejections(void **state)
@@ -231,10 +242,6 @@ static void field_rejections(void **state)
         { "GET / HTTP/1.1\r\nA(b): c\r\n\r\n", -400, "not allowed in a token" },
         { "GET / HTTP/1.1\r\n\xc3\xa9: c\r\n\r\n", -400, "field name" },
         { "GET / HTTP/1.1\r\n\"A\": c\r\n\r\n", -400, "field name" },
-        /* Values: CTL other than HTAB, and DEL. */
-        { "GET / HTTP/1.1\r\nA: b\x01\r\n\r\n", -400, "control byte" },
-        { "GET / HTTP/1.1\r\nA: b\x7f\r\n\r\n", -400, "DEL" },
-        { "GET / HTTP/1.1\r\nA: \x1b[0m\r\n\r\n", -400, "control byte" },
     };
     check_rejections(cases, sizeof(cases) / sizeof(cases[0]));
 
@@ -457,8 +464,6 @@ static void chunked_rejections(void **state)
         { "3\nabc\r\n0\r\n\r\n", "followed by CRLF" },
         { "3;a\nabc\r\n0\r\n\r\n", "bare LF" },
         { "3\rabc\r\n0\r\n\r\n", "CR that is not followed by LF" },
-        { "3;a\x01\r\nabc\r\n0\r\n\r\n", "control byte" },
-        { "3;a\x7f\r\nabc\r\n0\r\n\r\n", "control byte" },
         /* The data is longer than its size, or its CRLF is missing. */
         { "3\r\nabcd\r\n0\r\n\r\n", "followed by CRLF" },
         { "3\r\nabc\n0\r\n\r\n", "followed by CRLF" },
@@ -472,7 +477,6 @@ static void chunked_rejections(void **state)
         { "0\r\nA: b\r\n\n", "bare LF" },
         { "0\r\nA\r\n\r\n", "no colon" },
         { "0\r\n: b\r\n\r\n", "field name" },
-        { "0\r\nA: b\x01\r\n\r\n", "control byte" },
         { "0\r\nA: b\rc\r\n\r\n", "CR that is not followed by LF" },
         { "0\r\n\rx", "end with CRLF" },
     };
@@ -543,6 +547,7 @@ int main(void)
         cmocka_unit_test(long_values),
         cmocka_unit_test(request_line_rejections),
         cmocka_unit_test(field_rejections),
+        cmocka_unit_test(hostile_bytes_kept),
         cmocka_unit_test(max_fields),
         cmocka_unit_test(every_prefix_incomplete),
         cmocka_unit_test(line_complete),

@@ -1,5 +1,6 @@
 /* The HTTP engine: GNU libmicrohttpd behind talon's pipeline. This is the
- * only file that includes <microhttpd.h>.
+ * only file that includes <microhttpd.h>; serve.c picks this engine when the
+ * server options name "libmicrohttpd".
  *
  * Facts about libmicrohttpd 0.9.75 this file depends on:
  * - a response queued on the first access-handler call is sent with
@@ -27,6 +28,7 @@
  *   bytes with many short arguments exhausts the pool: no response is sent
  *   and the connection hangs. talon parses the query from the raw target
  *   itself, so on_uri hides the arguments from libmicrohttpd. */
+#include "http/engine.h"
 #include "http/framing.h"
 #include "http/pipeline.h"
 
@@ -824,32 +826,13 @@ static void release_orphan(talon_engine *e, engine_conn *ec)
 
 /* ---- Serving, signals and the drain ---- */
 
-static int signal_fd = -1; /* the serving app's stop pipe, for the signal handler */
-
-static void on_stop_signal(int sig)
-{
-    int saved = errno;
-    if (signal_fd >= 0) {
-        char c = (char)sig;
-        ssize_t n = write(signal_fd, &c, 1);
-        (void)n;
-    }
-    errno = saved;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
-}
-
 /* Wait until no request is in flight, up to timeout_ms. */
 static bool wait_idle(talon_engine *e, long timeout_ms)
 {
     for (long waited = 0; atomic_load(&e->in_flight) > 0; waited += 10) {
         if (waited >= timeout_ms)
             return false;
-        sleep_ms(10);
+        talon_sleep_ms(10);
     }
     return true;
 }
@@ -915,12 +898,6 @@ static bool drain(talon_engine *e, unsigned timeout_s, long *cut)
     return true;
 }
 
-static unsigned default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
-}
-
 static int start_daemon(talon_engine *e, const talon_server_options *opts, unsigned threads,
                         char *err, size_t errlen)
 {
@@ -969,54 +946,6 @@ static int start_daemon(talon_engine *e, const talon_server_options *opts, unsig
     return 0;
 }
 
-static int check_options(const talon_server_options *o, char *err, size_t errlen)
-{
-    if (o->max_header_size < 1024 || o->max_header_size > MAX_HEADER_SIZE_LIMIT) {
-        snprintf(err, errlen, "invalid max_header_size %zu: it must be between 1024 bytes and "
-                 "1 MiB, because every keep-alive connection keeps that much memory plus 3 KiB",
-                 o->max_header_size);
-        return -EINVAL;
-    }
-    if (o->connection_limit == 0) {
-        snprintf(err, errlen, "invalid connection_limit 0: it must be at least 1");
-        return -EINVAL;
-    }
-    if (o->threads > 1024) {
-        snprintf(err, errlen, "invalid threads %u: it must be between 0 (one per core) and "
-                 "1024", o->threads);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-static unsigned bound_port(int fd)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return 0;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return 0;
-}
-
-/* Whether accept() failed for the one connection only. Linux passes a
- * pending network error of the new connection on as accept()'s error, and
- * the accept(2) manual page says to retry on these as on EAGAIN. */
-static bool accept_error_is_transient(int err)
-{
-    switch (err) {
-    case EINTR: case ECONNABORTED: case EPERM: case EPROTO: case ENOPROTOOPT:
-    case ENETDOWN: case ENETUNREACH: case EHOSTDOWN: case EHOSTUNREACH: case ENONET:
-    case EOPNOTSUPP:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* Warn that accepting pauses: at most once a second through accept_limit,
  * or through the engine's own warning limit when accept_limit is NULL. */
 static void report_accept_error(talon_engine *e, int err)
@@ -1048,7 +977,7 @@ static bool accept_connections(talon_engine *e)
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return true;
-            if (accept_error_is_transient(errno))
+            if (talon_accept_error_is_transient(errno))
                 continue;
             report_accept_error(e, errno);
             return false;
@@ -1078,15 +1007,13 @@ static bool accept_connections(talon_engine *e)
 static void wait_for_stop(talon_app *app)
 {
     talon_engine *e = app->engine;
-    struct pollfd p[2] = { { .fd = app->stop_pipe[0], .events = POLLIN },
-                           { .fd = e->listen_fd, .events = POLLIN } };
     int64_t next_sweep = talon_now_ns() + 1000000000;
     bool paused = false;
     while (!atomic_load(&app->stopping)) {
-        p[1].revents = 0; /* poll() leaves it alone while paused */
-        int rc = poll(p, paused ? 1 : 2, paused ? ACCEPT_PAUSE_MS : 1000);
+        int pending = talon_serve_wait(app, paused ? -1 : e->listen_fd,
+                                       paused ? ACCEPT_PAUSE_MS : 1000);
         paused = false;
-        if (rc > 0 && (p[1].revents & POLLIN))
+        if (pending && !atomic_load(&app->stopping))
             paused = !accept_connections(e);
         /* By the clock: under a steady stream of new connections poll()
          * never times out. */
@@ -1094,49 +1021,20 @@ static void wait_for_stop(talon_app *app)
             sweep_slow_heads(e);
             next_sweep = talon_now_ns() + 1000000000;
         }
-        if (rc > 0 && (p[0].revents & POLLIN)) {
-            char buf[16];
-            ssize_t n = read(app->stop_pipe[0], buf, sizeof(buf));
-            if (n > 0 && buf[0] != 's')
-                talon_log_info(app->log, "received %s", strsignal(buf[0]));
-            atomic_store(&app->stopping, true);
-        }
     }
 }
 
-int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *err,
-                    size_t errlen)
+int talon_engine_mhd_run(const talon_serve *s, char *err, size_t errlen)
 {
-    talon_server_options defaults;
-    talon_server_options_init(&defaults);
-    const talon_server_options *opts = opts_in ? opts_in : &defaults;
-    int rc = check_options(opts, err, errlen);
-    if (rc < 0)
-        return rc;
-    talon_proxies_free(app->proxies);
-    app->proxies = NULL;
-    rc = talon_proxies_parse(opts->trusted_proxies, &app->proxies, err, errlen);
-    if (rc < 0)
-        return rc;
-    app->max_body_size = opts->max_body_size;
-    unsigned threads = opts->threads ? opts->threads : default_threads();
-    unsigned drain_s = opts->drain_timeout_s ? opts->drain_timeout_s : 30;
-
-    int fd = talon_listen_open(opts->listen, err, errlen);
-    if (fd < 0)
-        return fd;
-    if (pipe2(app->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "cannot create the stop pipe: %s", strerror(errno));
-        close(fd);
-        return rc;
-    }
-
+    talon_app *app = s->app;
+    const talon_server_options *opts = s->opts;
+    int fd = s->listen_fd;
+    int rc;
     talon_engine *e = calloc(1, sizeof(*e));
     if (e == NULL) {
         snprintf(err, errlen, "cannot start serving %s: out of memory", opts->listen);
-        rc = -ENOMEM;
-        goto err_pipe;
+        close(fd);
+        return -ENOMEM;
     }
     e->app = app;
     e->listen_fd = fd;
@@ -1155,31 +1053,23 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     /* One a second: out of descriptors, accepting pauses 10 times a second. */
     e->accept_limit = talon_log_limit_new(app->log, TALON_LOG_WARN, 1, "accept warnings");
 
-    struct sigaction sa = { .sa_handler = on_stop_signal }, old_int, old_term, old_pipe;
-    sigemptyset(&sa.sa_mask);
-    signal_fd = app->stop_pipe[1];
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    struct sigaction ign = { .sa_handler = SIG_IGN };
-    sigaction(SIGPIPE, &ign, &old_pipe);
-
-    atomic_store(&app->stopping, false);
-    rc = start_daemon(e, opts, threads, err, errlen);
+    rc = start_daemon(e, opts, s->threads, err, errlen);
     if (rc < 0) {
         close(fd);
-        goto err_signals;
+        goto out;
     }
     app->engine = e;
-    atomic_store(&app->port, bound_port(fd));
+    atomic_store(&app->port, talon_bound_port(fd));
     talon_log_info(app->log, "listening on %s (port %u, %u threads, max body %zu bytes, "
-                   "max head %zu bytes)", opts->listen, talon_app_port(app), threads,
-                   opts->max_body_size, opts->max_header_size);
+                   "max head %zu bytes, engine libmicrohttpd %s)", opts->listen,
+                   talon_app_port(app), s->threads, opts->max_body_size, opts->max_header_size,
+                   MHD_get_version());
     if (opts->on_ready != NULL)
         opts->on_ready(app, opts->on_ready_ctx);
 
     wait_for_stop(app);
     long cut = 0;
-    bool stopped = drain(e, drain_s, &cut);
+    bool stopped = drain(e, s->drain_s, &cut);
     app->engine = NULL;
     long orphans = atomic_load(&e->orphans);
     if (orphans > 0)
@@ -1192,11 +1082,7 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
                         "connections were closed without a complete response", cut);
     rc = 0;
 
-err_signals:
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGPIPE, &old_pipe, NULL);
-    signal_fd = -1;
+out:
     if (e->daemon == NULL) {
         pthread_mutex_destroy(&e->held_lock);
         talon_log_limit_free(e->warn_limit);
@@ -1206,9 +1092,5 @@ err_signals:
     }
     /* NOTE: when the drain gave up, the engine and its threads are leaked
      * on purpose: they still reference the suspended requests. */
-err_pipe:
-    close(app->stop_pipe[0]);
-    close(app->stop_pipe[1]);
-    app->stop_pipe[0] = app->stop_pipe[1] = -1;
     return rc;
 }

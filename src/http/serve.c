@@ -1,0 +1,179 @@
+/* talon_app_serve(): what both HTTP engines need before and after they
+ * serve -- checked options, the listening socket, the stop pipe and the
+ * signal handlers -- and the choice of engine. */
+#include "http/engine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_HEADER_SIZE_LIMIT (1024 * 1024)
+
+static int signal_fd = -1; /* the serving app's stop pipe, for the signal handler */
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    if (signal_fd >= 0) {
+        char c = (char)sig;
+        ssize_t n = write(signal_fd, &c, 1);
+        (void)n;
+    }
+    errno = saved;
+}
+
+void talon_sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+int talon_serve_wait(talon_app *app, int listen_fd, int timeout_ms)
+{
+    struct pollfd p[2] = { { .fd = app->stop_pipe[0], .events = POLLIN },
+                           { .fd = listen_fd, .events = POLLIN } };
+    int rc = poll(p, listen_fd >= 0 ? 2 : 1, timeout_ms);
+    if (rc <= 0)
+        return 0;
+    if (p[0].revents & POLLIN) {
+        char buf[16];
+        ssize_t n = read(app->stop_pipe[0], buf, sizeof(buf));
+        if (n > 0 && buf[0] != 's')
+            talon_log_info(app->log, "received %s", strsignal(buf[0]));
+        atomic_store(&app->stopping, true);
+    }
+    return listen_fd >= 0 && (p[1].revents & POLLIN) ? 1 : 0;
+}
+
+bool talon_accept_error_is_transient(int err)
+{
+    switch (err) {
+    case EINTR: case ECONNABORTED: case EPERM: case EPROTO: case ENOPROTOOPT:
+    case ENETDOWN: case ENETUNREACH: case EHOSTDOWN: case EHOSTUNREACH: case ENONET:
+    case EOPNOTSUPP:
+        return true;
+    default:
+        return false;
+    }
+}
+
+unsigned talon_bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+static unsigned default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* The engine named by opts->engine, else by TALON_ENGINE (for tests and
+ * benchmarks), else the native one. */
+static int pick_engine(const talon_server_options *o, bool *native, char *err, size_t errlen)
+{
+    const char *name = o->engine;
+    if (name == NULL || name[0] == '\0')
+        name = getenv("TALON_ENGINE");
+    if (name == NULL || name[0] == '\0' || strcmp(name, "native") == 0) {
+        *native = true;
+        return 0;
+    }
+    if (strcmp(name, "libmicrohttpd") == 0) {
+        *native = false;
+        return 0;
+    }
+    snprintf(err, errlen, "invalid engine \"%.64s\": it must be native or libmicrohttpd", name);
+    return -EINVAL;
+}
+
+static int check_options(const talon_server_options *o, char *err, size_t errlen)
+{
+    if (o->max_header_size < 1024 || o->max_header_size > MAX_HEADER_SIZE_LIMIT) {
+        snprintf(err, errlen, "invalid max_header_size %zu: it must be between 1024 bytes and "
+                 "1 MiB", o->max_header_size);
+        return -EINVAL;
+    }
+    if (o->connection_limit == 0) {
+        snprintf(err, errlen, "invalid connection_limit 0: it must be at least 1");
+        return -EINVAL;
+    }
+    if (o->threads > 1024) {
+        snprintf(err, errlen, "invalid threads %u: it must be between 0 (one per core) and "
+                 "1024", o->threads);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *err,
+                    size_t errlen)
+{
+    talon_server_options defaults;
+    talon_server_options_init(&defaults);
+    const talon_server_options *opts = opts_in ? opts_in : &defaults;
+    bool native = true;
+    int rc = check_options(opts, err, errlen);
+    if (rc == 0)
+        rc = pick_engine(opts, &native, err, errlen);
+    if (rc < 0)
+        return rc;
+    talon_proxies_free(app->proxies);
+    app->proxies = NULL;
+    rc = talon_proxies_parse(opts->trusted_proxies, &app->proxies, err, errlen);
+    if (rc < 0)
+        return rc;
+    app->max_body_size = opts->max_body_size;
+    talon_serve s = {
+        .app = app,
+        .opts = opts,
+        .threads = opts->threads ? opts->threads : default_threads(),
+        .drain_s = opts->drain_timeout_s ? opts->drain_timeout_s : 30,
+    };
+
+    s.listen_fd = talon_listen_open(opts->listen, err, errlen);
+    if (s.listen_fd < 0)
+        return s.listen_fd;
+    if (pipe2(app->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        rc = -errno;
+        snprintf(err, errlen, "cannot create the stop pipe: %s", strerror(errno));
+        close(s.listen_fd);
+        return rc;
+    }
+
+    struct sigaction sa = { .sa_handler = on_stop_signal }, old_int, old_term, old_pipe;
+    sigemptyset(&sa.sa_mask);
+    signal_fd = app->stop_pipe[1];
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    struct sigaction ign = { .sa_handler = SIG_IGN };
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    atomic_store(&app->stopping, false);
+
+    rc = native ? talon_engine_native_run(&s, err, errlen) : talon_engine_mhd_run(&s, err, errlen);
+
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    signal_fd = -1;
+    close(app->stop_pipe[0]);
+    close(app->stop_pipe[1]);
+    app->stop_pipe[0] = app->stop_pipe[1] = -1;
+    return rc;
+}
