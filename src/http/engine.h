@@ -4,7 +4,9 @@
 #ifndef TALON_HTTP_ENGINE_H
 #define TALON_HTTP_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include "http/request.h"
 
@@ -23,15 +25,27 @@ typedef struct talon_serve {
 int talon_engine_native_run(const talon_serve *s, char *err, size_t errlen);
 int talon_engine_mhd_run(const talon_serve *s, char *err, size_t errlen);
 
-/* Block up to timeout_ms for the stop pipe or, when listen_fd >= 0, a
- * pending connection. Returns 1 when a connection is pending, 0 otherwise;
- * sets app->stopping (and logs the signal) when the stop pipe was written. */
-int talon_serve_wait(talon_app *app, int listen_fd, int timeout_ms);
+/* The accepting side of an engine. talon accepts connections itself, on
+ * the serving thread, and hands each to the engine: see serve.c. */
+typedef struct talon_acceptor {
+    talon_app *app;
+    int listen_fd;
+    atomic_long *open;          /* the engine's count of open connections */
+    unsigned hard_limit;        /* past it a new connection is closed at once */
+    unsigned connection_limit;  /* named in the warning */
+    talon_log_limit *limit;     /* accept warnings, one a second */
+    /* Take a new non-blocking connection: count it in *open and serve it,
+     * or close it. Only on the serving thread. */
+    void (*hand)(void *engine, int fd, const struct sockaddr_storage *ss, socklen_t len);
+    void *engine;
+    void (*tick)(void *engine); /* once a second on the serving thread; may be NULL */
+} talon_acceptor;
 
-/* Whether accept() failed for the one connection only: Linux passes a
- * pending network error of the new connection on as accept()'s error, and
- * accept(2) says to retry on these as on EAGAIN. */
-bool talon_accept_error_is_transient(int err);
+/* Accept and hand over connections until app->stopping; then return. */
+void talon_serve_until_stop(talon_acceptor *a);
+
+/* Wait until *count is 0, up to timeout_ms. Returns false on timeout. */
+bool talon_wait_zero(atomic_long *count, long timeout_ms);
 
 /* The port a listening socket is bound to, 0 when unknown. */
 unsigned talon_bound_port(int fd);

@@ -71,14 +71,14 @@ typedef struct engine_conn {
 typedef struct talon_engine {
     talon_app *app;
     struct MHD_Daemon *daemon;
-    int listen_fd;                /* accepted by talon, not libmicrohttpd: see accept_connections() */
+    int listen_fd;                /* accepted by talon, not libmicrohttpd: see hand_connection() */
     size_t max_header_size;
     atomic_long in_flight;        /* requests created and not yet completed */
     atomic_long orphans;          /* requests released at close, without the completed callback */
     bool hide_query;              /* libmicrohttpd's layout is known: see hide_query() */
     atomic_long admitted;         /* open connections accepted within connection_limit */
     atomic_long handed;           /* connections given to libmicrohttpd and not yet closed */
-    unsigned hard_limit;          /* above it accept_connections() closes new connections */
+    unsigned hard_limit;          /* above it serve.c closes new connections */
     talon_log_limit *accept_limit; /* one "cannot accept" warning a second */
     size_t pool_size;             /* MHD_OPTION_CONNECTION_MEMORY_LIMIT */
     unsigned connection_limit;
@@ -113,8 +113,6 @@ typedef struct talon_engine {
 #define HEAD_POOL_MARGIN (32 * POOL_RECORD_SIZE + 2 + RESPONSE_HEAD_RESERVE)
 #define DIRECT_ANSWER_ROOM 512      /* below this, an error response skips the pool */
 #define MAX_HEADER_SIZE_LIMIT (1024 * 1024)
-#define ACCEPT_BATCH 64             /* accepts per wake-up, so a stop is seen during a flood */
-#define ACCEPT_PAUSE_MS 100         /* after EMFILE and the like, which a retry cannot fix at once */
 
 /* ---- libmicrohttpd callbacks ---- */
 
@@ -826,17 +824,6 @@ static void release_orphan(talon_engine *e, engine_conn *ec)
 
 /* ---- Serving, signals and the drain ---- */
 
-/* Wait until no request is in flight, up to timeout_ms. */
-static bool wait_idle(talon_engine *e, long timeout_ms)
-{
-    for (long waited = 0; atomic_load(&e->in_flight) > 0; waited += 10) {
-        if (waited >= timeout_ms)
-            return false;
-        talon_sleep_ms(10);
-    }
-    return true;
-}
-
 /* Resume every held request with a 503. The resumes happen outside
  * held_lock: MHD_resume_connection() takes libmicrohttpd's lock, which a
  * completed callback waiting for held_lock may hold. */
@@ -876,12 +863,12 @@ static bool drain(talon_engine *e, unsigned timeout_s, long *cut)
     talon_log_info(app->log, "stopping: no longer accepting connections; waiting up to %us "
                    "for %ld in-flight requests", timeout_s, atomic_load(&e->in_flight));
 
-    if (!wait_idle(e, (long)timeout_s * 1000)) {
+    if (!talon_wait_zero(&e->in_flight, (long)timeout_s * 1000)) {
         size_t aborted = abort_held(e);
         talon_log_error(app->log, "stopping: %ld requests still in flight after %us; %zu "
                         "held requests answered 503", atomic_load(&e->in_flight), timeout_s,
                         aborted);
-        wait_idle(e, 5000);
+        talon_wait_zero(&e->in_flight, 5000);
     }
     pthread_mutex_lock(&e->held_lock);
     size_t held = e->nheld;
@@ -917,7 +904,7 @@ static int start_daemon(talon_engine *e, const talon_server_options *opts, unsig
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)pool, NULL };
     ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, e };
     /* The hard cap above connection_limit (past which talon sends 503) is
-     * applied by accept_connections(). libmicrohttpd 0.9.75 splits its own
+     * applied by serve.c. libmicrohttpd 0.9.75 splits its own
      * limit evenly over the workers and, when a worker reaches its share for
      * a connection from MHD_add_connection(), returns without unlocking a
      * mutex, so every worker deadlocks. Its limit is set where no worker
@@ -946,82 +933,29 @@ static int start_daemon(talon_engine *e, const talon_server_options *opts, unsig
     return 0;
 }
 
-/* Warn that accepting pauses: at most once a second through accept_limit,
- * or through the engine's own warning limit when accept_limit is NULL. */
-static void report_accept_error(talon_engine *e, int err)
+/* Hand a connection accepted by talon (serve.c) to libmicrohttpd. Given
+ * the listening socket, every worker thread of libmicrohttpd 0.9.75 polls
+ * it and accepts in a loop, so one worker often took a whole burst and
+ * served it alone while the other idled (16 of 16 connections in
+ * tests/e2e/test_worker_balance.py). MHD_add_connection() gives a
+ * connection to worker number fd mod threads, so consecutive descriptors
+ * alternate between workers. */
+static void hand_connection(void *engine, int fd, const struct sockaddr_storage *ss,
+                            socklen_t len)
 {
-    static const char fmt[] = "cannot accept a connection: %s; pausing accepts for %d ms "
-                              "(raise the open file limit or lower connection_limit)";
-    if (e->accept_limit != NULL)
-        talon_log_limited(e->accept_limit, fmt, strerror(err), ACCEPT_PAUSE_MS);
-    else
-        engine_warn(e, fmt, strerror(err), ACCEPT_PAUSE_MS);
+    talon_engine *e = engine;
+    /* NOTIFY_CLOSED gives the slot back. A connection that a worker
+     * fails to start (out of memory) is closed without it, so its slot
+     * stays taken: rare, and it only lowers the cap. */
+    atomic_fetch_add(&e->handed, 1);
+    /* On failure libmicrohttpd closes fd and logs why through on_mhd_log. */
+    if (MHD_add_connection(e->daemon, fd, (const struct sockaddr *)ss, len) != MHD_YES)
+        atomic_fetch_sub(&e->handed, 1);
 }
 
-/* Accept the pending connections on the listening socket and hand each to
- * libmicrohttpd. Given the listening socket, every worker thread of
- * libmicrohttpd 0.9.75 polls it and accepts in a loop, so one worker often
- * took a whole burst and served it alone while the other idled (16 of 16
- * connections in tests/e2e/test_worker_balance.py). MHD_add_connection()
- * gives a connection to worker number fd mod threads, so consecutive
- * descriptors alternate between workers. Returns false when accepting must
- * pause because descriptors or memory ran out. The pending connections then
- * wait in the kernel's listen queue. */
-static bool accept_connections(talon_engine *e)
+static void tick(void *engine)
 {
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        int fd = accept4(e->listen_fd, (struct sockaddr *)&ss, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return true;
-            if (talon_accept_error_is_transient(errno))
-                continue;
-            report_accept_error(e, errno);
-            return false;
-        }
-        if (atomic_load(&e->handed) >= (long)e->hard_limit) {
-            close(fd); /* as libmicrohttpd does past its limit: no response */
-            if (e->accept_limit != NULL)
-                talon_log_limited(e->accept_limit, "closed a new connection without a response: "
-                                  "%u connections are open, the hard cap above connection_limit "
-                                  "%u; raise connection_limit if these clients are legitimate",
-                                  e->hard_limit, e->connection_limit);
-            continue;
-        }
-        /* NOTIFY_CLOSED gives the slot back. A connection that a worker
-         * fails to start (out of memory) is closed without it, so its slot
-         * stays taken: rare, and it only lowers the cap. */
-        atomic_fetch_add(&e->handed, 1);
-        /* On failure libmicrohttpd closes fd and logs why through on_mhd_log. */
-        if (MHD_add_connection(e->daemon, fd, (struct sockaddr *)&ss, len) != MHD_YES)
-            atomic_fetch_sub(&e->handed, 1);
-    }
-    return true;
-}
-
-/* Block until a stop signal or talon_app_stop() writes to the stop pipe,
- * accepting connections and sweeping slow heads meanwhile. */
-static void wait_for_stop(talon_app *app)
-{
-    talon_engine *e = app->engine;
-    int64_t next_sweep = talon_now_ns() + 1000000000;
-    bool paused = false;
-    while (!atomic_load(&app->stopping)) {
-        int pending = talon_serve_wait(app, paused ? -1 : e->listen_fd,
-                                       paused ? ACCEPT_PAUSE_MS : 1000);
-        paused = false;
-        if (pending && !atomic_load(&app->stopping))
-            paused = !accept_connections(e);
-        /* By the clock: under a steady stream of new connections poll()
-         * never times out. */
-        if (talon_now_ns() >= next_sweep) {
-            sweep_slow_heads(e);
-            next_sweep = talon_now_ns() + 1000000000;
-        }
-    }
+    sweep_slow_heads(engine);
 }
 
 int talon_engine_mhd_run(const talon_serve *s, char *err, size_t errlen)
@@ -1067,7 +1001,12 @@ int talon_engine_mhd_run(const talon_serve *s, char *err, size_t errlen)
     if (opts->on_ready != NULL)
         opts->on_ready(app, opts->on_ready_ctx);
 
-    wait_for_stop(app);
+    talon_acceptor acceptor = {
+        .app = app, .listen_fd = fd, .open = &e->handed, .hard_limit = e->hard_limit,
+        .connection_limit = e->connection_limit, .limit = e->accept_limit,
+        .hand = hand_connection, .engine = e, .tick = tick,
+    };
+    talon_serve_until_stop(&acceptor);
     long cut = 0;
     bool stopped = drain(e, s->drain_s, &cut);
     app->engine = NULL;

@@ -126,8 +126,6 @@ struct native_engine {
 };
 
 #define WARN_PER_SECOND 20
-#define ACCEPT_BATCH 64           /* accepts per wake-up, so a stop is seen during a flood */
-#define ACCEPT_PAUSE_MS 100       /* after EMFILE and the like, which a retry cannot fix at once */
 #define READ_BUFFER_MIN (64 * 1024)
 #define LINGER_NS (2 * 1000000000LL) /* how long a closing connection's input is dropped */
 #define LINGER_MAX_BYTES (1024 * 1024)
@@ -531,6 +529,11 @@ static void send_response(native_conn *c)
     native_engine *e = c->w->e;
     if (resp->status == 0)
         resp->status = 200;
+    if (resp->status < 100 || resp->status > 999) {
+        engine_warn(e, "request %s: the application set the invalid status %d; 500 sent "
+                    "instead", req->id, resp->status);
+        talon_resp_error(resp, 500, NULL, NULL);
+    }
     if (!c->keep_alive || c->eof || atomic_load_explicit(&e->draining, memory_order_relaxed))
         c->closing = true;
     size_t head_len = format_head(c);
@@ -1187,16 +1190,11 @@ static bool admit_connection(native_engine *e)
     return false;
 }
 
-static void report_accept_error(native_engine *e, int err)
-{
-    talon_log_limited(e->accept_limit, "cannot accept a connection: %s; pausing accepts for "
-                      "%d ms (raise the open file limit or lower connection_limit)",
-                      strerror(err), ACCEPT_PAUSE_MS);
-}
-
 /* Hand a new connection to the next worker in turn. */
-static void hand_over(native_engine *e, int fd, const struct sockaddr_storage *ss)
+static void hand_over(void *engine, int fd, const struct sockaddr_storage *ss, socklen_t len)
 {
+    native_engine *e = engine;
+    (void)len;
     native_conn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
@@ -1226,66 +1224,12 @@ static void hand_over(native_engine *e, int fd, const struct sockaddr_storage *s
         worker_kick(w);
 }
 
-/* Accept the pending connections. Returns false when accepting must pause
- * because descriptors or memory ran out; the pending connections then wait
- * in the kernel's listen queue. */
-static bool accept_connections(native_engine *e)
-{
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        int fd = accept4(e->listen_fd, (struct sockaddr *)&ss, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return true;
-            if (talon_accept_error_is_transient(errno))
-                continue;
-            report_accept_error(e, errno);
-            return false;
-        }
-        if (atomic_load(&e->open) >= (long)e->hard_limit) {
-            close(fd);
-            talon_log_limited(e->accept_limit, "closed a new connection without a response: "
-                              "%u connections are open, the hard cap above connection_limit "
-                              "%u; raise connection_limit if these clients are legitimate",
-                              e->hard_limit, e->connection_limit);
-            continue;
-        }
-        hand_over(e, fd, &ss);
-    }
-    return true;
-}
-
-static void serve_until_stop(native_engine *e)
-{
-    talon_app *app = e->app;
-    bool paused = false;
-    while (!atomic_load(&app->stopping)) {
-        int pending = talon_serve_wait(app, paused ? -1 : e->listen_fd,
-                                       paused ? ACCEPT_PAUSE_MS : 1000);
-        paused = false;
-        if (pending && !atomic_load(&app->stopping))
-            paused = !accept_connections(e);
-    }
-}
-
 /* ---- Start and stop ---- */
 
 static void wake_all(native_engine *e)
 {
     for (unsigned i = 0; i < e->nworkers; i++)
         worker_kick(&e->workers[i]);
-}
-
-static bool wait_idle(native_engine *e, long timeout_ms)
-{
-    for (long waited = 0; atomic_load(&e->in_flight) > 0; waited += 10) {
-        if (waited >= timeout_ms)
-            return false;
-        talon_sleep_ms(10);
-    }
-    return true;
 }
 
 /* Stop accepting, let in-flight requests finish (held ones included), then
@@ -1302,13 +1246,13 @@ static long drain(native_engine *e, unsigned timeout_s)
     atomic_store(&e->draining, true);
     wake_all(e);
 
-    if (!wait_idle(e, (long)timeout_s * 1000)) {
+    if (!talon_wait_zero(&e->in_flight, (long)timeout_s * 1000)) {
         long left = atomic_load(&e->in_flight);
         atomic_store(&e->abort_held, true);
         wake_all(e);
         talon_log_error(app->log, "stopping: %ld requests still in flight after %us; held "
                         "requests are answered 503", left, timeout_s);
-        wait_idle(e, 5000);
+        talon_wait_zero(&e->in_flight, 5000);
     }
     long cut = atomic_load(&e->in_flight);
     atomic_store(&e->stop, true);
@@ -1394,6 +1338,10 @@ int talon_engine_native_run(const talon_serve *s, char *err, size_t errlen)
         pthread_mutex_init(&workers[i].lock, NULL);
     }
 
+    if (e->accept_limit == NULL) {
+        snprintf(err, errlen, "cannot start serving %s: out of memory", opts->listen);
+        rc = -ENOMEM;
+    }
     for (unsigned i = 0; i < e->nworkers && rc == 0; i++)
         rc = init_worker(e, &workers[i], err, errlen);
     for (; rc == 0 && started < e->nworkers; started++) {
@@ -1416,7 +1364,12 @@ int talon_engine_native_run(const talon_serve *s, char *err, size_t errlen)
     if (opts->on_ready != NULL)
         opts->on_ready(app, opts->on_ready_ctx);
 
-    serve_until_stop(e);
+    talon_acceptor acceptor = {
+        .app = app, .listen_fd = e->listen_fd, .open = &e->open, .hard_limit = e->hard_limit,
+        .connection_limit = e->connection_limit, .limit = e->accept_limit,
+        .hand = hand_over, .engine = e,
+    };
+    talon_serve_until_stop(&acceptor);
     long cut = drain(e, s->drain_s);
     app->engine = NULL;
     if (cut == 0)

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #define MAX_HEADER_SIZE_LIMIT (1024 * 1024)
+#define ACCEPT_BATCH 64      /* accepts per wake-up, so a stop is seen during a flood */
+#define ACCEPT_PAUSE_MS 100  /* after EMFILE and the like, which a retry cannot fix at once */
 
 static int signal_fd = -1; /* the serving app's stop pipe, for the signal handler */
 
@@ -36,13 +38,16 @@ void talon_sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-int talon_serve_wait(talon_app *app, int listen_fd, int timeout_ms)
+/* Block up to timeout_ms for the stop pipe or, when listen_fd >= 0, a
+ * pending connection. Returns true when a connection is pending; sets
+ * app->stopping (and logs the signal) when the stop pipe was written. */
+static bool wait_for_event(talon_app *app, int listen_fd, int timeout_ms)
 {
     struct pollfd p[2] = { { .fd = app->stop_pipe[0], .events = POLLIN },
                            { .fd = listen_fd, .events = POLLIN } };
     int rc = poll(p, listen_fd >= 0 ? 2 : 1, timeout_ms);
     if (rc <= 0)
-        return 0;
+        return false;
     if (p[0].revents & POLLIN) {
         char buf[16];
         ssize_t n = read(app->stop_pipe[0], buf, sizeof(buf));
@@ -50,10 +55,13 @@ int talon_serve_wait(talon_app *app, int listen_fd, int timeout_ms)
             talon_log_info(app->log, "received %s", strsignal(buf[0]));
         atomic_store(&app->stopping, true);
     }
-    return listen_fd >= 0 && (p[1].revents & POLLIN) ? 1 : 0;
+    return listen_fd >= 0 && (p[1].revents & POLLIN);
 }
 
-bool talon_accept_error_is_transient(int err)
+/* Whether accept() failed for the one connection only: Linux passes a
+ * pending network error of the new connection on as accept()'s error, and
+ * accept(2) says to retry on these as on EAGAIN. */
+static bool accept_error_is_transient(int err)
 {
     switch (err) {
     case EINTR: case ECONNABORTED: case EPERM: case EPROTO: case ENOPROTOOPT:
@@ -63,6 +71,70 @@ bool talon_accept_error_is_transient(int err)
     default:
         return false;
     }
+}
+
+/* Accept the pending connections, at most ACCEPT_BATCH so that a stop is
+ * seen during a flood. Returns false when accepting must pause because
+ * descriptors or memory ran out; the pending connections then wait in the
+ * kernel's listen queue. */
+static bool accept_batch(talon_acceptor *a)
+{
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(a->listen_fd, (struct sockaddr *)&ss, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return true;
+            if (accept_error_is_transient(errno))
+                continue;
+            talon_log_limited(a->limit, "cannot accept a connection: %s; pausing accepts for "
+                              "%d ms (raise the open file limit or lower connection_limit)",
+                              strerror(errno), ACCEPT_PAUSE_MS);
+            return false;
+        }
+        if (atomic_load(a->open) >= (long)a->hard_limit) {
+            close(fd);
+            talon_log_limited(a->limit, "closed a new connection without a response: %u "
+                              "connections are open, the hard cap above connection_limit %u; "
+                              "raise connection_limit if these clients are legitimate",
+                              a->hard_limit, a->connection_limit);
+            continue;
+        }
+        a->hand(a->engine, fd, &ss, len);
+    }
+    return true;
+}
+
+void talon_serve_until_stop(talon_acceptor *a)
+{
+    talon_app *app = a->app;
+    int64_t next_tick = talon_now_ns() + 1000000000;
+    bool paused = false;
+    while (!atomic_load(&app->stopping)) {
+        bool pending = wait_for_event(app, paused ? -1 : a->listen_fd,
+                                      paused ? ACCEPT_PAUSE_MS : 1000);
+        paused = false;
+        if (pending && !atomic_load(&app->stopping))
+            paused = !accept_batch(a);
+        /* By the clock: under a steady stream of new connections poll()
+         * never times out. */
+        if (a->tick != NULL && talon_now_ns() >= next_tick) {
+            a->tick(a->engine);
+            next_tick = talon_now_ns() + 1000000000;
+        }
+    }
+}
+
+bool talon_wait_zero(atomic_long *count, long timeout_ms)
+{
+    for (long waited = 0; atomic_load(count) > 0; waited += 10) {
+        if (waited >= timeout_ms)
+            return false;
+        talon_sleep_ms(10);
+    }
+    return true;
 }
 
 unsigned talon_bound_port(int fd)
