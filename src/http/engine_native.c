@@ -1,25 +1,27 @@
 /* talon's own HTTP/1.1 engine: an acceptor, a pool of worker threads with
  * one epoll instance each, and the request framing of h1.c.
  *
- * Why not libmicrohttpd (engine_mhd.c, still selectable): profiles in
- * docs/benchmarks.md showed it zeroing each connection's whole memory pool
- * after every request (MHD_pool_reset), keeping that pool resident on idle
- * connections (19 KiB each), and costing an extra recv(), two epoll_ctl()
- * and an eventfd write for every response held until an audit record is
- * durable. Here:
- * - an idle keep-alive connection owns no buffer: a worker reads into its
- *   own buffer and copies only a partial head or pipelined bytes that wait;
- * - connections are edge-triggered for reading and writing, registered once;
- *   a read shorter than the buffer means the socket is drained, which is
- *   safe because EPOLLRDHUP reports a pending end of stream (as nginx does);
- * - a held response is resumed by queueing its connection on its worker and
- *   waking the worker only when that queue was empty, so one fdatasync that
- *   releases many requests costs one wake-up per worker.
+ * Why not libmicrohttpd (engine_mhd.c, still selectable): the profiles in
+ * docs/benchmarks.md show it zeroing each connection's whole memory pool
+ * after every request (MHD_pool_reset). That pool stays resident on idle
+ * connections, 19 KiB each. Every response held until an audit record is
+ * durable cost it an extra recv(), two epoll_ctl() and an eventfd write.
+ * Here:
+ * - an idle keep-alive connection owns no buffer. A worker reads into its
+ *   own buffer and copies only a partial head, or pipelined bytes that
+ *   wait behind a held request;
+ * - connections are registered once, edge-triggered for reading and
+ *   writing. A read shorter than the buffer means that the socket is
+ *   drained, because EPOLLRDHUP reports a pending end of stream (nginx
+ *   relies on the same rule);
+ * - a held response is resumed by queueing its connection on its worker.
+ *   The worker is woken only when that queue was empty, so one fdatasync
+ *   that releases many requests costs one wake-up per worker.
  *
- * Threads: the serving thread accepts and hands each connection to a
- * worker; everything else about a connection happens on its worker.
- * Only a worker touches its connections, except through its lock-protected
- * queues (incoming, resumed). */
+ * Threads: the serving thread accepts (serve.c) and hands each connection
+ * to a worker. Everything else about a connection happens on its worker;
+ * other threads reach it only through the worker's lock-protected queues
+ * (incoming, resumed). */
 #include "http/engine.h"
 #include "http/framing.h"
 #include "http/h1.h"
