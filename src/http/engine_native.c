@@ -1058,6 +1058,26 @@ static void worker_take_queues(native_worker *w)
     }
 }
 
+/* Answer a head still incomplete after connection_timeout with 408, so
+ * that the access log shows the request line of a slow client. Without a
+ * whole request line there is nothing to log: the connection is closed. */
+static void head_timed_out(native_conn *c)
+{
+    native_worker *w = c->w;
+    const char *why;
+    w->h.line_len = 0;
+    if (c->in_len > 0)
+        h1_parse_head(c->in, c->in_len, &w->h, &why);
+    if (w->h.line_len == 0) {
+        conn_close(c);
+        return;
+    }
+    char desc[128];
+    snprintf(desc, sizeof(desc), "The request head was not complete within %u s.",
+             w->e->opts->connection_timeout_s);
+    reject_head(c, &w->h, 408, desc);
+}
+
 /* Close connections past their timeout. A head is timed from its first
  * byte, not its last, so a client sending a byte at a time (slowloris)
  * cannot hold a connection. */
@@ -1073,7 +1093,7 @@ static void worker_sweep(native_worker *w)
                 break;
             if (c->head_ns != 0 && now - c->head_ns > e->timeout_ns) {
                 slow++;
-                conn_close(c);
+                head_timed_out(c);
             } else if (c->head_ns == 0 && now - c->active_ns > e->timeout_ns) {
                 conn_close(c); /* idle keep-alive connection */
             }
