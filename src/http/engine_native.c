@@ -64,6 +64,7 @@ typedef struct native_conn {
     bool readable;        /* the socket may have bytes to read (edge-triggered) */
     bool writable;
     bool eof;             /* the client shut its side: no request after the ones read */
+    bool peer_shut;       /* EPOLLRDHUP or EPOLLHUP came: read until recv() returns 0 */
     bool over_limit;      /* accepted over connection_limit: every request gets 503 */
     bool keep_alive;      /* the current request allows another one after it */
     bool closing;         /* close once the current response is sent */
@@ -531,9 +532,11 @@ static void send_response(native_conn *c)
     native_engine *e = c->w->e;
     if (resp->status == 0)
         resp->status = 200;
-    if (resp->status < 100 || resp->status > 999) {
-        engine_warn(e, "request %s: the application set the invalid status %d; 500 sent "
-                    "instead", req->id, resp->status);
+    if (resp->status < 200 || resp->status > 599) {
+        /* A 1xx is only an interim response (RFC 9110 section 15.2): sent as
+         * the final one, the client would take the next response for it. */
+        engine_warn(e, "request %s: the application set the status %d, which is not a final "
+                    "response status (200 to 599); 500 sent instead", req->id, resp->status);
         talon_resp_error(resp, 500, NULL, NULL);
     }
     if (!c->keep_alive || c->eof || atomic_load_explicit(&e->draining, memory_order_relaxed))
@@ -819,6 +822,22 @@ static bool start_body(native_conn *c, bool body_in_buffer)
     return true;
 }
 
+/* Whether the connection may serve another request after req (RFC 9112
+ * section 9.3). "close" in any Connection field wins over "keep-alive";
+ * HTTP/1.0 keeps the connection only when asked to. */
+static bool keeps_alive(const talon_req *req, int minor)
+{
+    bool close = false, keep = false;
+    const char *name, *value;
+    for (size_t i = 0; talon_req_header_at(req, i, &name, &value); i++) {
+        if (strcasecmp(name, "Connection") != 0)
+            continue;
+        close = close || list_has(value, "close");
+        keep = keep || list_has(value, "keep-alive");
+    }
+    return !close && (minor > 0 || keep);
+}
+
 /* A complete head in h: make the request. Returns false when the request
  * was answered or the connection closed. */
 static bool start_request(native_conn *c, h1_head *h, bool body_in_buffer)
@@ -846,11 +865,7 @@ static bool start_request(native_conn *c, h1_head *h, bool body_in_buffer)
     }
     talon_req_prepare(req);
 
-    const char *conn_field = talon_req_header(req, "Connection");
-    if (h->minor)
-        c->keep_alive = conn_field == NULL || !list_has(conn_field, "close");
-    else
-        c->keep_alive = conn_field != NULL && list_has(conn_field, "keep-alive");
+    c->keep_alive = keeps_alive(req, h->minor);
     c->closing = false;
 
     native_engine *e = c->w->e;
@@ -949,7 +964,7 @@ static size_t conn_read(native_conn *c)
         if (n > 0) {
             /* A short read drained the socket; an end of stream still
              * pending would have come with EPOLLRDHUP. */
-            if ((size_t)n < room)
+            if ((size_t)n < room && !c->peer_shut)
                 c->readable = false;
             have += (size_t)n;
             c->active_ns = w->now_ns;
@@ -998,6 +1013,10 @@ static void conn_event(native_conn *c, uint32_t events)
 {
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         c->readable = true;
+    /* The end of stream may come with the last bytes: a short read then
+     * does not mean that nothing is left, so conn_read() goes on to the 0. */
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        c->peer_shut = true;
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         c->writable = true;
     if (c->state == CONN_WRITE) {

@@ -145,6 +145,20 @@ static int check_content_length(const talon_req *req, const char **why)
     return 0;
 }
 
+/* Whether value can be a Host field value: uri-host [ ":" port ] (RFC 9112
+ * section 3.2, RFC 3986 section 3.2.2), checked by its characters only.
+ * Empty is allowed: the target then has no authority. */
+static bool host_value_valid(const char *value)
+{
+    static const char allowed[] = "-._~%!$&'()*+,;=:[]";
+    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || strchr(allowed, *p) != NULL))
+            return false;
+    }
+    return true;
+}
+
 int talon_framing_check_head(const talon_req *req, const char **why)
 {
     const char *method = talon_req_method(req);
@@ -165,6 +179,13 @@ int talon_framing_check_head(const talon_req *req, const char **why)
     if (hosts > 1) {
         /* Section 3.2: more than one Host field line is an error. */
         *why = "The request has more than one Host header field.";
+        return 400;
+    }
+    const char *host = talon_req_header(req, "Host");
+    if (host != NULL && !host_value_valid(host)) {
+        /* Section 3.2 again: a Host that is not a host and port, such as
+         * "a b" or "a/b@c", must get 400. */
+        *why = "The Host header field is not a host name or address with an optional port.";
         return 400;
     }
     /* RFC 9110 section 11.6.2 allows one set of credentials, not a list.

@@ -81,6 +81,20 @@ static void methods_and_hosts(void **state)
                      400);
 }
 
+/* A Host value must be a host and an optional port (RFC 9112 section 3.2). */
+static void host_values(void **state)
+{
+    static const char *valid[] = { "example.com", "example.com:8080", "127.0.0.1:80",
+                                   "[::1]:8080", "", "xn--caf-dma.example", "a_b.local" };
+    static const char *invalid[] = { "a b", "a/b@c", "a?b", "a#b", "caf\xc3\xa9.example",
+                                     "a\tb", "\"a\"" };
+    for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
+        assert_int_equal(head("GET", "HTTP/1.1", (const char *[]){ "Host", valid[i], NULL }), 0);
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+        assert_int_equal(head("GET", "HTTP/1.1", (const char *[]){ "Host", invalid[i], NULL }),
+                         400);
+}
+
 /* One set of credentials: two Authorization (or Proxy-Authorization)
  * fields are rejected, even with equal values, since an application and a
  * proxy may each read a different one. */
@@ -132,6 +146,7 @@ int main(void)
         cmocka_unit_test(tokens),
         cmocka_unit_test(fields),
         cmocka_unit_test_setup_teardown(methods_and_hosts, setup, teardown),
+        cmocka_unit_test_setup_teardown(host_values, setup, teardown),
         cmocka_unit_test_setup_teardown(duplicate_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(content_length, setup, teardown),
         cmocka_unit_test_setup_teardown(transfer_encoding, setup, teardown),
