@@ -121,6 +121,8 @@ struct native_engine {
     atomic_long open;         /* connections accepted and not yet closed */
     atomic_long admitted;     /* of those, accepted within connection_limit */
     atomic_long in_flight;    /* requests created and not yet completed */
+    atomic_long held;         /* requests held, over all workers */
+    atomic_long drain_cut;    /* requests ended without a whole response during the drain */
     atomic_bool draining;     /* close idle connections; every response closes */
     atomic_bool abort_held;   /* answer held requests 503 now */
     atomic_bool stop;         /* workers close everything and return */
@@ -195,6 +197,8 @@ static void finish_request(native_engine *e, talon_req *req, bool ok)
     };
     talon_app_run_completions(e->app, req, &done);
     talon_req_unref(req);
+    if (!ok && atomic_load_explicit(&e->draining, memory_order_relaxed))
+        atomic_fetch_add(&e->drain_cut, 1);
     atomic_fetch_sub(&e->in_flight, 1);
 }
 
@@ -227,6 +231,7 @@ static void held_add(native_worker *w, native_conn *c)
         w->held->held_prev = c;
     w->held = c;
     w->nheld++;
+    atomic_fetch_add(&w->e->held, 1);
 }
 
 static void held_remove(native_worker *w, native_conn *c)
@@ -239,6 +244,7 @@ static void held_remove(native_worker *w, native_conn *c)
         c->held_next->held_prev = c->held_prev;
     c->held_prev = c->held_next = NULL;
     w->nheld--;
+    atomic_fetch_sub(&w->e->held, 1);
 }
 
 /* Close c. A request still in progress on it was not answered completely:
@@ -609,7 +615,9 @@ static void reject_head(native_conn *c, h1_head *h, int status, const char *why)
         conn_close(c);
         return;
     }
-    if (h->line_len > 0) {
+    /* A request line over the limit is not kept: the log and the audit
+     * trail would hold whatever a client sent, up to the read buffer. */
+    if (h->line_len > 0 && h->line_len <= c->w->e->max_header_size) {
         ((char *)h->method)[h->method_len] = '\0';
         ((char *)h->target)[h->target_len] = '\0';
         talon_req_set_line(req, h->method, h->target, h->minor ? "HTTP/1.1" : "HTTP/1.0");
@@ -1288,14 +1296,17 @@ static long drain(native_engine *e, unsigned timeout_s)
     wake_all(e);
 
     if (!talon_wait_zero(&e->in_flight, (long)timeout_s * 1000)) {
-        long left = atomic_load(&e->in_flight);
+        long left = atomic_load(&e->in_flight), held = atomic_load(&e->held);
         atomic_store(&e->abort_held, true);
         wake_all(e);
-        talon_log_error(app->log, "stopping: %ld requests still in flight after %us; held "
-                        "requests are answered 503", left, timeout_s);
+        talon_log_error(app->log, "stopping: %ld requests still in flight after %us; %ld of "
+                        "them held, answered 503; the others get 5 s more", left, timeout_s,
+                        held);
         talon_wait_zero(&e->in_flight, 5000);
     }
-    long cut = atomic_load(&e->in_flight);
+    /* Requests cut now, and those that ended without a whole response
+     * during the drain (a client gone, a body timed out). */
+    long cut = atomic_load(&e->in_flight) + atomic_load(&e->drain_cut);
     atomic_store(&e->stop, true);
     wake_all(e);
     return cut;

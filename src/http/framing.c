@@ -150,8 +150,20 @@ static int check_content_length(const talon_req *req, const char **why)
  * Empty is allowed: the target then has no authority. */
 static bool host_value_valid(const char *value)
 {
-    static const char allowed[] = "-._~%!$&'()*+,;=:[]";
-    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+    static const char allowed[] = "-._~%!$&'()*+,;=:";
+    const unsigned char *p = (const unsigned char *)value;
+    if (*p == '[') {
+        /* An IP-literal: hex digits, dots and colons up to the ']'. */
+        for (p++; *p != ']'; p++) {
+            if (*p == '\0' || !((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') ||
+                                (*p >= 'A' && *p <= 'F') || *p == ':' || *p == '.'))
+                return false;
+        }
+        p++;
+        if (*p != '\0' && *p != ':')
+            return false;
+    }
+    for (; *p != '\0'; p++) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
               (*p >= '0' && *p <= '9') || strchr(allowed, *p) != NULL))
             return false;

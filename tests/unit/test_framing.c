@@ -87,7 +87,7 @@ static void host_values(void **state)
     static const char *valid[] = { "example.com", "example.com:8080", "127.0.0.1:80",
                                    "[::1]:8080", "", "xn--caf-dma.example", "a_b.local" };
     static const char *invalid[] = { "a b", "a/b@c", "a?b", "a#b", "caf\xc3\xa9.example",
-                                     "a\tb", "\"a\"" };
+                                     "a\tb", "\"a\"", "[::1", "[::1]x", "a[::1]", "[g::1]" };
     for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
         assert_int_equal(head("GET", "HTTP/1.1", (const char *[]){ "Host", valid[i], NULL }), 0);
     for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
