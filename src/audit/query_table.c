@@ -49,6 +49,19 @@ static size_t column_offset(const char *s, size_t n, size_t col)
     return n;
 }
 
+/* Whether the valid UTF-8 character p[0..len) is U+061C, U+200E, U+200F,
+ * U+2028-U+202E or U+2066-U+2069. */
+static bool hides_layout(const unsigned char *p, size_t len)
+{
+    if (len == 2)
+        return p[0] == 0xd8 && p[1] == 0x9c;
+    if (len != 3 || p[0] != 0xe2)
+        return false;
+    if (p[1] == 0x80)
+        return p[2] == 0x8e || p[2] == 0x8f || (p[2] >= 0xa8 && p[2] <= 0xae);
+    return p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9;
+}
+
 /* Write the display form of the character at p into piece and return the
  * bytes of p it stands for. Control characters (C0, DEL, C1) become '?'. A
  * lone surrogate, which the decoder writes as three bytes that are not
@@ -67,6 +80,15 @@ static size_t display_char(const unsigned char *p, const unsigned char *end, cha
         piece[0] = '?'; /* U+0080..U+009F, such as the 8-bit CSI U+009B */
         *piece_len = 1;
         return 2;
+    }
+    if (hides_layout(p, len)) {
+        /* A line or paragraph separator, or a bidirectional mark or
+         * override, which would split a row or reorder its text on screen. */
+        unsigned cp = len == 2 ? (unsigned)(p[0] & 0x1f) << 6 | (p[1] & 0x3f)
+                               : (unsigned)(p[0] & 0x0f) << 12 | (unsigned)(p[1] & 0x3f) << 6 |
+                                 (p[2] & 0x3f);
+        *piece_len = (size_t)snprintf(piece, 8, "\\u%04x", cp);
+        return len;
     }
     if (len > 0) {
         memcpy(piece, p, len);

@@ -5,7 +5,11 @@
  * continuation bytes, overlong forms, surrogates, code points past U+10FFFF,
  * truncated sequences). Valid multi-byte UTF-8 passes through unchanged, so a
  * log line stays readable in any language and never contains a raw control
- * byte.
+ * byte. The exceptions are the code points that end a line for some readers
+ * or change how a line is shown: the C1 controls U+0080-U+009F (NEL, CSI),
+ * the separators U+2028 and U+2029, and the bidirectional marks and
+ * overrides (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069). They
+ * are escaped as invalid bytes are, and as \uXXXX in JSON.
  *
  * Each escaper takes dst NULL with cap 0 to compute the length only.
  */
@@ -64,6 +68,24 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
     return need;
 }
 
+/* The code point of the valid UTF-8 sequence s[0..seq), when it is one that
+ * splits or reorders a line (see the top of this file); else 0. */
+static uint32_t hidden_code_point(const unsigned char *s, size_t seq)
+{
+    uint32_t cp;
+    if (seq == 2) {
+        cp = ((uint32_t)(s[0] & 0x1f) << 6) | (s[1] & 0x3f);
+        return (cp >= 0x80 && cp <= 0x9f) || cp == 0x61c ? cp : 0;
+    }
+    if (seq != 3 || s[0] != 0xe2)
+        return 0; /* every other code point of the list starts with 0xe2 */
+    cp = ((uint32_t)(s[0] & 0x0f) << 12) | ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+    if (cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+        (cp >= 0x2066 && cp <= 0x2069))
+        return cp;
+    return 0;
+}
+
 /* Length of the run of SAFE bytes at s[0..len). Tests eight bytes at a time
  * with word arithmetic (a byte below 0x20, '"', '\\', 0x7f or one with the
  * high bit set stops the fast loop), then finishes byte by byte. */
@@ -114,7 +136,7 @@ static inline size_t copy_unescaped(char *dst, size_t cap, size_t *pos, const un
         }
 
         size_t seq = utf8_sequence_length(s + i, len - i);
-        if (seq == 0)
+        if (seq == 0 || hidden_code_point(s + i, seq) != 0)
             break;
         emit(dst, cap, pos, s + i, seq);
         i += seq;
@@ -142,8 +164,23 @@ size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len)
     size_t pos = 0, i = 0;
 
     while ((i = copy_unescaped(dst, cap, &pos, s, i, len)) < len) {
-        unsigned char c = s[i++];
+        size_t seq = utf8_sequence_length(s + i, len - i);
+        uint32_t cp = seq != 0 ? hidden_code_point(s + i, seq) : 0;
         char esc[6];
+
+        if (cp != 0) {
+            /* A JSON reader gets the character back; the file keeps one line. */
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = hex_lower[cp >> 12];
+            esc[3] = hex_lower[(cp >> 8) & 0xf];
+            esc[4] = hex_lower[(cp >> 4) & 0xf];
+            esc[5] = hex_lower[cp & 0xf];
+            emit(dst, cap, &pos, esc, sizeof(esc));
+            i += seq;
+            continue;
+        }
+        unsigned char c = s[i++];
 
         switch (c) {
         case '"':  emit(dst, cap, &pos, "\\\"", 2); break;
@@ -191,7 +228,7 @@ size_t talon_escape_sd_value(char *dst, size_t cap, const char *src, size_t len)
             break;
 
         size_t seq = utf8_sequence_length(s + i, len - i);
-        if (seq) {
+        if (seq && hidden_code_point(s + i, seq) == 0) {
             emit(dst, cap, &pos, s + i, seq);
             i += seq;
             continue;

@@ -199,6 +199,17 @@ static const escape_case escape_cases[] = {
     CASE("a\x80z", "a\\x80z", "a\\u0080z"),
     CASE("end\xe2\x82", "end\\xE2\\x82", "end\\u00e2\\u0082"),
     CASE("\xe2\x82z\xc3\xa9", "\\xE2\\x82z\xc3\xa9", "\\u00e2\\u0082z\xc3\xa9"),
+    /* code points that end a line for some readers or reorder it: C1 NEL and
+     * CSI, U+2028, U+2029, U+061C, U+200E, U+202E, U+2066, U+2069 */
+    CASE("a\xc2\x85" "b\xc2\x9b", "a\\xC2\\x85b\\xC2\\x9B", "a\\u0085b\\u009b"),
+    CASE("\xe2\x80\xa8\xe2\x80\xa9", "\\xE2\\x80\\xA8\\xE2\\x80\\xA9", "\\u2028\\u2029"),
+    CASE("\xd8\x9c\xe2\x80\x8e", "\\xD8\\x9C\\xE2\\x80\\x8E", "\\u061c\\u200e"),
+    CASE("x\xe2\x80\xaey\xe2\x81\xa6\xe2\x81\xa9", "x\\xE2\\x80\\xAEy\\xE2\\x81\\xA6\\xE2\\x81\\xA9",
+         "x\\u202ey\\u2066\\u2069"),
+    /* their neighbours pass: U+00A0, U+200D, U+2027, U+202F, U+2065 */
+    CASE("\xc2\xa0\xe2\x80\x8d\xe2\x80\xa7\xe2\x80\xaf\xe2\x81\xa5",
+         "\xc2\xa0\xe2\x80\x8d\xe2\x80\xa7\xe2\x80\xaf\xe2\x81\xa5",
+         "\xc2\xa0\xe2\x80\x8d\xe2\x80\xa7\xe2\x80\xaf\xe2\x81\xa5"),
 };
 
 static void escape_table(void **state)
