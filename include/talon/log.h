@@ -198,6 +198,15 @@ void talon_log_fields(talon_logger *logger, talon_log_level level,
 /* Write a prepared record to every sink of the logger that takes its level. */
 void talon_log_write(talon_logger *logger, const talon_log_record *rec);
 
+/* Give the records made on the calling thread the time wall_ns (CLOCK_REALTIME,
+ * nanoseconds) instead of a clock read each, until the next call; 0 goes back
+ * to reading the clock. An event loop sets it once per pass, as nginx caches
+ * its time, so the records of one pass share a timestamp that is at most that
+ * pass old. */
+void talon_log_set_thread_time(int64_t wall_ns);
+/* The calling thread's time set above, else the clock (CLOCK_REALTIME, ns). */
+int64_t talon_log_thread_time(void);
+
 #define talon_log_trace(lg, ...) talon_log((lg), TALON_LOG_TRACE, __VA_ARGS__)
 #define talon_log_debug(lg, ...) talon_log((lg), TALON_LOG_DEBUG, __VA_ARGS__)
 #define talon_log_info(lg, ...)  talon_log((lg), TALON_LOG_INFO, __VA_ARGS__)

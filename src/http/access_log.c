@@ -327,14 +327,6 @@ static const char *redacted(const talon_access_log *log, const char *s, char **c
 
 /* ---- The completion callback ---- */
 
-static int64_t now_realtime_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Find the Referer and User-Agent headers in one pass over the request
  * headers: the first of each name, compared case-insensitively, as
  * talon_req_header() finds them. */
@@ -459,7 +451,7 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
     char line[2048];
     request_line_parts parts = { method, target, protocol, line, sizeof(line) };
     talon_log_record rec = {
-        .time_ns = now_realtime_ns(),
+        .time_ns = talon_log_thread_time(),
         .level = log->level,
         .logger = talon_logger_name(log->logger),
         .fields = fields,

@@ -1196,6 +1196,11 @@ static void *worker_main(void *arg)
     while (!atomic_load(&e->stop)) {
         int n = epoll_wait(w->epfd, ev, EVENTS_PER_WAIT, 1000);
         w->now_ns = talon_now_ns();
+        /* One wall-clock read per pass for every log record of the pass
+         * (about three per request), as nginx does. */
+        struct timespec wall;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        talon_log_set_thread_time((int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec);
         for (int i = 0; i < n; i++) {
             native_conn *c = ev[i].data.ptr;
             if (c == NULL) {

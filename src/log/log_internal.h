@@ -124,6 +124,13 @@ talon_sink *log_sink_list(void);
  * lines of different threads that the writer collects together. */
 void log_sink_append(talon_sink *sink, const char *line, size_t len, int64_t time_ns);
 void log_sink_count_drop(talon_sink *sink);
+/* Format rec with fmt straight into the calling thread's chunk of sink,
+ * which saves a copy of the line. Returns the length of the line, or 0
+ * when nothing was appended: the line does not fit in the chunk, the
+ * thread has none yet, or sink is a syslog sink. Then format the line and
+ * call log_sink_append(). */
+size_t log_sink_append_record(talon_sink *sink, const talon_log_format *fmt,
+                              const talon_log_record *rec);
 /* Move the lines of every slot's chunk and of exited threads to the full
  * list, merged into one chunk in time order. Call with the sink's lock
  * held. */

@@ -67,6 +67,19 @@ int64_t log_now_realtime_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The time of this thread's records, set by an event loop; 0: read the clock. */
+static __thread int64_t thread_wall_ns;
+
+void talon_log_set_thread_time(int64_t wall_ns)
+{
+    thread_wall_ns = wall_ns;
+}
+
+int64_t talon_log_thread_time(void)
+{
+    return thread_wall_ns != 0 ? thread_wall_ns : log_now_realtime_ns();
+}
+
 int64_t log_now_monotonic_ns(void)
 {
     struct timespec ts;
@@ -256,10 +269,15 @@ static size_t format_line(log_tls *t, const talon_log_format *fmt, const talon_l
 /* Format rec for every attachment of atts that takes its level. */
 static void write_attachments(const log_attachments *atts, const talon_log_record *rec)
 {
+    /* A single attachment, the usual case, shares its line with no other
+     * sink, so its sink formats the line in place, saving a copy. */
+    const log_attachment *only = atts->count == 1 ? &atts->items[0] : NULL;
+    if (only && rec->level >= only->min_level && log_sink_append_record(only->sink, only->fmt, rec) > 0)
+        goto out;
+
     log_tls *t = tls_get();
     if (!t)
         return;
-
     /* Attachments with the same format share one formatted line. */
     const talon_log_format *formatted = NULL;
     size_t len = 0;
@@ -277,6 +295,7 @@ static void write_attachments(const log_attachments *atts, const talon_log_recor
             log_sink_count_drop(a->sink);
     }
 
+out:
     /* A fatal record is usually the last one: put it on disk before the
      * caller exits. The writer thread cannot wait for itself. */
     if (rec->level == TALON_LOG_FATAL && !log_in_writer_thread()) {
@@ -330,7 +349,7 @@ static void log_message(talon_logger *logger, talon_log_level level, const talon
         n = (int)need - 1;
     }
     talon_log_record rec = {
-        .time_ns = log_now_realtime_ns(),
+        .time_ns = talon_log_thread_time(),
         .level = level,
         .logger = logger->name,
         .message = t->message,

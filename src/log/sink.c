@@ -1,9 +1,11 @@
 /* Sinks: bounded in-memory buffers of whole lines, drained by the writer.
  *
- * Buffering design. A caller formats a record into its thread-local buffer
- * (logger.c), then copies the line into its own chunk of the sink, its
- * slot, without taking a lock. The owner marks the slot busy around the
- * memcpy. Another thread takes a slot's chunk only under the sink's mutex
+ * Buffering design. A caller formats a record straight into its own chunk
+ * of the sink, its slot, without taking a lock (log_sink_append_record()).
+ * When the logger has several sinks, or the line does not fit, it formats
+ * into its thread-local buffer (logger.c) and copies the line into the
+ * chunk (log_sink_append()). The owner marks the slot busy around the
+ * formatting or the memcpy. Another thread takes a slot's chunk only under the sink's mutex
  * and once the slot is not busy (log_sink_collect_locked()). A full chunk
  * goes, under the mutex, on the list that the writer thread writes. The
  * writer wakes once buffer_size bytes are queued, and at every flush
@@ -949,6 +951,38 @@ void log_sink_append(talon_sink *s, const char *line, size_t len, int64_t time_n
     }
     atomic_store_explicit(&slot->busy, false, memory_order_release);
     append_locked(s, slot, prefix, plen, line, body, time_ns);
+}
+
+size_t log_sink_append_record(talon_sink *s, const talon_log_format *fmt,
+                              const talon_log_record *rec)
+{
+    if (s->kind == SINK_SYSLOG)
+        return 0;
+    log_slot *slot = slot_get(s);
+    if (!slot)
+        return 0;
+
+    /* As the fast path of log_sink_append(), with the formatting inside
+     * busy: a collector waits for it as for a memcpy. */
+    size_t len = 0;
+    atomic_store_explicit(&slot->busy, true, memory_order_relaxed);
+    owner_fence();
+    log_chunk *c = atomic_load_explicit(&slot->cur, memory_order_acquire);
+    size_t room = c ? c->cap - c->len - c->lines * sizeof(log_mark) : 0;
+    if (room > sizeof(log_mark)) {
+        room -= sizeof(log_mark);
+        len = talon_log_format_record(fmt, rec, c->data + c->len, room);
+        if (len <= room) {
+            c->len += len;
+            *chunk_mark(c, c->lines) = (log_mark){ .time_ns = rec->time_ns, .end = c->len };
+            c->lines++;
+            chunk_prefetch(c);
+        } else {
+            len = 0; /* the bytes written past c->len are not part of c */
+        }
+    }
+    atomic_store_explicit(&slot->busy, false, memory_order_release);
+    return len;
 }
 
 int talon_sink_flush(talon_sink *s)

@@ -279,6 +279,56 @@ static void write_error_reported_then_resumes(void **state)
     assert_true(file_contains(app_path, "limited.log: writing resumed after"));
 }
 
+/* The payload length of line i of lines_filling_chunks_kept_whole. */
+static int pad_length(int i)
+{
+    return i * 997 % 3000 + 1;
+}
+
+/* Lines of 1 to 3000 bytes into 4 KiB chunks: the sink formats each line
+ * straight into the chunk, and a line that does not fit the room left is
+ * formatted again and goes to a fresh chunk. Each line is in the file
+ * once, whole and in order. */
+static void lines_filling_chunks_kept_whole(void **state)
+{
+    talon_sink_options opts;
+    talon_sink_options_init(&opts);
+    opts.buffer_size = 4096;
+    talon_sink *sink = open_sink("pad.log", &opts);
+    talon_logger *lg = talon_logger_get("pad");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    static char payload[3001];
+    memset(payload, 'x', sizeof(payload) - 1);
+    for (int i = 0; i < 1000; i++)
+        talon_log_info(lg, "%d %.*s", i, pad_length(i), payload);
+    assert_int_equal(talon_sink_dropped(sink), 0);
+    talon_log_shutdown();
+
+    char path[4096];
+    path_in_dir(path, sizeof(path), "pad.log");
+    size_t len;
+    char *buf = read_file_all(path, &len);
+    assert_non_null(buf);
+    int lines = 0;
+    for (char *line = buf; line < buf + len; lines++) {
+        char *nl = memchr(line, '\n', (size_t)(buf + len - line));
+        assert_non_null(nl);
+        *nl = '\0';
+        const char *msg = strstr(line, " INFO pad ");
+        int i, skip = 0;
+        if (!msg || sscanf(msg + strlen(" INFO pad "), "%d %n", &i, &skip) != 1 || skip == 0)
+            fail_msg("malformed line %d: %.200s", lines, line);
+        assert_int_equal(i, lines);
+        const char *x = msg + strlen(" INFO pad ") + skip;
+        assert_int_equal(strspn(x, "x"), pad_length(i));
+        assert_int_equal(x[pad_length(i)], '\0');
+        line = nl + 1;
+    }
+    assert_int_equal(lines, 1000);
+    free(buf);
+}
+
 /* Files are created 0640 (or the configured mode) whatever the umask, and
  * an existing file loses bits beyond the configured mode. */
 static void file_modes_ignore_umask(void **state)
@@ -350,6 +400,30 @@ static void levels_filter_per_sink(void **state)
     talon_logger_clear_sinks(lg);
     assert_false(talon_logger_enabled(lg, TALON_LOG_FATAL));
     assert_true(file_contains(path, " FATAL levels rec t=0 i=5 end"));
+}
+
+/* A thread time set by an event loop stamps that thread's records; 0 goes
+ * back to the clock. */
+static void thread_time_stamps_records(void **state)
+{
+    talon_sink *sink = open_sink("time.log", NULL);
+    talon_logger *lg = talon_logger_get("clock");
+    assert_int_equal(talon_logger_add_sink(lg, sink, TALON_LOG_INFO, NULL), 0);
+
+    talon_log_set_thread_time(1000000000LL * 1000000000LL); /* 2001-09-09T01:46:40Z */
+    assert_int_equal(talon_log_thread_time(), 1000000000LL * 1000000000LL);
+    talon_log_info(lg, "rec t=0 i=0 end");
+    talon_log_set_thread_time(0);
+    assert_true(talon_log_thread_time() > 1700000000LL * 1000000000LL);
+    talon_log_info(lg, "rec t=0 i=1 end");
+    assert_int_equal(talon_sink_flush(sink), 0);
+
+    char path[4096];
+    path_in_dir(path, sizeof(path), "time.log");
+    assert_true(file_contains(path, "2001-09-09T01:46:40"));
+    count_file(&counts, path, 0);
+    assert_int_equal(counts.lines, 2);
+    assert_false(file_contains(path, "2001-09-09T01:46:40.00Z INFO clock rec t=0 i=1"));
 }
 
 /* A FIFO without a reader is an error at open, not a hang. */
@@ -530,6 +604,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(block_tiny_buffer_loses_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(drop_counts_and_reports, setup, teardown),
         cmocka_unit_test_setup_teardown(write_error_reported_then_resumes, setup, teardown),
+        cmocka_unit_test_setup_teardown(lines_filling_chunks_kept_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(file_modes_ignore_umask, setup, teardown),
         cmocka_unit_test_setup_teardown(levels_filter_per_sink, setup, teardown),
         cmocka_unit_test_setup_teardown(fifo_without_reader_fails, setup, teardown),
@@ -538,6 +613,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(stdout_sink_writes_fd_1, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(lazy_message_only_when_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(thread_time_stamps_records, setup, teardown),
         cmocka_unit_test(level_names_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
