@@ -618,9 +618,12 @@ static void reject_head(native_conn *c, h1_head *h, int status, const char *why)
     /* A request line over the limit is not kept: the log and the audit
      * trail would hold whatever a client sent, up to the read buffer. */
     if (h->line_len > 0 && h->line_len <= c->w->e->max_header_size) {
+        char version[9];
+        memcpy(version, h->version, 8);
+        version[8] = '\0';
         ((char *)h->method)[h->method_len] = '\0';
         ((char *)h->target)[h->target_len] = '\0';
-        talon_req_set_line(req, h->method, h->target, h->minor ? "HTTP/1.1" : "HTTP/1.0");
+        talon_req_set_line(req, h->method, h->target, version);
     } else {
         talon_req_set_line(req, "-", "-", "-");
     }

@@ -235,9 +235,11 @@ static const char *parse_request_line(const char *p, const char *end, h1_head *h
             return NULL;
         }
     }
+    h->version = v;
     if (v[5] != '1') {
         *why = "This server speaks HTTP/1.x only; send HTTP/1.1 in the request line.";
         *status = 505;
+        h->line_len = (size_t)(p - line); /* so that the rejection is logged with it */
         return NULL;
     }
     h->minor = v[7] == '0' ? 0 : 1;
@@ -246,6 +248,7 @@ static const char *parse_request_line(const char *p, const char *end, h1_head *h
         goto more;
     if (*p == '\n') {
         *why = "The request line must end with CRLF; a bare LF was found.";
+        h->line_len = (size_t)(p - line);
         return NULL;
     }
     if (*p != '\r') {

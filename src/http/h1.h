@@ -26,6 +26,7 @@ typedef struct h1_head {
     const char *target;    /* the request target as sent */
     size_t target_len;
     int minor;             /* HTTP/1.<minor>: 0, or 1 for 1.1 and later 1.x */
+    const char *version;   /* the 8 bytes "HTTP/D.D" as sent */
     size_t line_len;       /* request line without its CRLF; 0 until it is parsed */
     h1_field fields[H1_MAX_FIELDS];
     size_t nfields;
@@ -37,8 +38,9 @@ typedef struct h1_head {
  * (-400, -431 for more than H1_MAX_FIELDS fields, -505 for a version other
  * than HTTP/1.x) with *why set to a sentence for the client. Size limits
  * are the caller's: see h1_line_complete(). Whatever the result, a
- * non-zero line_len means that method, target and minor are valid, so
- * that a rejected request can be logged with its request line. */
+ * non-zero line_len means that method, target and version are valid, so
+ * that a rejected request (505, a bare LF after the version) can be logged
+ * with its request line; minor is valid only when the result is not -505. */
 int h1_parse_head(const char *buf, size_t len, h1_head *h, const char **why);
 
 /* Whether buf[0..len) holds a whole request line (leading empty lines

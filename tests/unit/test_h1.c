@@ -204,6 +204,12 @@ static void request_line_rejections(void **state)
     assert_non_null(strstr(why, "NUL"));
     assert_int_equal(reject("GET / HTTP/2.0\r\n\r\n", 18, &why), -505);
     assert_non_null(strstr(why, "HTTP/1.1"));
+    /* The rejected line stays readable for the log. */
+    assert_int_equal(head.line_len, 14);
+    assert_memory_equal(head.version, "HTTP/2.0", 8);
+    assert_span(head.target, head.target_len, "/");
+    assert_int_equal(reject("GET /x HTTP/1.1\nHost: x\r\n\r\n", 28, &why), -400);
+    assert_int_equal(head.line_len, 15);
 }
 
 /* Control bytes other than NUL, CR and LF pass the parser: the method is
