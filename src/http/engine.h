@@ -44,6 +44,10 @@ typedef struct talon_acceptor {
 /* Accept and hand over connections until app->stopping; then return. */
 void talon_serve_until_stop(talon_acceptor *a);
 
+/* Take one of the limit slots counted in *admitted for a new connection;
+ * false when all are taken. */
+bool talon_admit_connection(atomic_long *admitted, unsigned limit);
+
 /* Wait until *count is 0, up to timeout_ms. Returns false on timeout. */
 bool talon_wait_zero(atomic_long *count, long timeout_ms);
 

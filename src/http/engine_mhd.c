@@ -163,15 +163,6 @@ static engine_conn *conn_of(struct MHD_Connection *c)
 static void release_orphan(talon_engine *e, engine_conn *ec);
 static bool send_direct(int fd, const talon_req *req);
 
-/* Take one of the connection_limit slots; false when all are taken. */
-static bool admit_connection(talon_engine *e)
-{
-    if (atomic_fetch_add(&e->admitted, 1) < (long)e->connection_limit)
-        return true;
-    atomic_fetch_sub(&e->admitted, 1);
-    return false;
-}
-
 /* Apply connection_limit once per connection, when it is accepted, as
  * nginx's limit_conn does. A connection accepted within the limit is served
  * for its whole life. Every request on one accepted over it gets a 503 from
@@ -190,7 +181,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
             free(ec);
             return; /* rejected with 503 by reject_by_limits(); not swept */
         }
-        ec->over_limit = !admit_connection(e);
+        ec->over_limit = !talon_admit_connection(&e->admitted, e->connection_limit);
         ec->fd = ci->connect_fd;
         atomic_init(&ec->head_since_ns, talon_now_ns());
         strcpy(ec->peer_ip, "-");

@@ -31,7 +31,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,7 +123,7 @@ struct native_engine {
     atomic_long held;         /* requests held, over all workers */
     atomic_long drain_cut;    /* requests ended without a whole response during the drain */
     atomic_bool draining;     /* close idle connections; every response closes */
-    atomic_bool abort_held;   /* answer held requests 503 now */
+    atomic_bool abort_held;   /* send 503 to the held requests now */
     atomic_bool stop;         /* workers close everything and return */
     talon_log_limit *warn_limit;   /* engine warnings, 20 a second */
     talon_log_limit *accept_limit; /* accept warnings, one a second */
@@ -141,23 +140,9 @@ static void send_response(native_conn *c);
 
 /* ---- Warnings ---- */
 
-static void engine_warn(native_engine *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Log a warning to the "app" logger, rate-limited so that a flood of bad
- * clients cannot flood the log. */
-static void engine_warn(native_engine *e, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (e->warn_limit != NULL)
-        talon_log_limited(e->warn_limit, "%s", msg);
-    else
-        talon_log_warn(e->app->log, "%s", msg);
-}
+/* Log a warning to the "app" logger, at most WARN_PER_SECOND a second, so
+ * that a flood of bad clients cannot flood the log. */
+#define engine_warn(e, ...) talon_log_limited((e)->warn_limit, __VA_ARGS__)
 
 /* ---- Waking a worker ---- */
 
@@ -169,6 +154,21 @@ static bool worker_mark_woken(native_worker *w)
         return false;
     w->woken = true;
     return true;
+}
+
+static void worker_kick(native_worker *w);
+
+/* Push c on one of w's queues (incoming or resumed) and wake w unless a
+ * wake-up is already pending. From any thread. */
+static void worker_queue(native_worker *w, native_conn **queue, native_conn *c)
+{
+    pthread_mutex_lock(&w->lock);
+    c->queue_next = *queue;
+    *queue = c;
+    bool kick = worker_mark_woken(w);
+    pthread_mutex_unlock(&w->lock);
+    if (kick)
+        worker_kick(w);
 }
 
 static void worker_kick(native_worker *w)
@@ -247,10 +247,11 @@ static void held_remove(native_worker *w, native_conn *c)
     atomic_fetch_sub(&w->e->held, 1);
 }
 
-/* Close c. A request still in progress on it was not answered completely:
- * it is logged as aborted by the client. c stays allocated until the worker
- * frees it (conn_free) after the current batch of events, which may still
- * name it. Never for a held connection, whose request a holder may resume. */
+/* Close c. A request still in progress on it did not get its whole
+ * response, so it is logged as aborted by the client. c stays allocated
+ * until the worker frees it (conn_free) after the current batch of events,
+ * which may still name it. Never call this for a held connection, because
+ * a holder may still resume its request. */
 static void conn_close(native_conn *c)
 {
     native_worker *w = c->w;
@@ -393,39 +394,19 @@ static void head_number(head_buf *b, uint64_t v)
     head_put(b, digits + i, sizeof(digits) - i);
 }
 
-/* The Date field of this second, formatted once a second per worker. */
+/* The Date field of this second, formatted once a second per worker from
+ * the wall clock that worker_main() reads once per pass. */
 static void head_date(head_buf *b)
 {
     native_worker *w = b->w;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != w->date_sec) {
+    time_t now = (time_t)(talon_log_thread_time() / 1000000000);
+    if (now != w->date_sec) {
         struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
+        gmtime_r(&now, &tm);
         strftime(w->date, sizeof(w->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-        w->date_sec = ts.tv_sec;
+        w->date_sec = now;
     }
     head_put(b, w->date, strlen(w->date));
-}
-
-/* Whether the comma-separated list in value has token (case-insensitive). */
-static bool list_has(const char *value, const char *token)
-{
-    size_t tlen = strlen(token);
-    for (const char *p = value; p != NULL && *p != '\0';) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *end = p;
-        while (*end != '\0' && *end != ',')
-            end++;
-        const char *last = end;
-        while (last > p && (last[-1] == ' ' || last[-1] == '\t'))
-            last--;
-        if ((size_t)(last - p) == tlen && strncasecmp(p, token, tlen) == 0)
-            return true;
-        p = end;
-    }
-    return false;
 }
 
 /* Format the response head of c->req into the worker's head buffer.
@@ -456,7 +437,7 @@ static size_t format_head(native_conn *c)
             continue;
         }
         if (strcasecmp(h->name, "Connection") == 0) {
-            if (list_has(h->value, "close"))
+            if (talon_http_list_has(h->value, "close"))
                 c->closing = true;
             continue;
         }
@@ -596,8 +577,9 @@ static void send_response(native_conn *c)
     c->active_ns = c->w->now_ns;
 }
 
-/* Answer c->req with an error status and close the connection after it:
- * the rest of what the client sent cannot be trusted to frame a request. */
+/* Send an error response to c->req and close the connection after it,
+ * because the rest of what the client sent cannot be trusted to frame a
+ * request. */
 static void reject(native_conn *c, int status, const char *why)
 {
     c->closing = true;
@@ -648,14 +630,7 @@ static void suspend_conn(void *conn)
 static void resume_conn(void *conn)
 {
     native_conn *c = conn;
-    native_worker *w = c->w;
-    pthread_mutex_lock(&w->lock);
-    c->queue_next = w->resumed;
-    w->resumed = c;
-    bool kick = worker_mark_woken(w);
-    pthread_mutex_unlock(&w->lock);
-    if (kick)
-        worker_kick(w);
+    worker_queue(c->w, &c->w->resumed, c);
 }
 
 /* Run the pipeline of a complete request and answer it, unless a hold
@@ -843,8 +818,8 @@ static bool keeps_alive(const talon_req *req, int minor)
     for (size_t i = 0; talon_req_header_at(req, i, &name, &value); i++) {
         if (strcasecmp(name, "Connection") != 0)
             continue;
-        close = close || list_has(value, "close");
-        keep = keep || list_has(value, "keep-alive");
+        close = close || talon_http_list_has(value, "close");
+        keep = keep || talon_http_list_has(value, "keep-alive");
     }
     return !close && (minor > 0 || keep);
 }
@@ -918,10 +893,18 @@ static size_t conn_head(native_conn *c, char *buf, size_t len)
         /* As nginx: a request line alone over the head limit is 414. */
         char desc[160];
         bool line = w->h.line_len == 0 || w->h.line_len > e->max_header_size;
-        size_t got = !line ? (rc > 0 ? (size_t)rc - 2 : len) : w->h.line_len ? w->h.line_len : len;
+        /* An incomplete line or head is at least as long as what came. */
+        size_t got = len;
+        bool exact = rc > 0;
+        if (line && w->h.line_len > 0) {
+            got = w->h.line_len;
+            exact = true;
+        } else if (!line && rc > 0) {
+            got = (size_t)rc - 2;
+        }
         snprintf(desc, sizeof(desc), "The request %s %s %zu bytes; the limit is %zu bytes.",
-                 line ? "line" : "head", rc > 0 || (line && w->h.line_len) ? "is" : "is at least",
-                 got, e->max_header_size);
+                 line ? "line" : "head", exact ? "is" : "is at least", got,
+                 e->max_header_size);
         reject_head(c, &w->h, line ? 414 : 431, desc);
         return 0;
     }
@@ -1239,14 +1222,6 @@ static void *worker_main(void *arg)
 
 /* ---- The acceptor, on the serving thread ---- */
 
-static bool admit_connection(native_engine *e)
-{
-    if (atomic_fetch_add(&e->admitted, 1) < (long)e->connection_limit)
-        return true;
-    atomic_fetch_sub(&e->admitted, 1);
-    return false;
-}
-
 /* Hand a new connection to the next worker in turn. */
 static void hand_over(void *engine, int fd, const struct sockaddr_storage *ss, socklen_t len)
 {
@@ -1268,17 +1243,11 @@ static void hand_over(void *engine, int fd, const struct sockaddr_storage *ss, s
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    c->over_limit = !admit_connection(e);
+    c->over_limit = !talon_admit_connection(&e->admitted, e->connection_limit);
     atomic_fetch_add(&e->open, 1);
     native_worker *w = &e->workers[e->next_worker++ % e->nworkers];
     c->w = w;
-    pthread_mutex_lock(&w->lock);
-    c->queue_next = w->incoming;
-    w->incoming = c;
-    bool kick = worker_mark_woken(w);
-    pthread_mutex_unlock(&w->lock);
-    if (kick)
-        worker_kick(w);
+    worker_queue(w, &w->incoming, c);
 }
 
 /* ---- Start and stop ---- */
@@ -1398,7 +1367,7 @@ int talon_engine_native_run(const talon_serve *s, char *err, size_t errlen)
         pthread_mutex_init(&workers[i].lock, NULL);
     }
 
-    if (e->accept_limit == NULL) {
+    if (e->warn_limit == NULL || e->accept_limit == NULL) {
         snprintf(err, errlen, "cannot start serving %s: out of memory", opts->listen);
         rc = -ENOMEM;
     }

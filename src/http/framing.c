@@ -73,6 +73,18 @@ static const char *next_element(const char *s, const char **elem, size_t *elem_l
     }
 }
 
+bool talon_http_list_has(const char *value, const char *token)
+{
+    size_t token_len = strlen(token);
+    const char *elem, *rest = value;
+    size_t len;
+    while ((rest = next_element(rest, &elem, &len)), elem != NULL) {
+        if (len == token_len && strncasecmp(elem, token, len) == 0)
+            return true;
+    }
+    return false;
+}
+
 static bool is_chunked(const char *s, size_t len)
 {
     return len == 7 && strncasecmp(s, "chunked", 7) == 0;

@@ -13,6 +13,10 @@
 /* True when the len bytes of s are a non-empty RFC 9110 token (tchar). */
 bool talon_http_is_token(const char *s, size_t len);
 
+/* Whether the comma-separated list of a field value (RFC 9110 section 5.6.1)
+ * has token as an element, compared case-insensitively. */
+bool talon_http_list_has(const char *value, const char *token);
+
 /* One header field as the client sent it. Returns 0, or 400 with *why set
  * when the name is not a token (whitespace before the colon, section 5.1)
  * or the value contains CR, LF or NUL (RFC 9110 section 5.5). */

@@ -58,9 +58,9 @@ static bool wait_for_event(talon_app *app, int listen_fd, int timeout_ms)
     return listen_fd >= 0 && (p[1].revents & POLLIN);
 }
 
-/* Whether accept() failed for the one connection only: Linux passes a
+/* Whether accept() failed for the one connection only. Linux passes a
  * pending network error of the new connection on as accept()'s error, and
- * accept(2) says to retry on these as on EAGAIN. */
+ * the accept(2) manual page tells to retry on these as on EAGAIN. */
 static bool accept_error_is_transient(int err)
 {
     switch (err) {
@@ -125,6 +125,14 @@ void talon_serve_until_stop(talon_acceptor *a)
             next_tick = talon_now_ns() + 1000000000;
         }
     }
+}
+
+bool talon_admit_connection(atomic_long *admitted, unsigned limit)
+{
+    if (atomic_fetch_add(admitted, 1) < (long)limit)
+        return true;
+    atomic_fetch_sub(admitted, 1);
+    return false;
 }
 
 bool talon_wait_zero(atomic_long *count, long timeout_ms)
