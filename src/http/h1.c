@@ -41,9 +41,9 @@ static inline bool is_tchar(unsigned char c)
 }
 
 /* A field value byte: anything but NUL, CR and LF. RFC 9110 section 5.5
- * lets a recipient keep other control bytes "in a safe context", and talon
- * keeps them so that the access log shows what a hostile client sent
- * (escaped); CR, LF and NUL could split a line or a string, so they are
+ * lets a recipient keep other control bytes "in a safe context". talon
+ * keeps them, so the access log shows (escaped) what a hostile client
+ * sent. CR, LF and NUL could split a line or a string, so they are
  * rejected. */
 static inline bool is_value_byte(unsigned char c)
 {
@@ -52,8 +52,8 @@ static inline bool is_value_byte(unsigned char c)
 
 /* A byte of the method or the target: anything but NUL, CR, LF and SP,
  * which frame the request line. A method that is not a token is rejected
- * after the head is parsed (framing.c), so that the request is logged with
- * what it sent; control bytes in a target are escaped in the logs. */
+ * after the head is parsed (framing.c), so the request is logged with what
+ * it sent. Control bytes in a target are escaped in the logs. */
 static inline bool is_line_byte(unsigned char c)
 {
     return c != 0 && c != '\r' && c != '\n' && c != ' ';

@@ -38,12 +38,12 @@ typedef struct h1_head {
  * (-400, -431 for more than H1_MAX_FIELDS fields, -505 for a version other
  * than HTTP/1.x) with *why set to a sentence for the client. Size limits
  * are the caller's: see h1_line_complete(). Whatever the result, a
- * non-zero line_len means that method, target and version are valid, so
- * that a rejected request (505, a bare LF after the version) can be logged
- * with its request line; minor is valid only when the result is not -505. */
+ * non-zero line_len means that method, target and version are valid. So a
+ * rejected request (505, a bare LF after the version) can be logged with
+ * its request line. minor is valid only when the result is not -505. */
 int h1_parse_head(const char *buf, size_t len, h1_head *h, const char **why);
 
-/* Whether buf[0..len) holds a whole request line (leading empty lines
+/* Whether buf[0..len) contains a whole request line (leading empty lines
  * skipped), so that a head over the size limit gets 431 and a request line
  * over it 414. */
 bool h1_line_complete(const char *buf, size_t len);

@@ -6,10 +6,10 @@
  * truncated sequences). Valid multi-byte UTF-8 passes through unchanged, so a
  * log line stays readable in any language and never contains a raw control
  * byte. The exceptions are the code points that end a line for some readers
- * or change how a line is shown: the C1 controls U+0080-U+009F (NEL, CSI),
- * the separators U+2028 and U+2029, and the bidirectional marks and
- * overrides (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069). They
- * are escaped as invalid bytes are, and as \uXXXX in JSON.
+ * or change how a line is shown. These are the C1 controls U+0080-U+009F
+ * (NEL, CSI), the separators U+2028 and U+2029, and the bidirectional marks
+ * and overrides (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069).
+ * They are escaped as invalid bytes are, and as \uXXXX in JSON.
  *
  * Each escaper takes dst NULL with cap 0 to compute the length only.
  */
@@ -68,8 +68,8 @@ static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
     return need;
 }
 
-/* The code point of the valid UTF-8 sequence s[0..seq), when it is one that
- * splits or reorders a line (see the top of this file); else 0. */
+/* Return the code point of the valid UTF-8 sequence s[0..seq) if it splits
+ * or reorders a line (see the top of this file), else 0. */
 static uint32_t hidden_code_point(const unsigned char *s, size_t seq)
 {
     uint32_t cp;

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""A request head still incomplete at connection_timeout: with the whole
-request line received, the client gets 408 and the access log a line with
-that request line; without it, the connection closes and nothing is
-logged. Other clients are served meanwhile."""
+"""A request head still incomplete at connection_timeout. When the whole
+request line arrived, the client gets 408 and the access log a line with
+that request line. Otherwise the connection closes and nothing is logged.
+Other clients are served meanwhile."""
 import os
 import socket
 import sys

@@ -47,8 +47,8 @@ CASES = [
     ("TE chunked twice", POST + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
      b"\r\nc\r\n" + NOTE + b"\r\n0\r\n\r\n" + SMUGGLED, {400}),
     ("TE xchunked", POST + b"Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n" + SMUGGLED, {400}),
-    # RFC 9112 section 2.2 lets a server recognize a bare LF as a line end;
-    # talon does not, so that no proxy and talon disagree on a line.
+    # RFC 9112 section 2.2 lets a server recognize a bare LF as a line end.
+    # talon does not, so no proxy and talon disagree on where a line ends.
     ("bare LF", b"GET /hello HTTP/1.1\nHost: x\nConnection: close\n\n" + SMUGGLED, {400}),
     ("TE in HTTP/1.0", b"POST /notes HTTP/1.0\r\nHost: x\r\n" + JSON
      + b"Transfer-Encoding: chunked\r\n\r\nc\r\n" + NOTE + b"\r\n0\r\n\r\n" + SMUGGLED, {400}),
