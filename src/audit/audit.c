@@ -270,10 +270,7 @@ static void enqueue_locked(talon_audit_trail *t, audit_item *it)
         if (queued - t->queued_sync >= AUDIT_ASYNC_BATCH)
             t->wake_now = true;
     }
-    if (sync)
-        wake = t->queued_sync >= t->sync_target;
-    else
-        wake = !t->writer_napping;
+    wake = sync || !t->writer_napping;
     if (t->writer_waiting && (t->wake_now || wake)) {
         t->writer_waiting = false;
         pthread_cond_signal(&t->wake);

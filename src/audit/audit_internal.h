@@ -153,17 +153,6 @@ void audit_keystate_format(char line[AUDIT_STATE_LINE_LEN + 1], const audit_keys
 
 /* Async records queued that end the nap early (a burst's memory bound). */
 #define AUDIT_ASYNC_BATCH 256
-/* After a durable batch of n sync records, with q more queued, the writer
- * waits up to this long until n + q sync records are queued before it
- * starts the next fdatasync. The n released requests usually come back with
- * new records within that time, because their clients send the next request
- * at once. Without the wait, the records queued during an fdatasync form the
- * next batch alone, and the requests settle in groups that alternate
- * between fdatasync calls, each call serving only part of them.
- * NOTE: 1 ms was chosen by measuring 64 clients on one 2-core VM (ext4,
- * fdatasync 0.2 to 8 ms). A client that comes back later than that still
- * delays the others by up to 1 ms each time. */
-#define AUDIT_SYNC_LINGER_NS 1000000LL
 
 enum audit_item_kind {
     AUDIT_ITEM_RECORD = 0,
@@ -221,7 +210,6 @@ struct talon_audit_trail {
     audit_item *tail;
     atomic_size_t queued;     /* records in the queue; changed under mutex only */
     size_t queued_sync;       /* sync records among them */
-    size_t sync_target;       /* sync records queued that end the writer's linger (0 or 1: any) */
     bool writer_waiting;      /* the writer sleeps in its wait and no wake-up was sent yet */
     bool writer_napping;      /* that wait is a nap after a batch: async records do not end it */
     bool wake_now;            /* the queue contains a control item or AUDIT_ASYNC_BATCH records */

@@ -699,11 +699,13 @@ static void run_timers(talon_audit_trail *t)
 }
 
 /* Wait under t->mutex until there is work to take or a timer is due.
- * Queued async records wait until nap_end for more to join them, and queued
- * sync records until linger_end or until t->sync_target of them are queued.
- * A control item or AUDIT_ASYNC_BATCH async records (wake_now) end the wait
- * at once. With nothing queued, the first submission that is due ends it. */
-static void wait_for_work(talon_audit_trail *t, int64_t nap_end, int64_t linger_end)
+ * Queued async records wait until nap_end for more to join them. A sync
+ * record, a control item or AUDIT_ASYNC_BATCH async records (wake_now) end
+ * the wait at once, so the sync records queued during one fdatasync form
+ * the next batch. Waiting up to 1 ms for the previous batch to come back
+ * made larger batches but left the CPUs idle during each fdatasync: 64
+ * clients on a 2-core VM got 12 to 18 % more requests/s without it. */
+static void wait_for_work(talon_audit_trail *t, int64_t nap_end)
 {
     for (;;) {
         int64_t now = monotonic_ns();
@@ -712,17 +714,13 @@ static void wait_for_work(talon_audit_trail *t, int64_t nap_end, int64_t linger_
         size_t nasync = atomic_load_explicit(&t->queued, memory_order_relaxed) - nsync;
         struct timespec ts;
 
-        if (now >= linger_end)
-            t->sync_target = 0; /* from now on any sync record is due */
-        if (t->wake_now || (nsync > 0 && nsync >= t->sync_target) ||
+        if (t->wake_now || nsync > 0 ||
             (nasync > 0 && now >= nap_end))
             return;
         if (now >= deadline)
             return;
         if (now < nap_end && nap_end < deadline)
             deadline = nap_end;
-        if (now < linger_end && linger_end < deadline)
-            deadline = linger_end;
         ts.tv_sec = deadline / 1000000000;
         ts.tv_nsec = deadline % 1000000000;
         t->writer_waiting = true;
@@ -735,14 +733,13 @@ static void wait_for_work(talon_audit_trail *t, int64_t nap_end, int64_t linger_
 void *audit_writer_main(void *arg)
 {
     talon_audit_trail *t = arg;
-    int64_t nap_end = 0, linger_end = 0;
+    int64_t nap_end = 0;
     bool stop = false;
 
     pthread_mutex_lock(&t->mutex);
     while (!stop) {
-        wait_for_work(t, nap_end, linger_end);
+        wait_for_work(t, nap_end);
         audit_item *list = t->head;
-        size_t nsync = t->queued_sync;
         t->head = t->tail = NULL;
         t->wake_now = false;
         t->queued_sync = 0;
@@ -755,12 +752,7 @@ void *audit_writer_main(void *arg)
             run_timers(t);
 
         pthread_mutex_lock(&t->mutex);
-        int64_t now = monotonic_ns();
-        nap_end = list != NULL ? now + AUDIT_WRITER_NAP_NS : 0;
-        /* The requests of this batch are released: wait for them to come
-         * back, together with those already queued. */
-        t->sync_target = nsync + t->queued_sync;
-        linger_end = nsync > 0 ? now + AUDIT_SYNC_LINGER_NS : 0;
+        nap_end = list != NULL ? monotonic_ns() + AUDIT_WRITER_NAP_NS : 0;
     }
     pthread_mutex_unlock(&t->mutex);
     return NULL;

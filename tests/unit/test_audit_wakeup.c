@@ -1,9 +1,9 @@
-/* Audit writer wake-ups: the nap after a batch and the linger after a
- * durable batch must only delay records, never strand them. Each case
- * brings the writer into one waiting state, checked through the trail's
- * internal fields, and submits a record that does not wake it. The record
- * must then be done or on disk long before another timer of the writer
- * could end the wait (the epoch ends after an hour). */
+/* Audit writer wake-ups: the nap after a batch must only delay async
+ * records, never strand them, and must not delay a sync record at all.
+ * Each case brings the writer into one waiting state, checked through the
+ * trail's internal fields, and submits a record. The record must then be
+ * done or on disk long before another timer of the writer could end the
+ * wait (the epoch ends after an hour). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +16,7 @@
 #include "audit_test_util.h"
 #include "audit/audit_internal.h"
 
-/* Far above the nap and linger (1 ms each), so that a loaded machine does
+/* Far above the nap (1 ms), so that a loaded machine does
  * not fail the test, and far below the epoch timer. */
 #define DONE_WITHIN_MS 3000
 /* The same for an async record, below the writer's fdatasync of written
@@ -163,7 +163,7 @@ static void async_record_written_after_nap(void **state)
     talon_audit_trail *t = test_trail_open(&o);
 
     /* Each try: an async batch, then an async record within the nap after
-     * it. A sync batch would not do: the linger after it ends the wait too. */
+     * it. */
     for (int i = 0; i < RETRIES && !left_asleep; i++) {
         talon_audit_event ev = { .type = "note_read", .actor_id = actor };
         bool napping;
@@ -193,49 +193,52 @@ static void async_record_written_after_nap(void **state)
     close_and_check(t, &tt);
 }
 
-/* After a durable batch of several records, the writer lingers for as
- * many to come back. A single record must be done once the linger ends. */
-static void sync_record_done_when_linger_ends(void **state)
+/* A sync record must end the nap after a batch at once: its submitter
+ * waits for the fdatasync, and the nap only gathers async records. */
+static void sync_record_ends_nap(void **state)
 {
     test_trail tt;
     talon_audit_options o;
-    talon_audit_event ev = { .type = "note_created", .actor_id = "linger" };
-    size_t target = 0;
-    bool left_asleep = false;
+    talon_audit_event ev = { .type = "note_created", .actor_id = "during-nap" };
+    bool tried = false;
     waiter w;
 
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
     talon_audit_trail *t = test_trail_open(&o);
 
-    /* A burst usually shares one batch, which makes the writer linger. */
-    for (int i = 0; i < RETRIES && !left_asleep; i++) {
-        submit_sync_burst(t, 8);
+    for (int i = 0; i < RETRIES && !tried; i++) {
+        bool napping;
+
+        submit_async_batch(t);
         lock_waiting_writer(t);
-        target = t->sync_target;
+        napping = t->writer_napping;
         pthread_mutex_unlock(&t->mutex);
-        if (target < 2)
+        if (!napping)
             continue;
+        tried = true;
         waiter_init(&w);
         assert_int_equal(talon_audit_submit(t, &ev, TALON_AUDIT_SYNC, waiter_done, &w), 0);
-        left_asleep = writer_left_asleep(t);
+        if (writer_left_asleep(t))
+            fail_msg("a sync record submitted during the nap after a batch did not wake the "
+                     "writer");
         if (!waiter_wait_ms(&w, DONE_WITHIN_MS))
-            fail_msg("a sync record queued during a linger for %zu records was not done "
-                     "within %d ms", target, DONE_WITHIN_MS);
+            fail_msg("a sync record submitted during a nap was not done within %d ms",
+                     DONE_WITHIN_MS);
         assert_int_equal(w.status, 0);
     }
-    if (!left_asleep)
-        fail_msg("no sync record was queued during a linger in %d tries", RETRIES);
+    if (!tried)
+        fail_msg("the writer was never found napping after a batch in %d tries", RETRIES);
     close_and_check(t, &tt);
 }
 
-/* Once the linger is over, any sync record must wake the writer: it then
- * sleeps until its next timer, an hour away. */
-static void sync_record_wakes_writer_after_linger(void **state)
+/* With nothing queued the writer sleeps until its next timer, an hour
+ * away: a sync record must wake it. */
+static void sync_record_wakes_idle_writer(void **state)
 {
     test_trail tt;
     talon_audit_options o;
-    talon_audit_event ev = { .type = "note_created", .actor_id = "after-linger" };
+    talon_audit_event ev = { .type = "note_created", .actor_id = "idle" };
     waiter w;
 
     test_trail_make(&tt);
@@ -243,16 +246,18 @@ static void sync_record_wakes_writer_after_linger(void **state)
     talon_audit_trail *t = test_trail_open(&o);
 
     submit_sync_burst(t, 8);
-    usleep(50 * 1000); /* the nap and the linger are over */
+    usleep(50 * 1000); /* the nap is over */
     lock_waiting_writer(t);
     assert_false(t->writer_napping);
-    assert_true(t->sync_target <= 1);
     pthread_mutex_unlock(&t->mutex);
 
     waiter_init(&w);
     assert_int_equal(talon_audit_submit(t, &ev, TALON_AUDIT_SYNC, waiter_done, &w), 0);
+    if (writer_left_asleep(t))
+        fail_msg("a sync record did not wake the idle writer");
     if (!waiter_wait_ms(&w, DONE_WITHIN_MS))
-        fail_msg("a sync record after the linger was not done within %d ms", DONE_WITHIN_MS);
+        fail_msg("a sync record submitted to an idle writer was not done within %d ms",
+                 DONE_WITHIN_MS);
     assert_int_equal(w.status, 0);
     close_and_check(t, &tt);
 }
@@ -261,8 +266,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(async_record_written_after_nap),
-        cmocka_unit_test(sync_record_done_when_linger_ends),
-        cmocka_unit_test(sync_record_wakes_writer_after_linger),
+        cmocka_unit_test(sync_record_ends_nap),
+        cmocka_unit_test(sync_record_wakes_idle_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
