@@ -73,6 +73,7 @@ typedef struct native_conn {
     h1_chunked ck;
     int64_t active_ns;    /* last progress, for the timeouts (the worker's clock) */
     int64_t head_ns;      /* first byte of the current head; 0 while none arrived */
+    size_t head_seen;     /* bytes of the partial head at in[0] already parsed as incomplete */
     char *in;             /* unconsumed bytes: a partial head, or requests behind a held one */
     size_t in_len;
     char *out;            /* the unsent rest of a response */
@@ -874,6 +875,17 @@ static bool start_request(native_conn *c, h1_head *h, bool body_in_buffer)
     return true;
 }
 
+/* Return true when p[0..n) contains CR, LF or NUL: a byte that ends a line
+ * or is invalid anywhere in a head. */
+static bool has_line_byte(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0')
+            return true;
+    }
+    return false;
+}
+
 /* Parse a head from buf[0..len). Returns the bytes consumed, 0 when the
  * head is incomplete (nothing consumed) or the connection was answered. */
 static size_t conn_head(native_conn *c, char *buf, size_t len)
@@ -882,13 +894,29 @@ static size_t conn_head(native_conn *c, char *buf, size_t len)
     native_engine *e = w->e;
     if (c->head_ns == 0)
         c->head_ns = w->now_ns;
-    const char *why = NULL;
-    int rc = h1_parse_head(buf, len, &w->h, &why);
     /* The limit counts the head without its final empty line, as the sum
      * of its lines. */
     size_t max = e->max_header_size + 2;
-    if (rc == 0 && len <= max)
+    /* A head that arrives in pieces is parsed again only when a piece
+     * brings CR, LF or NUL or passes the limit. A client that sends a byte
+     * at a time then costs one parse per line, not one per byte. Another
+     * error inside an
+     * unfinished line (two spaces after the method, say) is found when the
+     * line ends, the limit is passed or the head times out. The last byte
+     * seen is scanned again, so that a CR followed by the next piece is
+     * checked. */
+    if (c->head_seen > 0 && len > c->head_seen && len <= max &&
+        !has_line_byte(buf + c->head_seen - 1, len - c->head_seen + 1)) {
+        c->head_seen = len;
         return 0;
+    }
+    const char *why = NULL;
+    int rc = h1_parse_head(buf, len, &w->h, &why);
+    c->head_seen = 0;
+    if (rc == 0 && len <= max) {
+        c->head_seen = len;
+        return 0;
+    }
     if (rc == 0 || (rc > 0 && (size_t)rc > max)) {
         /* As nginx: a request line alone over the head limit is 414. */
         char desc[160];

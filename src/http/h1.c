@@ -334,9 +334,9 @@ more:
     return NULL;
 }
 
-/* NOTE: each call parses from buf[0], so a head that arrives in n pieces
- * costs O(n * head size). The caller's head size limit bounds it, and a
- * head that fits in one read is parsed once. */
+/* Each call parses from buf[0]. The native engine calls again for a head
+ * that arrives in pieces only once a piece ends a line, so a head costs at
+ * most one parse per line. */
 int h1_parse_head(const char *buf, size_t len, h1_head *h, const char **why)
 {
     const char *end = buf + len;

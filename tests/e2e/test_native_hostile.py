@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Hostile clients against the native HTTP engine, sent raw. Each malformed
-head gets one JSON error, a closed connection and one access log line.
-Pipelined requests are sent in one write and a byte at a time, and a chunked
+head gets one JSON error, a closed connection and one access log line,
+also when it is sent a byte at a time. Pipelined requests are sent in one write and a byte at a time, and a chunked
 request is split at every byte. POST /notes is held for a sync audit record
 while clients reset or leave, then SIGTERM stops the server. Three checks
 cover defects the engine had. "close" in a second Connection field or
@@ -118,6 +118,21 @@ def malformed_heads(demo):
             doc = None
         expect(isinstance(doc, dict) and "title" in doc, "%s: body is not a JSON error: %r"
                % (name, body[:80]))
+
+
+def malformed_heads_trickled(demo):
+    """The engine parses a head that arrives in pieces again only when a
+    piece brings CR, LF or NUL. Sent a byte at a time, each short malformed
+    head must still get its status."""
+    for name, data, status in MALFORMED:
+        if len(data) > 1000:
+            continue
+        out, closed = exchange(demo, [data[i:i + 1] for i in range(len(data))], timeout=10,
+                               pause=0.0002)
+        got = statuses(out)
+        expect(got == [status], "%s, a byte at a time: statuses %r, expected [%d]"
+               % (name, got, status))
+        expect(closed, "%s, a byte at a time: the connection stayed open after the error" % name)
 
 
 def head_size_limit_exact(demo):
@@ -256,6 +271,7 @@ def held_notes_with_leavers(demo):
 def main():
     with Demo(args=["--test-routes"], config=CONFIG) as demo:
         malformed_heads(demo)
+        malformed_heads_trickled(demo)
         head_size_limit_exact(demo)
         pipelining(demo)
         chunked_split_everywhere(demo)
