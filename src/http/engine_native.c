@@ -900,11 +900,10 @@ static size_t conn_head(native_conn *c, char *buf, size_t len)
     /* A head that arrives in pieces is parsed again only when a piece
      * brings CR, LF or NUL or passes the limit. A client that sends a byte
      * at a time then costs one parse per line, not one per byte. Another
-     * error inside an
-     * unfinished line (two spaces after the method, say) is found when the
-     * line ends, the limit is passed or the head times out. The last byte
-     * seen is scanned again, so that a CR followed by the next piece is
-     * checked. */
+     * error inside an unfinished line (two spaces after the method, say)
+     * is found when the line ends, the limit is passed or the head times
+     * out. The last byte seen is scanned again, so that a CR followed by
+     * the next piece is checked. */
     if (c->head_seen > 0 && len > c->head_seen && len <= max &&
         !has_line_byte(buf + c->head_seen - 1, len - c->head_seen + 1)) {
         c->head_seen = len;
