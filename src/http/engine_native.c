@@ -527,7 +527,11 @@ static void send_response(native_conn *c)
                     "response status (200 to 599); 500 sent instead", req->id, resp->status);
         talon_resp_error(resp, 500, NULL, NULL);
     }
-    if (!c->keep_alive || c->eof || atomic_load_explicit(&e->draining, memory_order_relaxed))
+    /* An end of stream from the client does not close here, because requests
+     * it pipelined before that may still wait in the input kept behind a
+     * held response. conn_input() closes the connection once it has served
+     * that input. */
+    if (!c->keep_alive || atomic_load_explicit(&e->draining, memory_order_relaxed))
         c->closing = true;
     size_t head_len = format_head(c);
     if (head_len == 0) {
