@@ -52,6 +52,7 @@ typedef struct audit_req_state {
     bool failed;                  /* a record was rejected under fail_closed */
     bool response_pass_done;      /* the middleware's process_response has run */
     bool failure_recorded;        /* the app wrote a failure record for this request */
+    bool abandon_watched;         /* on_sync_abandoned() is registered for the commit point */
     /* Sync records submitted before the response pass, queued there as one
      * group with the http_request record (talon_audit_submit_group), so
      * that a write-ahead record is never durable without the others. */
@@ -190,6 +191,68 @@ static void fail_request(talon_req *req, audit_req_state *rs)
     rs->failed = true;
 }
 
+static void fill_event_from_request(talon_audit_event *ev, talon_req *req)
+{
+    ev->actor_id = talon_req_user(req);
+    ev->actor_roles = talon_req_roles(req);
+    ev->source_ip = talon_req_client_ip(req);
+    ev->user_agent = talon_req_header(req, "User-Agent");
+    ev->request_id = talon_req_id(req);
+    ev->method = talon_req_method(req);
+    ev->route = talon_req_route(req);
+    ev->path = talon_req_path(req);
+}
+
+/* Commit point, aborted. When a stopping engine gave up waiting for the
+ * request's sync records (the drain timeout), the client got 503 and no
+ * change was applied. The records may still be written, because the
+ * writer finishes its batch and the queue before the trail closes. A
+ * record after them says so, for the auditor and for the client's retry. */
+static void on_sync_abandoned(talon_req *req, talon_resp *resp, void *ctx)
+{
+    audit_state *st = state_of(req);
+    talon_audit_event ev = { 0 };
+    json_t *data;
+    int rc;
+
+    (void)resp;
+    (void)ctx;
+    if (st == NULL || !talon_hold_aborted(req))
+        return;
+    fill_event_from_request(&ev, req);
+    ev.type = "http_request_abandoned";
+    ev.outcome = TALON_AUDIT_FAILURE;
+    ev.target_type = "http";
+    ev.target_id = ev.path;
+    ev.reason = "the server stopped before the sync audit records of this request were "
+                "durable: the client got 503 and no change was applied, so the records of "
+                "this request written before this one describe changes that were not made";
+    data = json_pack("{s:i}", "status", 503);
+    ev.data = data;
+    rc = talon_audit_submit(st->trail, &ev, TALON_AUDIT_ASYNC, NULL, NULL);
+    json_decref(data);
+    if (rc < 0)
+        talon_log_error(st->log, "audit: request %s got a 503 response at shutdown while its sync "
+                        "records were queued, and the http_request_abandoned record failed: "
+                        "%s; its records may describe changes that were not made", talon_req_id(req) ? talon_req_id(req) : "-",
+                        strerror(-rc));
+}
+
+/* Register on_sync_abandoned() once per request, after its first sync
+ * record was queued. */
+static void watch_abandon(audit_state *st, talon_req *req, audit_req_state *rs)
+{
+    if (rs == NULL || rs->abandon_watched)
+        return;
+    if (talon_req_add_commit(req, NULL, on_sync_abandoned, NULL) < 0) {
+        talon_log_warn(st->log, "audit: request %s: out of memory; if the server stops before "
+                       "its sync records are durable, no record will say that it was abandoned",
+                       talon_req_id(req) ? talon_req_id(req) : "-");
+        return;
+    }
+    rs->abandon_watched = true;
+}
+
 static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
                   const talon_audit_event *ev, talon_audit_mode mode)
 {
@@ -212,6 +275,8 @@ static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
             }
         } else {
             rc = talon_audit_submit(st->trail, ev, TALON_AUDIT_SYNC, on_record_done, req);
+            if (rc == 0)
+                watch_abandon(st, req, rs);
         }
         if (rc < 0) {
             bool closed = handle_failure(st, ev->request_id, rc, NULL);
@@ -230,17 +295,6 @@ static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
     return rc;
 }
 
-static void fill_event_from_request(talon_audit_event *ev, talon_req *req)
-{
-    ev->actor_id = talon_req_user(req);
-    ev->actor_roles = talon_req_roles(req);
-    ev->source_ip = talon_req_client_ip(req);
-    ev->user_agent = talon_req_header(req, "User-Agent");
-    ev->request_id = talon_req_id(req);
-    ev->method = talon_req_method(req);
-    ev->route = talon_req_route(req);
-    ev->path = talon_req_path(req);
-}
 
 /* A write-ahead change whose record could not even be submitted. */
 static int reject_change(talon_req *req, const talon_audit_args *args, int rc)
@@ -595,8 +649,10 @@ static void submit_pending(audit_state *st, talon_req *req, audit_req_state *rs)
         return;
     }
     rc = talon_audit_submit_group(st->trail, rs->pending, n);
-    if (rc == 0)
+    if (rc == 0) {
+        watch_abandon(st, req, rs);
         return;
+    }
     /* Nothing was queued: each record fails as a rejected submit() does. */
     for (size_t i = 0; i < n; i++) {
         bool closed = handle_failure(st, talon_req_id(req), rc, NULL);

@@ -81,6 +81,14 @@ bool talon_hold_abort(talon_req *req)
     return was_suspended;
 }
 
+bool talon_hold_aborted(talon_req *req)
+{
+    pthread_mutex_lock(&req->lock);
+    bool aborted = req->aborted;
+    pthread_mutex_unlock(&req->lock);
+    return aborted;
+}
+
 void talon_hold_apply_result(talon_req *req)
 {
     pthread_mutex_lock(&req->lock);

@@ -211,6 +211,8 @@ bool talon_hold_pipeline_done(talon_req *req, void *conn, talon_conn_fn suspend_
 /* Resume a suspended request whose holders did not release in time; the
  * response becomes a 503. Returns true when the request was suspended. */
 bool talon_hold_abort(talon_req *req);
+/* True when talon_hold_abort() gave up waiting for req's holds. */
+bool talon_hold_aborted(talon_req *req);
 /* Apply a release status (talon_req_release with status != 0) or an abort
  * to the response. Only after the last hold was released. */
 void talon_hold_apply_result(talon_req *req);
