@@ -8,8 +8,8 @@ the order alternates from round to round. Each start runs `wrk -t2 -c64`
 on GET /hello for SECONDS after a 2 s warm-up, once with the access log off
 and once in the combined format. With --post it runs POST /notes
 (bench/audit_post.lua) instead, once unaudited and once audited in sync
-mode, both with the combined access log. The CPU time of the server comes from /proc/<pid>/stat (user
-and user + system). The medians over the rounds and the ratios B/A are
+mode, both with the combined access log. The CPU time of the server comes
+from /proc/<pid>/stat (user and user + system). The medians over the rounds and the ratios B/A are
 printed last. Measuring both builds within one run, alternating, keeps the
 load of other processes from favouring one of them, which two separate
 bench/run reports cannot do.
@@ -25,22 +25,25 @@ import tempfile
 import time
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-COMMON = ("[server]\nconnection_limit = 20000\nconnection_timeout = 300\n\n"
-          "[log.app]\nlevel = warn\nfile = var/log/app.log\n\n"
-          "[audit]\ndir = var/audit\n\n[audit.policy]\nrule = * * none\n\n")
+SERVER = ("[server]\nconnection_limit = 20000\nconnection_timeout = 300\n\n"
+          "[log.app]\nlevel = warn\nfile = var/log/app.log\n\n")
+ACCESS_COMBINED = ("[access_log]\nenabled = true\n\n[log.access]\nformat = combined\n"
+                   "file = var/log/access.log\nlevel = info\n\n")
+
+
+def audit_policy(*rules):
+    """The [audit] and [audit.policy] sections with these rules."""
+    return ("[audit]\ndir = var/audit\n\n[audit.policy]\n"
+            + "".join("rule = %s\n" % r for r in rules) + "\n")
+
+
 CONFIGS = {
-    "off": COMMON + "[access_log]\nenabled = false\n",
-    "combined": COMMON + "[access_log]\nenabled = true\n\n[log.access]\nformat = combined\n"
-                         "file = var/log/access.log\nlevel = info\n",
+    "off": SERVER + audit_policy("* * none") + "[access_log]\nenabled = false\n",
+    "combined": SERVER + audit_policy("* * none") + ACCESS_COMBINED,
 }
-POST_COMMON = ("[server]\nconnection_limit = 20000\nconnection_timeout = 300\n\n"
-               "[log.app]\nlevel = warn\nfile = var/log/app.log\n\n"
-               "[access_log]\nenabled = true\n\n[log.access]\nformat = combined\n"
-               "file = var/log/access.log\nlevel = info\n\n"
-               "[audit]\ndir = var/audit\n\n[audit.policy]\n")
 POST_CONFIGS = {
-    "post-none": POST_COMMON + "rule = * * none\n",
-    "post-sync": POST_COMMON + "rule = POST /notes metadata sync\nrule = * * none\n",
+    "post-none": SERVER + ACCESS_COMBINED + audit_policy("* * none"),
+    "post-sync": SERVER + ACCESS_COMBINED + audit_policy("POST /notes metadata sync", "* * none"),
 }
 POST_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "audit_post.lua")
 

@@ -207,10 +207,12 @@ static void fill_event_from_request(talon_audit_event *ev, talon_req *req)
  * request's sync records (the drain timeout), the client got 503 and no
  * change was applied. The records may still be written, because the
  * writer finishes its batch and the queue before the trail closes. A
- * record after them says so, for the auditor and for the client's retry. */
+ * record after them states this, for the auditor and for the client's
+ * retry. */
 static void on_sync_abandoned(talon_req *req, talon_resp *resp, void *ctx)
 {
     audit_state *st = state_of(req);
+    const char *id = talon_req_id(req) ? talon_req_id(req) : "-";
     talon_audit_event ev = { 0 };
     json_t *data;
     int rc;
@@ -232,10 +234,10 @@ static void on_sync_abandoned(talon_req *req, talon_resp *resp, void *ctx)
     rc = talon_audit_submit(st->trail, &ev, TALON_AUDIT_ASYNC, NULL, NULL);
     json_decref(data);
     if (rc < 0)
-        talon_log_error(st->log, "audit: request %s got a 503 response at shutdown while its sync "
-                        "records were queued, and the http_request_abandoned record failed: "
-                        "%s; its records may describe changes that were not made", talon_req_id(req) ? talon_req_id(req) : "-",
-                        strerror(-rc));
+        talon_log_error(st->log, "audit: request %s got a 503 response at shutdown while its "
+                        "sync records were queued, and the http_request_abandoned record "
+                        "failed: %s; its records may describe changes that were not made",
+                        id, strerror(-rc));
 }
 
 /* Register on_sync_abandoned() once per request, after its first sync
@@ -245,9 +247,11 @@ static void watch_abandon(audit_state *st, talon_req *req, audit_req_state *rs)
     if (rs == NULL || rs->abandon_watched)
         return;
     if (talon_req_add_commit(req, NULL, on_sync_abandoned, NULL) < 0) {
+        const char *id = talon_req_id(req) ? talon_req_id(req) : "-";
+
         talon_log_warn(st->log, "audit: request %s: out of memory; if the server stops before "
-                       "its sync records are durable, no record will say that it was abandoned",
-                       talon_req_id(req) ? talon_req_id(req) : "-");
+                       "its sync records are durable, no record will show that it was "
+                       "abandoned", id);
         return;
     }
     rs->abandon_watched = true;
@@ -294,7 +298,6 @@ static int submit(audit_state *st, talon_req *req, audit_req_state *rs,
     }
     return rc;
 }
-
 
 /* A write-ahead change whose record could not even be submitted. */
 static int reject_change(talon_req *req, const talon_audit_args *args, int rc)

@@ -335,8 +335,8 @@ more:
 }
 
 /* Each call parses from buf[0]. The native engine calls again for a head
- * that arrives in pieces only once a piece ends a line, so a head costs at
- * most one parse per line. */
+ * that arrives in pieces only once a piece brings CR, LF or NUL, so a head
+ * costs about one parse per line. */
 int h1_parse_head(const char *buf, size_t len, h1_head *h, const char **why)
 {
     const char *end = buf + len;

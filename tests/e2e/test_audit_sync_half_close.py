@@ -3,9 +3,8 @@
 client sends several requests in one write and shuts its write side
 (shutdown(SHUT_WR), as `nc -N` does). The native engine must send a
 response to every request, in order, and close the connection after the
-last one, as libmicrohttpd does. Before the fix, when the end of stream was
-read while a response was held, the engine closed after the next response
-and dropped the requests behind it. Two cases: GET /debug/hold followed by
+last one, as libmicrohttpd does, also when the end of stream is read while
+a response is held. Two cases: GET /debug/hold followed by
 GETs, and sync-audited POST /notes requests only, whose acknowledged
 records must all be in the trail."""
 import json
