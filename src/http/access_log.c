@@ -8,6 +8,8 @@
  * thread writes it, so the request path only copies pointers here.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,18 @@
 #define MAX_SKIP_PATHS 32
 #define MAX_SKIP_STATUS 16
 
+/* Counters are striped: one counter that every engine thread increments
+ * moves its cache line between cores on each request, and with it the
+ * read-mostly fields next to it. Each thread takes a stripe of its own
+ * (threads beyond COUNTER_STRIPES share) on its own cache line. */
+#define COUNTER_STRIPES 16
+#define CACHE_LINE 64
+
+typedef struct counter_stripe {
+    _Alignas(CACHE_LINE) atomic_ullong records;
+    atomic_ullong skipped;
+} counter_stripe;
+
 typedef struct skip_path {
     char *path;
     size_t len;
@@ -43,8 +57,7 @@ struct talon_access_log {
     size_t npaths;
     status_range statuses[MAX_SKIP_STATUS];
     size_t nstatuses;
-    atomic_ullong records;
-    atomic_ullong skipped;
+    counter_stripe *counters; /* an array of COUNTER_STRIPES */
     bool redact;
     char *redact_words_text;  /* the configured words, split in place */
     const char **redact_words; /* talon_secret_words and those, NULL-terminated */
@@ -397,6 +410,30 @@ static void set_request_line(talon_log_record *rec, void *ctx)
     rec->message_len = request_line(p->buf, p->size, p->method, p->target, p->protocol);
 }
 
+/* Return the calling thread's stripe, chosen at its first record. */
+static counter_stripe *thread_stripe(const talon_access_log *log)
+{
+    static atomic_uint next_stripe;
+    static _Thread_local unsigned stripe = UINT_MAX;
+
+    if (stripe == UINT_MAX)
+        stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % COUNTER_STRIPES;
+    return &log->counters[stripe];
+}
+
+/* The sum of every stripe's records, or of its skipped ones. */
+static unsigned long long counter_sum(const talon_access_log *log, bool skipped)
+{
+    unsigned long long sum = 0;
+
+    for (size_t i = 0; i < COUNTER_STRIPES; i++) {
+        const counter_stripe *c = &log->counters[i];
+
+        sum += atomic_load_explicit(skipped ? &c->skipped : &c->records, memory_order_relaxed);
+    }
+    return sum;
+}
+
 static void on_complete(const talon_req *req, const talon_resp *resp,
                         const talon_completion *done, void *ctx)
 {
@@ -414,7 +451,7 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
         status = STATUS_CLIENT_CLOSED;
     path = talon_req_path(req);
     if (skip_request(log, path, status)) {
-        atomic_fetch_add_explicit(&log->skipped, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&thread_stripe(log)->skipped, 1, memory_order_relaxed);
         return;
     }
 
@@ -459,7 +496,7 @@ static void on_complete(const talon_req *req, const talon_resp *resp,
     };
 
     log_write_lazy_message(log->logger, &rec, set_request_line, &parts);
-    atomic_fetch_add_explicit(&log->records, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&thread_stripe(log)->records, 1, memory_order_relaxed);
     free(target_copy);
     free(referer_copy);
 }
@@ -482,6 +519,12 @@ int talon_access_log_attach(talon_app *app, const talon_access_log_options *opts
     log = calloc(1, sizeof(*log));
     if (!log)
         return -ENOMEM;
+    log->counters = aligned_alloc(CACHE_LINE, COUNTER_STRIPES * sizeof(*log->counters));
+    if (!log->counters) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    memset(log->counters, 0, COUNTER_STRIPES * sizeof(*log->counters));
     log->logger = talon_logger_get(opts->logger[0] ? opts->logger : "access");
     log->level = opts->level;
     log->redact = opts->redact_query;
@@ -520,15 +563,16 @@ void talon_access_log_free(talon_access_log *log)
         free(log->paths[i].path);
     free(log->redact_words);
     free(log->redact_words_text);
+    free(log->counters);
     free(log);
 }
 
 unsigned long long talon_access_log_written(const talon_access_log *log)
 {
-    return log ? atomic_load_explicit(&log->records, memory_order_relaxed) : 0;
+    return log ? counter_sum(log, false) : 0;
 }
 
 unsigned long long talon_access_log_skipped(const talon_access_log *log)
 {
-    return log ? atomic_load_explicit(&log->skipped, memory_order_relaxed) : 0;
+    return log ? counter_sum(log, true) : 0;
 }

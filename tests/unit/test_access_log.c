@@ -8,7 +8,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
+#include "http/pipeline.h"
+#include "http/request.h"
+#include "log_test_fixture.h"
 #include "talon/access_log.h"
 
 static void options_defaults(void **state)
@@ -101,6 +105,62 @@ static void config_rejects_long_lists(void **state)
     assert_non_null(strstr(err, "more than 32 paths"));
 }
 
+enum { COUNT_THREADS = 20, COUNT_REQUESTS = 500 };
+
+typedef struct count_arg {
+    talon_app *app;
+    int thread;
+} count_arg;
+
+/* Complete COUNT_REQUESTS requests, every fifth to the skipped /health. */
+static void *complete_requests(void *p)
+{
+    const count_arg *a = p;
+
+    for (int i = 0; i < COUNT_REQUESTS; i++) {
+        talon_req *req = talon_pipeline_req_new(a->app, "GET", i % 5 ? "/hello" : "/health");
+        const talon_completion done = { .bytes_sent = 2, .duration_ns = 1000 };
+
+        assert_non_null(req);
+        talon_pipeline_req_run(req);
+        talon_app_run_completions(a->app, req, &done);
+        talon_pipeline_req_free(req);
+    }
+    return NULL;
+}
+
+/* The counters are kept per thread (more threads than stripes here): the
+ * totals must still count every record and every skip once. */
+static void counters_sum_threads(void **state)
+{
+    talon_access_log_options o;
+    talon_access_log *log = NULL;
+    talon_app *app = talon_app_new();
+    char err[256] = "";
+    pthread_t threads[COUNT_THREADS];
+    count_arg args[COUNT_THREADS];
+
+    assert_non_null(app);
+    assert_int_equal(talon_logger_add_sink(talon_logger_get("access"), open_sink("access.log", NULL),
+                                           TALON_LOG_INFO, NULL), 0);
+    talon_access_log_options_init(&o);
+    assert_int_equal(talon_access_log_config_set(&o, "skip_paths", "/health", err, sizeof(err)), 0);
+    assert_int_equal(talon_access_log_attach(app, &o, &log, err, sizeof(err)), 0);
+    assert_non_null(log);
+
+    for (int t = 0; t < COUNT_THREADS; t++) {
+        args[t] = (count_arg){ app, t };
+        assert_int_equal(pthread_create(&threads[t], NULL, complete_requests, &args[t]), 0);
+    }
+    for (int t = 0; t < COUNT_THREADS; t++)
+        pthread_join(threads[t], NULL);
+
+    assert_int_equal(talon_access_log_written(log), COUNT_THREADS * COUNT_REQUESTS * 4 / 5);
+    assert_int_equal(talon_access_log_skipped(log), COUNT_THREADS * COUNT_REQUESTS / 5);
+    talon_app_free(app);
+    talon_access_log_free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +169,7 @@ int main(void)
         cmocka_unit_test(config_stores_values),
         cmocka_unit_test(config_rejects_invalid_values),
         cmocka_unit_test(config_rejects_long_lists),
+        cmocka_unit_test_setup_teardown(counters_sum_threads, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
