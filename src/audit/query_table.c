@@ -104,9 +104,7 @@ static size_t display_char(const unsigned char *p, const unsigned char *end, cha
     return 1;
 }
 
-/* Copy value into out (outlen bytes) in its display form: valid UTF-8 in
- * which each code point takes one column. Returns the bytes written. */
-static size_t display_text(const char *value, size_t n, char *out, size_t outlen)
+size_t reader_display_text(const char *value, size_t n, char *out, size_t outlen)
 {
     const unsigned char *p = (const unsigned char *)value, *end = p + n;
     size_t k = 0;
@@ -130,7 +128,7 @@ static size_t display_text(const char *value, size_t n, char *out, size_t outlen
 static void cell(out_buf *o, const column *c, const char *value, size_t n, bool last)
 {
     char clean[1024]; /* values are at most 255 bytes, and a byte takes at most 4 here */
-    size_t k = display_text(value, n, clean, sizeof clean);
+    size_t k = reader_display_text(value, n, clean, sizeof clean);
     size_t width = (size_t)c->width;
     size_t cols = 0;
     for (size_t i = 0; i < k; i++)

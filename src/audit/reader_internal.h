@@ -25,6 +25,13 @@ struct talon_audit_reader {
  * an ASCII byte. */
 size_t reader_utf8_len(const unsigned char *p, const unsigned char *end);
 
+/* Copy value (n bytes) into out (outlen bytes) in the display form of the
+ * table format: valid UTF-8 without control characters, in which each code
+ * point takes one column (see display_char in query_table.c). Stops before
+ * a character that does not fit, and a character takes at most 4 bytes of
+ * out per byte of value. Returns the bytes written, without a NUL. */
+size_t reader_display_text(const char *value, size_t n, char *out, size_t outlen);
+
 /* Days in month (1 to 12) of year, Gregorian. */
 unsigned reader_days_in_month(unsigned year, unsigned month);
 

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit/reader_internal.h"
 #include "talon/audit_reader.h"
 
 /* Options every reading subcommand accepts: filters and the output format. */
@@ -464,6 +465,19 @@ static int by_count(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
+/* Print s as the table format shows a value (reader_display_text), so that
+ * no trail value can send control characters, bidi overrides or line
+ * separators to the terminal. */
+static void print_display(const char *s)
+{
+    /* Keys and times come from buffers of at most 256 bytes, and a byte
+     * takes at most 4 bytes in display form, so none of them is cut. */
+    char clean[1024];
+    size_t n = strlen(s);
+
+    fwrite(clean, 1, reader_display_text(s, n, clean, sizeof clean), stdout);
+}
+
 static void print_table(const char *title, const char *what, json_t *map)
 {
     size_t n = json_object_size(map);
@@ -486,8 +500,7 @@ static void print_table(const char *title, const char *what, json_t *map)
     printf("  %10s  %s\n", "count", what);
     for (i = 0; i < n; i++) {
         printf("  %10lld  ", (long long)e[i].n);
-        for (const char *p = e[i].key; *p; p++)
-            putchar((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+        print_display(e[i].key);
         putchar('\n');
     }
     free(e);
@@ -526,7 +539,11 @@ int cli_audit_report(int argc, char **argv)
         printf("Audit trail report\n==================\n");
         printf("Files:           %zu (%llu bytes)\n", talon_audit_reader_file_count(reader),
                (unsigned long long)talon_audit_reader_total_bytes(reader));
-        printf("Time range:      %s .. %s\n", r.records ? r.first : "-", r.records ? r.last : "-");
+        printf("Time range:      ");
+        print_display(r.records ? r.first : "-");
+        printf(" .. ");
+        print_display(r.records ? r.last : "-");
+        putchar('\n');
         printf("Records:         %llu (%llu seal%s)\n", (unsigned long long)r.records, (unsigned long long)r.seals,
                r.seals == 1 ? "" : "s");
         json_t *s = json_object_get(r.by_outcome, "success"), *f = json_object_get(r.by_outcome, "failure");

@@ -112,6 +112,7 @@ def run(tmp):
 
     fifo_trail_files(tmp, key, trail)
     swapped_files(tmp)
+    report_escapes(tmp)
     recovery_causes(tmp)
 
     # A malformed line: verify names FILE:LINE, query skips it and names it.
@@ -243,6 +244,25 @@ def swapped_files(tmp):
         f.write(b"\n".join(lines[:5] + lines[6:]))
     out, _ = expect(["audit", "verify", "--key", key, trail], 1, out_has=["deleted: seq"])
     check("out of order" not in out, "a deleted record reads as files out of order:\n%s" % out)
+
+
+def report_escapes(tmp):
+    """report shows every value as the table format does: C0 and C1
+    controls as '?', bidi overrides and isolates and the line and paragraph
+    separators as \\uXXXX, so no value reaches the terminal raw."""
+    trail, w = start_trail(os.path.join(tmp, "escapes"))
+    actor = "b\x1b[31mob\u202e\u0085x\u2066\u2029"
+    ip = "10.0.0.1\u202e\u2028\u0085evil"
+    w.record("authn_login_fail", "failure", actor=(actor, ["user"]), source=(ip, "curl/7.88.1"))
+    w.close()
+
+    actor_shown = "b?[31mob\\u202e?x\\u2066\\u2029"
+    ip_shown = "10.0.0.1\\u202e\\u2028?evil"
+    # The table cuts a cell at its width (16 and 22 columns) and ends it with '~'.
+    expect(["audit", "query", "--format", "table", trail], 0, out_has=[actor_shown[:15] + "~", ip_shown[:21] + "~"])
+    out, _ = expect(["audit", "report", trail], 0, out_has=["  " + actor_shown + "\n", "  " + ip_shown + "\n"])
+    for raw in ("\x1b", "\u202e", "\u0085", "\u2066", "\u2028", "\u2029"):
+        check(raw not in out, "report printed %r raw:\n%s" % (raw, out))
 
 
 def run_bounded(args, seconds=10):
