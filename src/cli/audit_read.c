@@ -289,20 +289,39 @@ static void tail_usage(FILE *out)
             FILTER_HELP);
 }
 
+typedef struct collected_line {
+    char *bytes;
+    size_t len;
+} collected_line;
+
+/* Copies of the records tail prints, newest first. */
 typedef struct collected {
-    char **lines;
-    size_t *lens;
-    size_t n;
+    collected_line *lines;
+    size_t n, cap;
 } collected;
 
+/* Keep a copy of rec's line. The array grows as records arrive (the query
+ * stops after -n records), so a large -n costs memory only for the records
+ * the trail has, as with tail(1). */
 static int collect_line(void *ctx, const talon_audit_record *rec)
 {
     collected *c = ctx;
-    c->lines[c->n] = malloc(rec->len);
-    if (!c->lines[c->n])
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        if (cap > SIZE_MAX / sizeof *c->lines)
+            return -ENOMEM;
+        collected_line *grown = realloc(c->lines, cap * sizeof *grown);
+        if (!grown)
+            return -ENOMEM;
+        c->lines = grown;
+        c->cap = cap;
+    }
+    char *bytes = malloc(rec->len);
+    if (!bytes)
         return -ENOMEM;
-    memcpy(c->lines[c->n], rec->line, rec->len);
-    c->lens[c->n++] = rec->len;
+    memcpy(bytes, rec->line, rec->len);
+    c->lines[c->n].bytes = bytes;
+    c->lines[c->n++].len = rec->len;
     return 0;
 }
 
@@ -336,23 +355,23 @@ int cli_audit_tail(int argc, char **argv)
         goto out;
     }
     size_t nfiles = talon_audit_reader_file_count(reader);
-    collected c = { calloc(o.tail_lines + 1, sizeof(char *)), calloc(o.tail_lines + 1, sizeof(size_t)), 0 };
-    if (!c.lines || !c.lens) {
-        cli_error("audit tail: out of memory for %llu lines", (unsigned long long)o.tail_lines);
-        rc = CLI_USAGE;
-        goto done;
-    }
+    collected c = { 0 };
     if (o.tail_lines > 0) {
         talon_audit_filter f = o.filter;
         f.newest_first = true;
         f.limit = o.tail_lines;
-        talon_audit_query(reader, &f, collect_line, &c, NULL);
+        int64_t n = talon_audit_query(reader, &f, collect_line, &c, NULL);
+        if (n < 0) {
+            cli_error("audit tail: %s after %zu records; use a smaller -n", strerror((int)-n), c.n);
+            rc = CLI_USAGE;
+            goto done;
+        }
     }
     print_header(o.table);
     for (size_t i = c.n; i-- > 0;) {
         print_ctx p = { .table = o.table };
         talon_audit_record rec;
-        if (talon_audit_record_parse(c.lines[i], c.lens[i], &rec, NULL, 0) == 0)
+        if (talon_audit_record_parse(c.lines[i].bytes, c.lines[i].len, &rec, NULL, 0) == 0)
             print_record(&p, &rec);
     }
     fflush(stdout);
@@ -374,9 +393,8 @@ int cli_audit_tail(int argc, char **argv)
     }
 done:
     for (size_t i = 0; i < c.n; i++)
-        free(c.lines[i]);
+        free(c.lines[i].bytes);
     free(c.lines);
-    free(c.lens);
     talon_audit_reader_close(reader);
 out:
     talon_audit_filter_release(&o.filter);

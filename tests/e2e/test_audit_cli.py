@@ -87,6 +87,15 @@ def run(tmp):
     out, _ = expect(["audit", "report", trail], 0, out_has=["Lost records:    3 (audit_records_lost: "])
     check("fail_closed" in out, "report does not say that records can be lost under fail_closed:\n%s" % out)
 
+    # tail -n larger than the trail prints the whole trail, as tail(1) does,
+    # without memory for N records up front.
+    for n in ("2000000000", "1000000000000000000"):
+        out, err = expect(["audit", "tail", "-n", n, trail], 0)
+        check(len(out.splitlines()) == 38, "tail -n %s printed %d records, expected 38\nstderr: %s"
+              % (n, len(out.splitlines()), err[:500]))
+    out, _ = expect(["audit", "tail", "-n", "0", trail], 0)
+    check(out == "", "tail -n 0 printed %r" % out[:500])
+
     # verify usage and I/O errors: exit 2, naming the value.
     expect(["audit", "verify", trail], 2, err_has=["--key FILE", "--no-key"])
     expect(["audit", "verify", "--key", key], 2, err_has=["no trail given"])
