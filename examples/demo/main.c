@@ -41,14 +41,15 @@ static const char usage[] =
 
 /* ---- Configuration ---- */
 
-static int parse_uint(const char *value, unsigned max, unsigned *out, char *err, size_t errlen)
+static int parse_uint(const char *value, unsigned min, unsigned max, unsigned *out, char *err,
+                      size_t errlen)
 {
     char *end;
     errno = 0;
     unsigned long x = strtoul(value, &end, 10);
-    if (errno != 0 || end == value || *end != '\0' || x > max || value[0] == '-') {
-        snprintf(err, errlen, "invalid value \"%s\": expected a whole number from 0 to %u",
-                 value, max);
+    if (errno != 0 || end == value || *end != '\0' || x < min || x > max || value[0] == '-') {
+        snprintf(err, errlen, "invalid value \"%s\": expected a whole number from %u to %u",
+                 value, min, max);
         return -EINVAL;
     }
     *out = (unsigned)x;
@@ -81,41 +82,54 @@ static int parse_size(const char *value, size_t *out, char *err, size_t errlen)
     return rc;
 }
 
-/* [server]: the HTTP engine's options. */
-static int config_server(demo *d, const char *section, const char *key, const char *value,
-                         char *err, size_t errlen)
+/* Copy a string value, or reject one that does not fit in size. */
+static int copy_value(char *out, size_t size, const char *value, char *err, size_t errlen)
+{
+    if (snprintf(out, size, "%s", value) >= (int)size) {
+        snprintf(err, errlen, "invalid value: it is %zu bytes long, at most %zu are allowed",
+                 strlen(value), size - 1);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Parse one [server] key into d->server. *field is set to the
+ * talon_server_options field to check, or NULL. */
+static int parse_server_key(demo *d, const char *key, const char *value, const char **field,
+                            char *err, size_t errlen)
 {
     talon_server_options *o = &d->server;
+    *field = key;
     if (strcmp(key, "listen") == 0) {
-        snprintf(d->listen, sizeof(d->listen), "%s", value);
-        return 0;
+        o->listen = d->listen;
+        return copy_value(d->listen, sizeof(d->listen), value, err, errlen);
     }
     if (strcmp(key, "threads") == 0)
-        return parse_uint(value, 1024, &o->threads, err, errlen);
-    if (strcmp(key, "connection_timeout") == 0)
+        return parse_uint(value, 0, TALON_THREADS_MAX, &o->threads, err, errlen);
+    if (strcmp(key, "connection_timeout") == 0) {
+        *field = "connection_timeout_s";
         return parse_seconds(value, &o->connection_timeout_s, err, errlen);
-    if (strcmp(key, "drain_timeout") == 0)
+    }
+    if (strcmp(key, "drain_timeout") == 0) {
+        *field = "drain_timeout_s";
         return parse_seconds(value, &o->drain_timeout_s, err, errlen);
+    }
     if (strcmp(key, "connection_limit") == 0)
-        return parse_uint(value, 1000000, &o->connection_limit, err, errlen);
+        return parse_uint(value, 1, TALON_CONNECTION_LIMIT_MAX, &o->connection_limit, err,
+                          errlen);
     if (strcmp(key, "max_header_size") == 0)
         return parse_size(value, &o->max_header_size, err, errlen);
     if (strcmp(key, "max_body_size") == 0)
         return parse_size(value, &o->max_body_size, err, errlen);
     if (strcmp(key, "trusted_proxies") == 0) {
-        snprintf(d->trusted_proxies, sizeof(d->trusted_proxies), "%s", value);
-        return 0;
+        o->trusted_proxies = d->trusted_proxies;
+        return copy_value(d->trusted_proxies, sizeof(d->trusted_proxies), value, err, errlen);
     }
     if (strcmp(key, "engine") == 0) {
-        if (strcmp(value, "native") != 0 && strcmp(value, "libmicrohttpd") != 0) {
-            snprintf(err, errlen, "invalid engine \"%s\": it must be native or libmicrohttpd",
-                     value);
-            return -EINVAL;
-        }
-        snprintf(d->engine, sizeof(d->engine), "%s", value);
         o->engine = d->engine;
-        return 0;
+        return copy_value(d->engine, sizeof(d->engine), value, err, errlen);
     }
+    *field = NULL;
     if (strcmp(key, "strip_trailing_slash") == 0) {
         int on;
         int rc = talon_config_parse_bool(value, &on, err, errlen);
@@ -127,6 +141,19 @@ static int config_server(demo *d, const char *section, const char *key, const ch
              "drain_timeout, connection_limit, max_header_size, max_body_size, "
              "trusted_proxies, strip_trailing_slash, engine");
     return -EINVAL;
+}
+
+/* [server]: the HTTP engine's options. Each value is checked here with
+ * talon_app_serve()'s own check, so that the error names its line and
+ * comes before the logs, the audit trail or its keys are created. */
+static int config_server(demo *d, const char *section, const char *key, const char *value,
+                         char *err, size_t errlen)
+{
+    const char *field;
+    int rc = parse_server_key(d, key, value, &field, err, errlen);
+    if (rc == 0 && field != NULL)
+        rc = talon_server_options_check(&d->server, field, err, errlen);
+    return rc;
 }
 
 typedef int (*config_section_fn)(demo *d, const char *section, const char *key,
@@ -265,17 +292,17 @@ int main(int argc, char **argv)
     }
     if (listen_flag != NULL)
         snprintf(d.listen, sizeof(d.listen), "%s", listen_flag);
-    if (threads_flag != NULL && parse_uint(threads_flag, 1024, &d.server.threads, err,
-                                           sizeof(err)) < 0) {
+    if (threads_flag != NULL && parse_uint(threads_flag, 0, TALON_THREADS_MAX,
+                                           &d.server.threads, err, sizeof(err)) < 0) {
         fprintf(stderr, "talon-demo: --threads: %s\n", err);
         return 2;
     }
     d.server.listen = d.listen;
-    if (talon_listen_check(d.listen, err, sizeof(err)) < 0) {
+    d.server.trusted_proxies = d.trusted_proxies[0] ? d.trusted_proxies : NULL;
+    if (talon_server_options_check(&d.server, NULL, err, sizeof(err)) < 0) {
         fprintf(stderr, "talon-demo: %s\n", err);
         return 2;
     }
-    d.server.trusted_proxies = d.trusted_proxies[0] ? d.trusted_proxies : NULL;
 
     int rc = 1;
     d.app = talon_app_new();

@@ -84,7 +84,22 @@ typedef struct talon_server_options {
     void *on_ready_ctx;
 } talon_server_options;
 
+/* Ranges that talon_server_options_check() enforces. */
+#define TALON_THREADS_MAX 1024
+#define TALON_CONNECTION_LIMIT_MAX 1000000
+#define TALON_MAX_HEADER_SIZE_MIN 1024
+#define TALON_MAX_HEADER_SIZE_MAX (1024 * 1024)
+
 void talon_server_options_init(talon_server_options *opts);
+/* Check opts as talon_app_serve() will, without binding, so that a program
+ * can reject them before it opens files such as an audit trail. field names
+ * one talon_server_options field to check alone ("max_header_size"), for a
+ * configuration parser that reports the line of each value; NULL checks
+ * every field. An unset engine is checked against TALON_ENGINE. Returns 0,
+ * or a negative errno (-EINVAL, -ENOMEM) with err naming the field, the
+ * value and the accepted range. */
+int talon_server_options_check(const talon_server_options *opts, const char *field, char *err,
+                               size_t errlen);
 /* Check a listen address ("127.0.0.1:8080") as talon_app_serve() will read
  * it, without binding, so that a program can reject it before it opens
  * files such as an audit trail. Returns 0 or -EINVAL with err set. */

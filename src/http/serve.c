@@ -15,7 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_HEADER_SIZE_LIMIT (1024 * 1024)
 #define ACCEPT_BATCH 64      /* accepts per wake-up, so a stop is seen during a flood */
 #define ACCEPT_PAUSE_MS 100  /* after EMFILE and the like, which a retry cannot fix at once */
 
@@ -183,20 +182,94 @@ static int pick_engine(const talon_server_options *o, bool *native, char *err, s
     return -EINVAL;
 }
 
-static int check_options(const talon_server_options *o, char *err, size_t errlen)
+static int check_max_header_size(const talon_server_options *o, char *err, size_t errlen)
 {
-    if (o->max_header_size < 1024 || o->max_header_size > MAX_HEADER_SIZE_LIMIT) {
-        snprintf(err, errlen, "invalid max_header_size %zu: it must be between 1024 bytes and "
-                 "1 MiB", o->max_header_size);
+    if (o->max_header_size < TALON_MAX_HEADER_SIZE_MIN ||
+        o->max_header_size > TALON_MAX_HEADER_SIZE_MAX) {
+        snprintf(err, errlen, "invalid max_header_size %zu: it must be between %d bytes and "
+                 "1 MiB (%d bytes)", o->max_header_size, TALON_MAX_HEADER_SIZE_MIN,
+                 TALON_MAX_HEADER_SIZE_MAX);
         return -EINVAL;
     }
-    if (o->connection_limit == 0) {
-        snprintf(err, errlen, "invalid connection_limit 0: it must be at least 1");
+    return 0;
+}
+
+static int check_connection_limit(const talon_server_options *o, char *err, size_t errlen)
+{
+    if (o->connection_limit < 1 || o->connection_limit > TALON_CONNECTION_LIMIT_MAX) {
+        snprintf(err, errlen, "invalid connection_limit %u: it must be between 1 and %d",
+                 o->connection_limit, TALON_CONNECTION_LIMIT_MAX);
         return -EINVAL;
     }
-    if (o->threads > 1024) {
-        snprintf(err, errlen, "invalid threads %u: it must be between 0 (one per core) and "
-                 "1024", o->threads);
+    return 0;
+}
+
+static int check_threads(const talon_server_options *o, char *err, size_t errlen)
+{
+    if (o->threads > TALON_THREADS_MAX) {
+        snprintf(err, errlen, "invalid threads %u: it must be between 0 (one per core) and %d",
+                 o->threads, TALON_THREADS_MAX);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int check_trusted_proxies(const talon_server_options *o, char *err, size_t errlen)
+{
+    talon_proxies *proxies = NULL;
+    int rc = talon_proxies_parse(o->trusted_proxies, &proxies, err, errlen);
+    talon_proxies_free(proxies);
+    return rc;
+}
+
+static int check_engine(const talon_server_options *o, char *err, size_t errlen)
+{
+    bool native;
+    return pick_engine(o, &native, err, errlen);
+}
+
+static int check_listen(const talon_server_options *o, char *err, size_t errlen)
+{
+    if (o->listen == NULL) {
+        snprintf(err, errlen, "missing listen address: set listen, e.g. to 127.0.0.1:8080");
+        return -EINVAL;
+    }
+    return talon_listen_check(o->listen, err, errlen);
+}
+
+/* One row per talon_server_options field. A field without a check accepts
+ * every value. */
+static const struct {
+    const char *field;
+    int (*check)(const talon_server_options *o, char *err, size_t errlen);
+} option_checks[] = {
+    { "listen", check_listen },
+    { "threads", check_threads },
+    { "connection_timeout_s", NULL },
+    { "connection_limit", check_connection_limit },
+    { "max_header_size", check_max_header_size },
+    { "max_body_size", NULL },
+    { "trusted_proxies", check_trusted_proxies },
+    { "drain_timeout_s", NULL },
+    { "engine", check_engine },
+};
+
+int talon_server_options_check(const talon_server_options *opts, const char *field, char *err,
+                               size_t errlen)
+{
+    bool known = false;
+    for (size_t i = 0; i < sizeof(option_checks) / sizeof(option_checks[0]); i++) {
+        if (field != NULL && strcmp(field, option_checks[i].field) != 0)
+            continue;
+        known = true;
+        if (option_checks[i].check == NULL)
+            continue;
+        int rc = option_checks[i].check(opts, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (!known) {
+        snprintf(err, errlen, "unknown talon_server_options field \"%.64s\"", field);
         return -EINVAL;
     }
     return 0;
@@ -209,7 +282,7 @@ int talon_app_serve(talon_app *app, const talon_server_options *opts_in, char *e
     talon_server_options_init(&defaults);
     const talon_server_options *opts = opts_in ? opts_in : &defaults;
     bool native = true;
-    int rc = check_options(opts, err, errlen);
+    int rc = talon_server_options_check(opts, NULL, err, errlen);
     if (rc == 0)
         rc = pick_engine(opts, &native, err, errlen);
     if (rc < 0)
