@@ -55,6 +55,16 @@ static int add_file(talon_audit_reader *r, const char *path, char *err, size_t e
         close(fd);
         return -EINVAL;
     }
+    /* A file read twice would look like a gap or reordering to verify and
+     * print its records twice in query, so name the real mistake. */
+    for (size_t i = 0; i < r->nfiles; i++) {
+        if (r->files[i].dev == st.st_dev && r->files[i].ino == st.st_ino) {
+            snprintf(err, errlen, "%s: given twice (the same file as %s); give each trail file once", path,
+                     r->files[i].path);
+            close(fd);
+            return -EINVAL;
+        }
+    }
     const char *data = NULL;
     if (st.st_size > 0) {
         /* A file cut shorter while mapped makes reads of whole pages past
@@ -91,6 +101,8 @@ static int add_file(talon_audit_reader *r, const char *path, char *err, size_t e
     f->index = name_index(base ? base + 1 : path);
     f->data = data;
     f->size = (size_t)st.st_size;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
     r->nfiles++;
     r->total += f->size;
     return 0;

@@ -5,12 +5,15 @@
 #include "talon/audit_reader.h"
 
 #include <stdatomic.h>
+#include <sys/types.h>
 
 typedef struct reader_file {
     char *path;
     uint64_t index;      /* from audit-NNNNNNNN.jsonl; 0 when the name has none */
     const char *data;    /* read-only mapping, NULL for an empty file */
     size_t size;
+    dev_t dev;           /* with ino: the file's identity, to reject a file given twice */
+    ino_t ino;
 } reader_file;
 
 struct talon_audit_reader {

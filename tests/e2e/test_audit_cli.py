@@ -106,6 +106,17 @@ def run(tmp):
     expect(["audit", "verify", "--key", key, "--format", "xml", trail], 2, err_has=["xml"])
     expect(["audit", "verify", "--key", key, "--threads", "0", trail], 2, err_has=["--threads"])
 
+    # The same file given twice, by one path, by another path, or through
+    # its directory, is a usage error that names both paths.
+    f1 = os.path.join(trail, "audit-00000001.jsonl")
+    f1_alias = os.path.join(trail, ".", "audit-00000001.jsonl")
+    for paths, first, again in (([f1, f1], f1, f1), ([f1, f1_alias], f1, f1_alias), ([trail, f1], f1, f1)):
+        want = "%s: given twice (the same file as %s)" % (again, first)
+        out, err = expect(["audit", "verify", "--key", key] + paths, 2, err_has=[want])
+        check("missing" not in out + err, "verify %s names a missing file:\n%s%s" % (paths, out, err))
+        expect(["audit", "query"] + paths, 2, err_has=[want])
+        expect(["audit", "report"] + paths, 2, err_has=[want])
+
     # query/tail/report option errors name the bad value.
     expect(["audit", "query", "--since", "noon", trail], 2, err_has=["noon", "RFC 3339"])
     expect(["audit", "query", "--outcome", "maybe", trail], 2, err_has=["maybe"])
