@@ -385,21 +385,14 @@ bool talon_req_audit_failed(const talon_req *req)
 
 /* ---- Bodies: redacted, bounded ---- */
 
-/* A JSON string from bytes of unknown encoding: as is when valid UTF-8,
- * else with each byte that is not escaped as \xHH. */
+/* A JSON string of client bytes in any encoding, kept exactly. The record
+ * serializer (talon_escape_json(), as for the User-Agent) writes each
+ * invalid UTF-8 byte as \u00XX, so an invalid byte never reads as the text
+ * "\xFF" (docs/audit-format.md). Record data only reaches that serializer:
+ * json_dumps() would reject such a string. */
 static json_t *string_from_bytes(const char *s, size_t len)
 {
-    json_t *v = json_stringn(s, len);
-    if (v != NULL)
-        return v;
-    size_t need = talon_escape_text(NULL, 0, s, len);
-    char *buf = malloc(need + 1);
-    if (buf == NULL)
-        return json_null();
-    talon_escape_text(buf, need, s, len);
-    buf[need] = '\0';
-    v = json_string(buf);
-    free(buf);
+    json_t *v = json_stringn_nocheck(s, len);
     return v ? v : json_null();
 }
 
@@ -412,7 +405,7 @@ static void redact(const talon_audit_trail *trail, json_t *value)
     if (json_is_object(value)) {
         json_object_foreach(value, key, child) {
             if (talon_audit_is_secret_key(trail, key))
-                json_object_set_new(value, key, json_string("[REDACTED]"));
+                json_object_set_new_nocheck(value, key, json_string("[REDACTED]"));
             else
                 redact(trail, child);
         }
@@ -449,13 +442,9 @@ static json_t *form_to_json(const char *s, size_t len)
             value = eq + 1;
             vlen = talon_uri_decode(value, value, (size_t)(pair_end - value), true, NULL);
         }
-        if (klen > 0) {
-            json_t *key = string_from_bytes(p, klen);
-            const char *k = json_string_value(key);
-            if (k != NULL && json_object_get(obj, k) == NULL)
-                json_object_set_new(obj, k, value ? string_from_bytes(value, vlen) : json_null());
-            json_decref(key);
-        }
+        if (klen > 0 && json_object_get(obj, p) == NULL)
+            json_object_set_new_nocheck(obj, p, value ? string_from_bytes(value, vlen)
+                                                      : json_null());
         p = pair_end + 1;
     }
     free(copy);
@@ -552,7 +541,7 @@ static json_t *redact_semicolon_pairs(const talon_audit_trail *trail, const char
             out[n++] = *p++;
     }
     if (found)
-        redacted = json_stringn(out, n);
+        redacted = string_from_bytes(out, n);
 out:
     free(out);
     free(name);
@@ -577,7 +566,7 @@ static json_t *query_to_json(const talon_audit_trail *trail, const talon_req *re
         const char *s = json_string_value(value);
         json_t *redacted = s && strchr(s, ';') ? redact_semicolon_pairs(trail, s) : NULL;
         if (redacted != NULL)
-            json_object_set_new(obj, key, redacted);
+            json_object_set_new_nocheck(obj, key, redacted);
     }
     return obj;
 }

@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""The query, form body and body fields of an http_request record contain
+what the client sent, escaped as docs/audit-format.md specifies. Valid UTF-8
+is kept and each invalid byte becomes \\u00XX, so an invalid byte and the
+text "\\xFF" give different records. The checks read the raw trail lines,
+because a JSON parser would turn \\u00ff back into U+00FF."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from talon_e2e import Demo, check  # noqa: E402
+from audit_e2e import check_verify, records, trail_dir  # noqa: E402
+
+FORM = b"application/x-www-form-urlencoded"
+
+
+def send(demo, rid, method, target, body=b"", headers=()):
+    """Send one raw request with X-Request-ID rid and return its status."""
+    head = [b"%s %s HTTP/1.1" % (method, target), b"Host: 127.0.0.1",
+            b"X-Request-ID: " + rid, b"Connection: close",
+            b"Content-Length: %d" % len(body)]
+    head += list(headers)
+    reply = demo.raw(b"\r\n".join(head) + b"\r\n\r\n" + body)
+    check(reply.startswith(b"HTTP/1.1 "), "%s: no HTTP response: %r" % (rid, reply[:80]))
+    return int(reply[9:12])
+
+
+def trail_bytes(demo):
+    data = b""
+    for name in sorted(os.listdir(trail_dir(demo))):
+        if name.endswith(".jsonl"):
+            with open(os.path.join(trail_dir(demo), name), "rb") as f:
+                data += f.read()
+    return data
+
+
+def record_line(demo, rid):
+    """The raw line of the http_request record of request rid."""
+    want = b'"id":"' + rid + b'"'
+    records(demo, settle=5, want=lambda r: (r.get("request") or {}).get("id") == rid.decode())
+    lines = [x for x in trail_bytes(demo).split(b"\n")
+             if want in x and b'"type":"http_request"' in x]
+    check(len(lines) == 1, "request %s: expected one http_request record, found %d"
+          % (rid.decode(), len(lines)))
+    return lines[0]
+
+
+def expect_in_record(demo, rid, needle):
+    line = record_line(demo, rid)
+    check(needle in line, "request %s: the record lacks %r:\n%s"
+          % (rid.decode(), needle, line.decode(errors="replace")))
+
+
+def check_invalid_utf8(demo):
+    cases = [
+        (b"q-invalid", b"/notes?x=%ff", b'"query":{"x":"\\u00ff"}'),
+        (b"q-text", b"/notes?x=%5CxFF", b'"query":{"x":"\\\\xFF"}'),
+        (b"q-mixed", b"/notes?x=a%ffb%1b", b'"query":{"x":"a\\u00ffb\\u001b"}'),
+        (b"q-valid", b"/notes?x=caf%c3%a9%f0%9f%98%80", b'"query":{"x":"caf\xc3\xa9\xf0\x9f\x98\x80"}'),
+        (b"q-key", b"/notes?%fe%5Cx=1", b'"query":{"\\u00fe\\\\x":"1"}'),
+        (b"q-semicolon", b"/notes?x=%ff;password=qs-Secret-31",
+         b'"query":{"x":"\\u00ff;password=[REDACTED]"}'),
+    ]
+    for rid, target, needle in cases:
+        send(demo, rid, b"GET", target)
+        expect_in_record(demo, rid, needle)
+
+    send(demo, b"form-invalid", b"POST", b"/notes",
+         b"x=%ff&y=%5CxFF&%fe=a%ffb%1b&pwd%ff=form-Secret-77", [b"Content-Type: " + FORM])
+    expect_in_record(demo, b"form-invalid",
+                     b'"body":{"x":"\\u00ff","y":"\\\\xFF","\\u00fe":"a\\u00ffb\\u001b",'
+                     b'"pwd\\u00ff":"[REDACTED]"}')
+
+    send(demo, b"ctype-invalid", b"POST", b"/notes", b"abc", [b"Content-Type: text/plain; x=\xff"])
+    expect_in_record(demo, b"ctype-invalid", b'"content_type":"text/plain; x=\\u00ff"')
+
+
+def main():
+    with Demo() as demo:
+        check_invalid_utf8(demo)
+        check(demo.stop() == 0, "talon-demo did not exit cleanly")
+        trail = trail_bytes(demo)
+        for secret in (b"qs-Secret-31", b"form-Secret-77"):
+            check(secret not in trail, "the secret %r is in the trail" % secret)
+        check_verify(demo)
+    print("ok: query, form and body fields recorded as sent")
+
+
+if __name__ == "__main__":
+    main()
