@@ -1,6 +1,7 @@
 /* talon-demo audit setup: configuration, key generation at first start,
  * the trail and its policy, note events and ownership, GET /audit and
  * talon-demo --hash-password. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,18 +122,70 @@ static int make_dirs(const char *path, mode_t mode)
     return 0;
 }
 
-/* Create the keys when the server's key state does not exist yet. */
+/* True for a trail file name, audit-NNNNNNNN.jsonl.
+ * NOTE: a copy of the rule in src/audit/trail.c, which is not public. */
+static bool is_trail_file(const char *name)
+{
+    if (strlen(name) != 20 || strncmp(name, "audit-", 6) != 0 || strcmp(name + 14, ".jsonl") != 0)
+        return false;
+    for (int i = 6; i < 14; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+    }
+    return true;
+}
+
+/* Count the trail files in dir into *count. Returns 0 or a negative errno
+ * with err set. */
+static int count_trail_files(const char *dir, unsigned *count, char *err, size_t errlen)
+{
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        int rc = -errno;
+        snprintf(err, errlen, "cannot read the audit trail directory %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    struct dirent *entry;
+    while ((entry = readdir(d)) != NULL) {
+        if (is_trail_file(entry->d_name))
+            (*count)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+/* Create the keys when the server's key state does not exist yet. A trail
+ * without its key state cannot be continued, and new keys would not match
+ * it, so that case is rejected before any key is written. */
 static int ensure_keys(char *err, size_t errlen)
 {
     struct stat st;
     if (stat(demo_state.options.state_file, &st) == 0)
         return 0;
     if (errno != ENOENT) {
+        int rc = -errno;
         snprintf(err, errlen, "cannot read the audit key state %s: %s", demo_state.options.state_file,
-                 strerror(errno));
-        return -errno;
+                 strerror(-rc));
+        return rc;
     }
-    int rc = talon_audit_keygen(demo_state.verify_key, demo_state.options.state_file, err, errlen);
+    unsigned files;
+    int rc = count_trail_files(demo_state.options.dir, &files, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (files > 0) {
+        char also[600] = "";
+        if (lstat(demo_state.verify_key, &st) == 0)
+            snprintf(also, sizeof(also), " and its verification key %s", demo_state.verify_key);
+        snprintf(err, errlen, "the audit key state %s is missing, but %s contains %u trail "
+                 "file(s), which cannot be continued without it. Put the key state back, or "
+                 "move %s%s aside to start a new trail (docs/audit.md, section Lost key "
+                 "state). No key was created",
+                 demo_state.options.state_file, demo_state.options.dir, files,
+                 demo_state.options.dir, also);
+        return -ENOENT;
+    }
+    rc = talon_audit_keygen(demo_state.verify_key, demo_state.options.state_file, err, errlen);
     if (rc < 0)
         return rc;
     fprintf(stderr,

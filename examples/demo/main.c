@@ -233,6 +233,14 @@ static void on_reopen_signal(int sig)
     talon_log_reopen();
 }
 
+/* Print an error that stops the start, and log it to the app log, which
+ * already has the "starting" line. */
+static void report_start_error(const char *err)
+{
+    fprintf(stderr, "talon-demo: %s\n", err);
+    talon_log_error(talon_logger_get("app"), "talon-demo cannot start: %s", err);
+}
+
 static int add_routes(demo *d, char *err, size_t errlen)
 {
     int rc = demo_basic_routes(d, err, errlen);
@@ -315,12 +323,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "talon-demo: %s\n", err);
         goto out;
     }
-    if (demo_audit_setup(d.app, err, sizeof(err)) < 0) {
-        fprintf(stderr, "talon-demo: %s\n", err);
-        goto out;
-    }
-    if (add_routes(&d, err, sizeof(err)) < 0) {
-        fprintf(stderr, "talon-demo: %s\n", err);
+    if (demo_audit_setup(d.app, err, sizeof(err)) < 0 || add_routes(&d, err, sizeof(err)) < 0) {
+        report_start_error(err);
         goto out;
     }
 
@@ -333,7 +337,7 @@ int main(int argc, char **argv)
     d.server.on_ready_ctx = &ready;
     int serve_rc = talon_app_serve(d.app, &d.server, err, sizeof(err));
     if (serve_rc < 0) {
-        fprintf(stderr, "talon-demo: %s\n", err);
+        report_start_error(err);
         goto out;
     }
     rc = 0;
