@@ -396,16 +396,29 @@ static json_t *string_from_bytes(const char *s, size_t len)
     return v ? v : json_null();
 }
 
+/* Return true when the len bytes of key match the trail's redaction list.
+ * The key may contain NUL and must have one at key[len]. No listed word
+ * contains NUL, so a word matches the key exactly when it matches one
+ * NUL-separated piece of it. */
+static bool is_secret_key_bytes(const talon_audit_trail *trail, const char *key, size_t len)
+{
+    for (const char *p = key; p <= key + len; p += strlen(p) + 1)
+        if (talon_audit_is_secret_key(trail, p))
+            return true;
+    return false;
+}
+
 static void redact(const talon_audit_trail *trail, json_t *value)
 {
     const char *key;
+    size_t key_len;
     json_t *child;
     size_t i;
 
     if (json_is_object(value)) {
-        json_object_foreach(value, key, child) {
-            if (talon_audit_is_secret_key(trail, key))
-                json_object_set_new_nocheck(value, key, json_string("[REDACTED]"));
+        json_object_keylen_foreach(value, key, key_len, child) {
+            if (is_secret_key_bytes(trail, key, key_len))
+                json_object_setn_new_nocheck(value, key, key_len, json_string("[REDACTED]"));
             else
                 redact(trail, child);
         }
@@ -415,7 +428,9 @@ static void redact(const talon_audit_trail *trail, json_t *value)
     }
 }
 
-/* "a=1&b=2" as {"a":"1","b":"2"}; a repeated key keeps its first value. */
+/* "a=1&b=2" as {"a":"1","b":"2"}; a repeated key keeps its first value.
+ * Keys and values are kept whole, %00 included: unlike the query API, a
+ * record can carry NUL (written \u0000). */
 static json_t *form_to_json(const char *s, size_t len)
 {
     json_t *obj = json_object();
@@ -442,9 +457,9 @@ static json_t *form_to_json(const char *s, size_t len)
             value = eq + 1;
             vlen = talon_uri_decode(value, value, (size_t)(pair_end - value), true, NULL);
         }
-        if (klen > 0 && json_object_get(obj, p) == NULL)
-            json_object_set_new_nocheck(obj, p, value ? string_from_bytes(value, vlen)
-                                                      : json_null());
+        if (klen > 0 && json_object_getn(obj, p, klen) == NULL)
+            json_object_setn_new_nocheck(obj, p, klen, value ? string_from_bytes(value, vlen)
+                                                             : json_null());
         p = pair_end + 1;
     }
     free(copy);
@@ -501,15 +516,16 @@ static json_t *body_to_json(const talon_audit_trail *trail, const char *content_
     return obj;
 }
 
-/* Return value with the value of each secret "name=value" pair between
- * ';' replaced, as the access log does for servers that split queries on
- * ';' ("x=1;password=s" is one pair for talon). Returns NULL when no pair
- * is secret.
+/* Return the len bytes of value with the value of each secret "name=value"
+ * pair between ';' replaced, as the access log does for servers that split
+ * queries on ';' ("x=1;password=s" is one pair for talon). Returns NULL
+ * when no pair is secret.
  * NOTE: src/log/redact.c splits the same pairs for the access log, but with
  * the log's word list; this one uses the trail's configurable redact_keys. */
-static json_t *redact_semicolon_pairs(const talon_audit_trail *trail, const char *value)
+static json_t *redact_semicolon_pairs(const talon_audit_trail *trail, const char *value,
+                                      size_t len)
 {
-    size_t len = strlen(value);
+    const char *end = value + len;
     char *out = malloc(len + sizeof("[REDACTED]") * (len / 2 + 1));
     char *name = malloc(len + 1);
     size_t n = 0;
@@ -518,14 +534,15 @@ static json_t *redact_semicolon_pairs(const talon_audit_trail *trail, const char
 
     if (out == NULL || name == NULL)
         goto out;
-    for (const char *p = value; *p != '\0';) {
-        size_t pair_len = strcspn(p, ";");
+    for (const char *p = value; p < end;) {
+        const char *semicolon = memchr(p, ';', (size_t)(end - p));
+        size_t pair_len = semicolon ? (size_t)(semicolon - p) : (size_t)(end - p);
         const char *eq = memchr(p, '=', pair_len);
         size_t copy = pair_len;
         if (eq != NULL) {
             memcpy(name, p, (size_t)(eq - p));
             name[eq - p] = '\0';
-            if (talon_audit_is_secret_key(trail, name)) {
+            if (is_secret_key_bytes(trail, name, (size_t)(eq - p))) {
                 copy = (size_t)(eq + 1 - p);
                 found = true;
             }
@@ -537,8 +554,8 @@ static json_t *redact_semicolon_pairs(const talon_audit_trail *trail, const char
             n += sizeof("[REDACTED]") - 1;
         }
         p += pair_len;
-        if (*p == ';')
-            out[n++] = *p++;
+        if (p < end)
+            out[n++] = *p++; /* the ';' */
     }
     if (found)
         redacted = string_from_bytes(out, n);
@@ -554,6 +571,7 @@ static json_t *query_to_json(const talon_audit_trail *trail, const talon_req *re
     const char *target = talon_req_target(req);
     const char *q = target ? strchr(target, '?') : NULL;
     const char *key;
+    size_t key_len;
     json_t *value;
 
     if (q == NULL || q[1] == '\0')
@@ -562,11 +580,13 @@ static json_t *query_to_json(const talon_audit_trail *trail, const talon_req *re
     const char *hash = strchr(q, '#');
     json_t *obj = form_to_json(q, hash ? (size_t)(hash - q) : strlen(q));
     redact(trail, obj);
-    json_object_foreach(obj, key, value) {
+    json_object_keylen_foreach(obj, key, key_len, value) {
         const char *s = json_string_value(value);
-        json_t *redacted = s && strchr(s, ';') ? redact_semicolon_pairs(trail, s) : NULL;
+        size_t len = json_string_length(value);
+        json_t *redacted = s && memchr(s, ';', len) ? redact_semicolon_pairs(trail, s, len)
+                                                    : NULL;
         if (redacted != NULL)
-            json_object_set_new_nocheck(obj, key, redacted);
+            json_object_setn_new_nocheck(obj, key, key_len, redacted);
     }
     return obj;
 }

@@ -75,12 +75,36 @@ def check_invalid_utf8(demo):
     expect_in_record(demo, b"ctype-invalid", b'"content_type":"text/plain; x=\\u00ff"')
 
 
+def check_nul_keys(demo):
+    """A %00 in a form key is kept whole in the record, as in a value. A
+    query with %00 gets 400 (docs/framework.md) and is recorded whole too."""
+    send(demo, b"form-nul", b"POST", b"/notes",
+         b"a%00b=1&pass%00word=nul-Secret-41&z=1%002&x%00password=nul-Secret-42",
+         [b"Content-Type: " + FORM])
+    expect_in_record(demo, b"form-nul",
+                     b'"body":{"a\\u0000b":"1","pass\\u0000word":"[REDACTED]",'
+                     b'"z":"1\\u00002","x\\u0000password":"[REDACTED]"}')
+
+    cases = [
+        (b"q-nul-key", b"/notes?k%00=v", b'"query":{"k\\u0000":"v"}'),
+        (b"q-nul-secret", b"/notes?x%00token=nul-Secret-43", b'"query":{"x\\u0000token":"[REDACTED]"}'),
+        (b"q-nul-semicolon", b"/notes?q=a%00;password=nul-Secret-44",
+         b'"query":{"q":"a\\u0000;password=[REDACTED]"}'),
+    ]
+    for rid, target, needle in cases:
+        status = send(demo, rid, b"GET", target)
+        check(status == 400, "GET %s: expected 400, got %d" % (target, status))
+        expect_in_record(demo, rid, needle)
+
+
 def main():
     with Demo() as demo:
         check_invalid_utf8(demo)
+        check_nul_keys(demo)
         check(demo.stop() == 0, "talon-demo did not exit cleanly")
         trail = trail_bytes(demo)
-        for secret in (b"qs-Secret-31", b"form-Secret-77"):
+        for secret in (b"qs-Secret-31", b"form-Secret-77", b"nul-Secret-41", b"nul-Secret-42",
+                       b"nul-Secret-43", b"nul-Secret-44"):
             check(secret not in trail, "the secret %r is in the trail" % secret)
         check_verify(demo)
     print("ok: query, form and body fields recorded as sent")
