@@ -15,8 +15,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/sha.h>
-
 #include "talon/audit_http.h"
 #include "talon/log.h"
 #include "http/audit_policy.h"
@@ -473,20 +471,13 @@ static bool content_type_is(const char *ct, const char *type)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-static void put_sha256(json_t *obj, const char *body, size_t len)
-{
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    char hex[2 * SHA256_DIGEST_LENGTH + 1];
-
-    SHA256((const unsigned char *)body, len, md);
-    for (size_t i = 0; i < sizeof(md); i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    json_object_set_new(obj, "sha256", json_string(hex));
-}
-
 /* {"bytes":N, "body":...} for a JSON or form body within max bytes, after
- * redaction; other bodies (free text may hold secrets that no key names)
- * and larger ones get their size and SHA-256 only. */
+ * redaction. Other bodies (free text may hold secrets that no key names)
+ * and larger ones get their size only. A plain SHA-256 would let every
+ * reader of the trail guess a short body, such as a password, offline.
+ * An HMAC would need a key that those readers lack and that lasts as long
+ * as the trail, and the trail has none: K_0 is the auditor's, and the
+ * server's key changes every epoch. */
 static json_t *body_to_json(const talon_audit_trail *trail, const char *content_type,
                             const char *body, size_t len, size_t max)
 {
@@ -498,7 +489,6 @@ static json_t *body_to_json(const talon_audit_trail *trail, const char *content_
         json_object_set_new(obj, "content_type", string_from_bytes(content_type, strlen(content_type)));
     if (len > max) {
         json_object_set_new(obj, "truncated", json_true());
-        put_sha256(obj, body, len);
         return obj;
     }
 
@@ -507,10 +497,8 @@ static json_t *body_to_json(const talon_audit_trail *trail, const char *content_
         parsed = json_loadb(body, len, JSON_DECODE_ANY, NULL);
     else if (content_type_is(content_type, "application/x-www-form-urlencoded"))
         parsed = form_to_json(body, len);
-    if (parsed == NULL) {
-        put_sha256(obj, body, len);
+    if (parsed == NULL)
         return obj;
-    }
     redact(trail, parsed);
     json_object_set_new(obj, "body", parsed);
     return obj;

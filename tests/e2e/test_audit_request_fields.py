@@ -4,6 +4,7 @@ what the client sent, escaped as docs/audit-format.md specifies. Valid UTF-8
 is kept and each invalid byte becomes \\u00XX, so an invalid byte and the
 text "\\xFF" give different records. The checks read the raw trail lines,
 because a JSON parser would turn \\u00ff back into U+00FF."""
+import hashlib
 import os
 import sys
 
@@ -12,6 +13,7 @@ from talon_e2e import Demo, check  # noqa: E402
 from audit_e2e import check_verify, records, trail_dir  # noqa: E402
 
 FORM = b"application/x-www-form-urlencoded"
+PASSWORD = b"bob-user-demo"
 
 
 def send(demo, rid, method, target, body=b"", headers=()):
@@ -97,12 +99,31 @@ def check_nul_keys(demo):
         expect_in_record(demo, rid, needle)
 
 
+def check_body_size_only(demo):
+    """A body that is not kept (free text, or over max_body_size) is recorded
+    by its size alone: a plain SHA-256 of a body that is just a password
+    would let every reader of the trail guess it offline."""
+    send(demo, b"text-password", b"POST", b"/login", PASSWORD, [b"Content-Type: text/plain"])
+    expect_in_record(demo, b"text-password",
+                     b'"request":{"bytes":13,"content_type":"text/plain"}')
+
+    big = b'{"text":"' + b"a" * 5000 + b'"}'
+    send(demo, b"json-large", b"POST", b"/notes", big, [b"Content-Type: application/json"])
+    expect_in_record(demo, b"json-large",
+                     b'"request":{"bytes":%d,"content_type":"application/json","truncated":true}'
+                     % len(big))
+
+
 def main():
     with Demo() as demo:
         check_invalid_utf8(demo)
         check_nul_keys(demo)
+        check_body_size_only(demo)
         check(demo.stop() == 0, "talon-demo did not exit cleanly")
         trail = trail_bytes(demo)
+        digest = hashlib.sha256(PASSWORD).hexdigest().encode()
+        check(digest not in trail, "the SHA-256 of the password body is in the trail")
+        check(b'"sha256"' not in trail, "a body hash is in the trail")
         for secret in (b"qs-Secret-31", b"form-Secret-77", b"nul-Secret-41", b"nul-Secret-42",
                        b"nul-Secret-43", b"nul-Secret-44"):
             check(secret not in trail, "the secret %r is in the trail" % secret)
