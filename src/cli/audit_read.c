@@ -423,13 +423,59 @@ typedef struct report {
     char first[32], last[32];
 } report;
 
+/* Return the length of the longest prefix of key[0..n) that jansson takes
+ * as an object key: valid UTF-8 without NUL. */
+static size_t key_prefix(const char *key, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)key, *end = p + n;
+    size_t i = 0;
+
+    while (i < n) {
+        if (p[i] == 0)
+            break;
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k = reader_utf8_len(p + i, end);
+        if (k == 0)
+            break;
+        i += k;
+    }
+    return i;
+}
+
+/* Count one more record under the value of s. A value longer than the key
+ * buffer is cut after its last whole character. jansson rejects a key with
+ * a NUL or with bytes that are not UTF-8, and a lone surrogate escape
+ * decodes to such bytes. Such a value is counted under its text as the
+ * trail writes it, escapes included ("x\ud800y"), not left out.
+ * NOTE: that text is also the key of a value whose decoded form is that
+ * text, so the two share a count. */
 static void count(json_t *map, const talon_audit_str *s)
 {
     char key[256];
-    if (s->null)
+    size_t full, n, keep;
+
+    if (s->null) {
         snprintf(key, sizeof key, "-");
-    else
-        talon_audit_str_decode(s, key, sizeof key);
+        full = 1;
+    } else {
+        full = talon_audit_str_decode(s, key, sizeof key);
+    }
+    n = full < sizeof key - 1 ? full : sizeof key - 1;
+    keep = key_prefix(key, n);
+
+    /* Bytes left over that are not one character cut by the buffer: use
+     * the written text. */
+    bool cut = full > n && n - keep < 4 && (unsigned char)key[keep] >= 0xc2;
+    if (keep < n && !cut) {
+        n = s->len < sizeof key - 1 ? s->len : sizeof key - 1;
+        memcpy(key, s->p, n);
+        keep = key_prefix(key, n);
+    }
+    key[keep] = '\0';
+
     json_t *v = json_object_get(map, key);
     if (v)
         json_integer_set(v, json_integer_value(v) + 1);

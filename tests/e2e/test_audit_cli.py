@@ -133,6 +133,7 @@ def run(tmp):
     fifo_trail_files(tmp, key, trail)
     swapped_files(tmp)
     report_escapes(tmp)
+    report_unusual_keys(tmp)
     recovery_causes(tmp)
 
     # A malformed line: verify names FILE:LINE, query skips it and names it.
@@ -283,6 +284,29 @@ def report_escapes(tmp):
     out, _ = expect(["audit", "report", trail], 0, out_has=["  " + actor_shown + "\n", "  " + ip_shown + "\n"])
     for raw in ("\x1b", "\u202e", "\u0085", "\u2066", "\u2028", "\u2029"):
         check(raw not in out, "report printed %r raw:\n%s" % (raw, out))
+
+
+def report_unusual_keys(tmp):
+    """report counts every actor, also those that jansson rejects as object
+    keys. A value with a NUL or a lone surrogate escape is counted under its
+    written text. A value longer than 255 bytes is cut after its last whole
+    character."""
+    trail, w = start_trail(os.path.join(tmp, "unusual"))
+    for actor in ("a\x00b", "a", "\u00e9" * 200, "SURROGATE"):
+        w.record("authn_login_fail", "failure", actor=(actor, ["user"]))
+    w.close()
+    path = os.path.join(trail, "audit-00000001.jsonl")
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write(data.replace(b'"SURROGATE"', b'"x\\ud800y"'))
+
+    out, _ = expect(["audit", "report", "--format", "json", trail], 0)
+    by_actor = json.loads(out)["by_actor"]
+    by_actor.pop("system", None)  # the writer's own records
+    want = {"a": 1, "a\\u0000b": 1, "\u00e9" * 127: 1, "x\\ud800y": 1}
+    check(by_actor == want, "report by_actor: %r, expected %r" % (by_actor, want))
+    expect(["audit", "report", trail], 0, out_has=["  x\\ud800y\n", "  a\\u0000b\n"])
 
 
 def run_bounded(args, seconds=10):
