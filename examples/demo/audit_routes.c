@@ -1,7 +1,6 @@
 /* talon-demo audit setup: configuration, key generation at first start,
  * the trail and its policy, note events and ownership, GET /audit and
  * talon-demo --hash-password. */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,36 +121,21 @@ static int make_dirs(const char *path, mode_t mode)
     return 0;
 }
 
-/* True for a trail file name, audit-NNNNNNNN.jsonl.
- * NOTE: a copy of the rule in src/audit/trail.c, which is not public. */
-static bool is_trail_file(const char *name)
-{
-    if (strlen(name) != 20 || strncmp(name, "audit-", 6) != 0 || strcmp(name + 14, ".jsonl") != 0)
-        return false;
-    for (int i = 6; i < 14; i++) {
-        if (name[i] < '0' || name[i] > '9')
-            return false;
-    }
-    return true;
-}
-
-/* Count the trail files in dir into *count. Returns 0 or a negative errno
+/* Count the trail files in dir into *count, with the reader's own rule for
+ * their names. A missing directory has none. Returns 0 or a negative errno
  * with err set. */
 static int count_trail_files(const char *dir, unsigned *count, char *err, size_t errlen)
 {
+    talon_audit_reader *reader;
+    int rc = talon_audit_reader_open(&reader, &dir, 1, err, errlen);
+
     *count = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL) {
-        int rc = -errno;
-        snprintf(err, errlen, "cannot read the audit trail directory %s: %s", dir, strerror(-rc));
+    if (rc == -ENOENT)
+        return 0; /* no directory, or no audit-NNNNNNNN.jsonl in it */
+    if (rc < 0)
         return rc;
-    }
-    struct dirent *entry;
-    while ((entry = readdir(d)) != NULL) {
-        if (is_trail_file(entry->d_name))
-            (*count)++;
-    }
-    closedir(d);
+    *count = (unsigned)talon_audit_reader_file_count(reader);
+    talon_audit_reader_close(reader);
     return 0;
 }
 

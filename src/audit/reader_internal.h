@@ -12,7 +12,7 @@ typedef struct reader_file {
     uint64_t index;      /* from audit-NNNNNNNN.jsonl; 0 when the name has none */
     const char *data;    /* read-only mapping, NULL for an empty file */
     size_t size;
-    dev_t dev;           /* with ino: the file's identity, to reject a file given twice */
+    dev_t dev;           /* device number: with ino, the identity that rejects a file given twice */
     ino_t ino;
 } reader_file;
 

@@ -427,8 +427,8 @@ static void redact(const talon_audit_trail *trail, json_t *value)
 }
 
 /* "a=1&b=2" as {"a":"1","b":"2"}; a repeated key keeps its first value.
- * Keys and values are kept whole, %00 included: unlike the query API, a
- * record can carry NUL (written \u0000). */
+ * Keys and values are kept whole, %00 included, because a record can carry
+ * NUL (written \u0000), unlike the strings of the query API. */
 static json_t *form_to_json(const char *s, size_t len)
 {
     json_t *obj = json_object();

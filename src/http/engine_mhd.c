@@ -112,7 +112,6 @@ typedef struct talon_engine {
 /* The records of 32 fields, the empty line ending the head, the reserve. */
 #define HEAD_POOL_MARGIN (32 * POOL_RECORD_SIZE + 2 + RESPONSE_HEAD_RESERVE)
 #define DIRECT_ANSWER_ROOM 512      /* below this, an error response skips the pool */
-#define MAX_HEADER_SIZE_LIMIT (1024 * 1024)
 
 /* ---- libmicrohttpd callbacks ---- */
 
