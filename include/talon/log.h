@@ -284,7 +284,8 @@ bool talon_secret_name(const char *name, size_t len, const char *const *words);
 
 /* Redact a URL or request target: the value of each query parameter, and
  * of each key=value pair in a fragment, whose percent-decoded name is
- * secret under words becomes "[REDACTED]". Returns the length of the
+ * secret under words becomes "[REDACTED]", and so does the userinfo of an
+ * absolute URL ("http://[REDACTED]@host/"). Returns the length of the
  * result and, unless out is NULL, writes it there (no NUL): call once with
  * out NULL to size the buffer. *found (may be NULL) is set to whether a
  * value was redacted. */

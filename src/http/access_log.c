@@ -320,11 +320,11 @@ static int parse_redact_words(talon_access_log *log, const char *spec)
 }
 
 /* Return s, or a redacted copy in *copy (freed by the caller) when one of
- * its parameters is secret. */
+ * its parameters is secret or it carries userinfo. */
 static const char *redacted(const talon_access_log *log, const char *s, char **copy)
 {
     bool found = false;
-    if (!s || !log->redact || !strpbrk(s, "?#"))
+    if (!s || !log->redact || !strpbrk(s, "?#@"))
         return s;
     size_t len = strlen(s);
     size_t out_len = talon_redact_url(s, len, log->redact_words, NULL, &found);

@@ -1,6 +1,7 @@
-/* Secret query parameters in URLs: the access log writes the request target
- * and the Referer with their values replaced, as the audit trail does with
- * secret keys in its records.
+/* Secrets in URLs: the access log writes the request target and the
+ * Referer with the values of secret query parameters and the userinfo of an
+ * absolute URL replaced, as the audit trail does with secret keys in its
+ * records.
  *
  * A URL is walked once to measure and once to write, so the caller sizes
  * its buffer exactly; a value that is redacted can grow the URL (a short
@@ -96,17 +97,63 @@ static void redact_pairs(const char *p, const char *end, char sep, const char *c
     }
 }
 
+/* Find the userinfo of an absolute URL ("scheme://USERINFO@host/"), which
+ * ends at the last '@' of the authority. Sets *start and *end around it and
+ * returns true, or returns false for an origin-form target ("/path") and a
+ * URL with no or empty userinfo. */
+static bool find_userinfo(const char *url, size_t len, size_t *start, size_t *end)
+{
+    /* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), RFC 3986 3.1 */
+    size_t i = 0;
+    if (len == 0 || !isalpha((unsigned char)url[0]))
+        return false;
+    while (i < len && (isalnum((unsigned char)url[i]) || url[i] == '+' || url[i] == '-' ||
+                       url[i] == '.'))
+        i++;
+    if (len - i < 3 || memcmp(url + i, "://", 3) != 0)
+        return false;
+    i += 3;
+
+    size_t at = 0;
+    bool has_at = false;
+    for (size_t j = i; j < len && url[j] != '/' && url[j] != '?' && url[j] != '#'; j++) {
+        if (url[j] == '@') {
+            at = j;
+            has_at = true;
+        }
+    }
+    if (!has_at || at == i)
+        return false;
+    *start = i;
+    *end = at;
+    return true;
+}
+
 size_t talon_redact_url(const char *url, size_t len, const char *const *words, char *out,
                         bool *found)
 {
+    size_t n = 0;
+    bool any = false;
+
+    /* RFC 7230 section 2.7.1 forbids a sender to put userinfo in an http
+     * target or header value, so a client that sends one anyway is likely
+     * sending a password or a token ("https://TOKEN@host/"). The whole
+     * userinfo is replaced, user name included. */
+    size_t user_start, user_end;
+    if (find_userinfo(url, len, &user_start, &user_end)) {
+        put(out, &n, url, user_start);
+        put(out, &n, REDACTED, sizeof(REDACTED) - 1);
+        any = true;
+        url += user_end;
+        len -= user_end;
+    }
+
     const char *end = url + len;
     const char *q = memchr(url, '?', len);
     /* The query starts at the first '?' even after a '#', as the request
      * parser splits it: talon rejects such a target with 400, but its
      * access-log line must still hide the values the parser would see. */
     const char *hash = q ? memchr(q, '#', (size_t)(end - q)) : memchr(url, '#', len);
-    size_t n = 0;
-    bool any = false;
 
     const char *first = q ? q : hash;
     if (!first) {

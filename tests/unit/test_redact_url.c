@@ -1,5 +1,6 @@
-/* talon_redact_url(): secret query parameters and fragment pairs become
- * [REDACTED], everything else is kept byte for byte. */
+/* talon_redact_url(): secret query parameters, fragment pairs and the
+ * userinfo of an absolute URL become [REDACTED], everything else is kept
+ * byte for byte. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +76,23 @@ static void referer_fragment_redacted(void **state)
     expect_redacted("/x#a=b?secret=v", "/x#a=b?secret=[REDACTED]", true);
 }
 
+static void absolute_url_userinfo_redacted(void **state)
+{
+    (void)state;
+    expect_redacted("http://u:hunter2@h/hello?x=1", "http://[REDACTED]@h/hello?x=1", true);
+    expect_redacted("https://ghp_token@example.com/", "https://[REDACTED]@example.com/", true);
+    expect_redacted("http://u:p@h", "http://[REDACTED]@h", true);
+    /* The host ends at the last '@' of the authority, as browsers read it. */
+    expect_redacted("http://a@b:c@h/p", "http://[REDACTED]@h/p", true);
+    expect_redacted("http://u:p@h/x?token=t", "http://[REDACTED]@h/x?token=[REDACTED]", true);
+    /* An '@' after the authority is not userinfo. */
+    expect_redacted("http://h/users/@bob?x=a@b", "http://h/users/@bob?x=a@b", false);
+    expect_redacted("http://h?x=a@b", "http://h?x=a@b", false);
+    expect_redacted("/p@x", "/p@x", false);
+    expect_redacted("http://@h/", "http://@h/", false);
+    expect_redacted("1http://u:p@h/", "1http://u:p@h/", false);
+}
+
 static void extra_words_used(void **state)
 {
     (void)state;
@@ -94,6 +112,7 @@ int main(void)
         cmocka_unit_test(secret_parameters_redacted),
         cmocka_unit_test(encoded_names_decoded),
         cmocka_unit_test(referer_fragment_redacted),
+        cmocka_unit_test(absolute_url_userinfo_redacted),
         cmocka_unit_test(extra_words_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
