@@ -116,9 +116,11 @@ void talon_app_free(talon_app *app);
  * or -EINVAL with err naming the template (syntax) or both templates (conflict). */
 int talon_app_add_route(talon_app *app, const char *uri_template,
                         const talon_resource *resource, char *err, size_t errlen);
-/* Add middleware; hooks run in the order added (responses in reverse). */
+/* Add middleware (copied); hooks run in the order added (responses in
+ * reverse). Returns 0, -EINVAL when mw is NULL, or -ENOMEM. */
 int talon_app_add_middleware(talon_app *app, const talon_middleware *mw);
-/* Register a completion callback (access log, metrics). Several allowed. */
+/* Register a completion callback (access log, metrics). Several allowed.
+ * Returns 0, -EINVAL when fn is NULL, or -ENOMEM. */
 int talon_app_on_complete(talon_app *app, talon_completion_fn fn, void *ctx);
 
 /* Serve until SIGINT or SIGTERM, then stop accepting, finish in-flight
@@ -210,9 +212,12 @@ void talon_resp_set_status(talon_resp *resp, int status);
 /* The status; 0 until one is set. A responder that sets none sends 200.
  * In a completion callback, 0 means the request ended before a response. */
 int talon_resp_status(const talon_resp *resp);
-/* Set (replace) a header. Returns -EINVAL for a value with CR or LF, a name
- * that is not an HTTP token, and Content-Length or Transfer-Encoding (the
- * engine frames the body itself). */
+/* Set (replace) a header. Returns -EINVAL and sets nothing for a NULL name
+ * or value and for a name that is not an HTTP token. The same holds for a
+ * value with a control character other than HTAB (CR, LF, ESC and DEL
+ * included), which RFC 9110 section 5.5 does not allow. Content-Length and
+ * Transfer-Encoding are rejected too, because the engine frames the body
+ * itself. talon_resp_add_header() makes the same checks. */
 int talon_resp_set_header(talon_resp *resp, const char *name, const char *value);
 int talon_resp_add_header(talon_resp *resp, const char *name, const char *value);
 const char *talon_resp_header(const talon_resp *resp, const char *name);

@@ -68,6 +68,8 @@ int talon_app_add_route(talon_app *app, const char *uri_template,
 
 int talon_app_add_middleware(talon_app *app, const talon_middleware *mw)
 {
+    if (mw == NULL)
+        return -EINVAL;
     talon_middleware *grown = realloc(app->middleware, (app->nmiddleware + 1) * sizeof(*grown));
     if (grown == NULL)
         return -ENOMEM;
@@ -78,6 +80,9 @@ int talon_app_add_middleware(talon_app *app, const talon_middleware *mw)
 
 int talon_app_on_complete(talon_app *app, talon_completion_fn fn, void *ctx)
 {
+    /* A NULL callback would be called, and crash, on the first request. */
+    if (fn == NULL)
+        return -EINVAL;
     talon_completion_hook *grown =
         realloc(app->completions, (app->ncompletions + 1) * sizeof(*grown));
     if (grown == NULL)

@@ -40,8 +40,12 @@ static int check_header(const char *name, const char *value)
 {
     if (name == NULL || value == NULL || !talon_http_is_token(name, strlen(name)))
         return -EINVAL;
-    if (strpbrk(value, "\r\n") != NULL)
-        return -EINVAL;
+    /* RFC 9110 section 5.5: a field value has no control character but HTAB.
+     * CR and LF would also split the head and inject header fields. */
+    for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++) {
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return -EINVAL;
+    }
     /* The engine computes the framing itself. */
     if (strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0)
         return -EINVAL;
