@@ -57,8 +57,10 @@ static void trail_free(talon_audit_trail *t)
         return;
     free_items(t->head);
     free_items(t->pool);
-    if (t->fd >= 0)
+    if (t->fd >= 0) {
+        audit_release_space(t);
         close(t->fd);
+    }
     if (t->state_fd >= 0)
         close(t->state_fd);
     audit_crypto_free(&t->crypto);

@@ -236,6 +236,7 @@ struct talon_audit_trail {
     int fd;
     unsigned file_index;
     uint64_t file_size;                   /* bytes of complete, written records */
+    uint64_t reserved_end;                /* blocks allocated up to here, beyond file_size */
     bool file_dirty;                      /* written but not yet fdatasync'ed */
     bool retention_pending;
     int64_t rotate_retry_ns;              /* CLOCK_MONOTONIC; no rotation before this after a failure */
@@ -272,6 +273,10 @@ int audit_trail_file_path(const talon_audit_trail *t, unsigned index, char *out,
 int audit_open_active_file(talon_audit_trail *t, unsigned index, bool create_new);
 int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, size_t errlen);
 int audit_rotate_file(talon_audit_trail *t);
+/* Allocate the active file's blocks ahead of len more bytes; see trail.c. */
+void audit_reserve_space(talon_audit_trail *t, size_t len);
+/* Free the blocks allocated beyond the active file's end. */
+void audit_release_space(talon_audit_trail *t);
 void audit_apply_retention(talon_audit_trail *t);
 int audit_fsync_dir(const char *dir);
 

@@ -252,6 +252,7 @@ static int restore_active_file(talon_audit_trail *t)
     close(t->fd);
     t->fd = fd;
     t->file_dirty = false;
+    t->reserved_end = 0;
     return 0;
 
 fail:

@@ -167,6 +167,7 @@ static int truncate_to_good(talon_audit_trail *t)
     if (ftruncate(t->fd, (off_t)t->file_size) < 0)
         rc = -errno;
     pthread_rwlock_unlock(&t->pin);
+    t->reserved_end = 0; /* the truncation freed the reserved blocks */
     return rc;
 }
 
@@ -178,6 +179,7 @@ static int write_batch(talon_audit_trail *t, const chain_mark *mark, bool durabl
     size_t done = 0;
     int rc = 0;
 
+    audit_reserve_space(t, b->len);
     while (done < b->len) {
         ssize_t n = write(t->fd, b->data + done, b->len - done);
         if (n < 0) {

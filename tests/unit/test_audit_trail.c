@@ -432,6 +432,49 @@ static int submit_padded(talon_audit_trail *t, int n, size_t pad)
 
 /* In a child: open, run the steps (a count of sync records, STEP_SEAL or
  * STEP_ROTATE, up to STEP_END), then die with SIGKILL (no close). */
+/* Bytes the file system allocated to trail file index, past its size. */
+static long long blocks_beyond_size(const test_trail *tt, unsigned index)
+{
+    char path[400];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/audit-%08u.jsonl", tt->dir, index);
+    assert_int_equal(stat(path, &st), 0);
+    return (long long)st.st_blocks * 512 - (long long)st.st_size;
+}
+
+/* The active file has its blocks allocated ahead of its records (a
+ * fdatasync then writes no allocation metadata); a file that is rotated
+ * away or closed gives them back. */
+static void space_reserved_then_freed(void **state)
+{
+    test_trail tt;
+    talon_audit_options o;
+    unsigned idx[64];
+
+    test_trail_make(&tt);
+    test_trail_options(&tt, &o);
+    o.rotate_size = 512 * 1024;
+    talon_audit_trail *t = test_trail_open(&o);
+    assert_int_equal(submit_n(t, 10), 0);
+    assert_int_equal(test_list_files(tt.dir, idx, 64), 1);
+    assert_true(blocks_beyond_size(&tt, idx[0]) >= 256 * 1024);
+
+    /* About 600 KB of records: one rotation. */
+    assert_int_equal(submit_padded(t, 150, 4000), 0);
+    unsigned n = test_list_files(tt.dir, idx, 64);
+    assert_int_equal(n, 2);
+    assert_true(blocks_beyond_size(&tt, idx[0]) < 8192);
+    assert_true(blocks_beyond_size(&tt, idx[1]) >= 64 * 1024);
+
+    talon_audit_close(t);
+    assert_true(blocks_beyond_size(&tt, idx[1]) < 8192);
+    test_chain c;
+    assert_chain_valid(&tt, &c);
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
 static void crash_after_steps(const test_trail *tt, unsigned rotate_keep, size_t pad,
                               const int *steps)
 {
@@ -928,6 +971,7 @@ int main(void)
         cmocka_unit_test(epoch_ends_on_timer),
         cmocka_unit_test(rotation_keeps_chain_and_modes),
         cmocka_unit_test(rotation_by_size),
+        cmocka_unit_test(space_reserved_then_freed),
         cmocka_unit_test(recovery_from_torn_tail),
         cmocka_unit_test(recovery_from_bad_mac_line),
         cmocka_unit_test(recovery_zeroed_line_is_torn),
