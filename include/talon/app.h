@@ -43,8 +43,9 @@ typedef struct talon_resource {
  * process_response always runs, for every middleware, in reverse
  * registration order, even after a short-circuit, 404 or 405.
  * req_succeeded is false when the response came from talon_resp_error() --
- * called by the framework (400, 404, 405, 413, 415, 431) or by a hook or
- * responder, as raising falcon.HTTPError does -- or its status is >= 500. */
+ * called by the framework (400, 404, 405, 413, 414, 415, 431, 501, 503,
+ * 505) or by a hook or responder, as raising falcon.HTTPError does -- or
+ * its status is >= 500. */
 typedef struct talon_middleware {
     void (*process_request)(talon_req *req, talon_resp *resp, void *ctx);
     void (*process_resource)(talon_req *req, talon_resp *resp,
