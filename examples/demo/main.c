@@ -112,7 +112,15 @@ static int parse_server_key(demo *d, const char *key, const char *value, const c
     }
     if (strcmp(key, "drain_timeout") == 0) {
         *field = "drain_timeout_s";
-        return parse_seconds(value, &o->drain_timeout_s, err, errlen);
+        int rc = parse_seconds(value, &o->drain_timeout_s, err, errlen);
+        /* Reject 0: in the C options it selects the 30 s default, which an
+         * operator writing 0 would not expect. */
+        if (rc == 0 && o->drain_timeout_s == 0) {
+            snprintf(err, errlen, "invalid drain_timeout \"%s\": it must be between 1s and 1d; "
+                     "leave the key out for the 30s default", value);
+            rc = -EINVAL;
+        }
+        return rc;
     }
     if (strcmp(key, "connection_limit") == 0)
         return parse_uint(value, 1, TALON_CONNECTION_LIMIT_MAX, &o->connection_limit, err,
