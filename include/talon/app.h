@@ -114,7 +114,8 @@ void talon_app_free(talon_app *app);
  * app is not locked while serving.
  * Add a route. Templates: "/notes", "/notes/{id}", "/notes/{id:int}",
  * "/users/{user_id}/notes/{note_id:int}". The resource is copied. Returns 0,
- * or -EINVAL with err naming the template (syntax) or both templates (conflict). */
+ * or -EINVAL with err naming the template (syntax) or both templates (conflict),
+ * or saying that a NULL template or resource was passed. */
 int talon_app_add_route(talon_app *app, const char *uri_template,
                         const talon_resource *resource, char *err, size_t errlen);
 /* Add middleware (copied); hooks run in the order added (responses in
@@ -230,7 +231,8 @@ bool talon_resp_header_at(const talon_resp *resp, size_t i, const char **name,
 void talon_resp_set_body(talon_resp *resp, const void *data, size_t len);
 const char *talon_resp_body(const talon_resp *resp, size_t *len);
 /* Send a JSON value (the response steals the reference) with status and
- * Content-Type: application/json. */
+ * Content-Type: application/json. A NULL value, as a failed json_pack()
+ * returns, sends a 500 error instead. */
 void talon_resp_json(talon_resp *resp, int status, json_t *value);
 /* Falcon-style HTTP error: {"title": "...", "description": "..."}; title is
  * the status reason phrase when NULL. description may be NULL. */
