@@ -235,7 +235,8 @@ const char *talon_resp_body(const talon_resp *resp, size_t *len);
  * returns, sends a 500 error instead. */
 void talon_resp_json(talon_resp *resp, int status, json_t *value);
 /* Falcon-style HTTP error: {"title": "...", "description": "..."}; title is
- * the status reason phrase when NULL. description may be NULL. */
+ * the status reason phrase when NULL. description may be NULL. Each byte of
+ * invalid UTF-8 in either becomes U+FFFD. */
 void talon_resp_error(talon_resp *resp, int status, const char *title, const char *description);
 /* True once a status was set (process_request uses it to short-circuit). */
 bool talon_resp_is_set(const talon_resp *resp);

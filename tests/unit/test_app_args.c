@@ -1,5 +1,6 @@
 /* Invalid arguments to the app and response functions get -EINVAL at the
- * call, so that they are not stored to crash a request or reach a client. */
+ * call, so that they are not stored to crash a request or reach a client.
+ * Error bodies keep text that is not valid UTF-8. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,12 +80,37 @@ static void header_control_rejected(void **state)
     talon_app_free(app);
 }
 
+static void error_body_invalid_utf8(void **state)
+{
+    (void)state;
+    talon_app *app = talon_app_new();
+    talon_req *req = talon_pipeline_req_new(app, "GET", "/");
+    talon_resp *resp = &req->resp;
+
+    /* A stray byte, an overlong '/', a surrogate and a truncated sequence
+     * each become U+FFFD; the valid "é" is kept. */
+    talon_resp_error(resp, 404, "caf\xc3\xa9 \xff", "a\xc0\xaf"
+                                                  "b\xed\xa0\x80"
+                                                  "c\xe2\x82");
+    size_t len = 0;
+    const char *body = talon_resp_body(resp, &len);
+    assert_non_null(body);
+    assert_string_equal(body, "{\"title\":\"caf\xc3\xa9 \xef\xbf\xbd\","
+                              "\"description\":\"a\xef\xbf\xbd\xef\xbf\xbd"
+                              "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                              "c\xef\xbf\xbd\xef\xbf\xbd\"}");
+    assert_int_equal(talon_resp_status(resp), 404);
+    talon_pipeline_req_free(req);
+    talon_app_free(app);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(middleware_null_rejected),
         cmocka_unit_test(completion_null_rejected),
         cmocka_unit_test(header_control_rejected),
+        cmocka_unit_test(error_body_invalid_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
