@@ -367,17 +367,54 @@ static bool all_settled(void)
     return true;
 }
 
-/* At shutdown, a batch that still cannot be written is given up and its
- * records are counted as dropped, so the process can exit. */
+/* Count the lines of batch whose newline lies at or past byte offset off:
+ * the records that a write which stopped at off did not complete. */
+static uint64_t lines_unwritten(const log_chunk *batch, size_t off)
+{
+    uint64_t n = 0;
+    for (const log_chunk *c = batch; c; c = c->next) {
+        if (off >= c->len) {
+            off -= c->len;
+            continue;
+        }
+        for (const char *p = c->data + off, *end = c->data + c->len;
+             (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+            n++;
+        off = 0;
+    }
+    return n;
+}
+
+/* At shutdown, a batch that still cannot be written is given up, with the
+ * lines queued behind it, so the process can exit. Every record not
+ * written whole is counted as dropped. */
 static void give_up_held(void)
 {
     for (talon_sink *s = log_sink_list(); s; s = s->next) {
         if (!s->held)
             continue;
         log_chunk *batch = s->held;
+        /* A file sink may have written part of the batch before it failed.
+         * A TCP syslog buffer contains frames, not lines, so a syslog sink's
+         * whole batch counts. */
+        bool file = s->kind == SINK_FILE;
+        if (file)
+            atomic_fetch_add(&s->dropped, lines_unwritten(batch, s->held_off));
         s->held = NULL;
         s->held_off = 0;
-        batch_release(s, batch, false);
+        batch_release(s, batch, file);
+
+        /* A failing sink is not collected (sink_service() returns before it),
+         * so the lines queued behind the held batch and those still in the
+         * threads' chunks are given up and counted here. */
+        pthread_mutex_lock(&s->lock);
+        log_sink_collect_locked(s);
+        log_chunk *queued = s->full_head;
+        s->full_head = s->full_tail = NULL;
+        s->full_bytes = 0;
+        pthread_mutex_unlock(&s->lock);
+        batch_release(s, queued, false);
+
         char line[512];
         int n = snprintf(line, sizeof(line),
                          "talon: log sink %s: giving up at shutdown after write errors (%s); "
