@@ -387,7 +387,9 @@ static uint64_t lines_unwritten(const log_chunk *batch, size_t off)
 
 /* At shutdown, a batch that still cannot be written is given up, with the
  * lines queued behind it, so the process can exit. Every record not
- * written whole is counted as dropped. */
+ * written whole is counted as dropped.
+ * NOTE: the start of a line that a short write left at the end of the file
+ * stays there, and the next process that opens the file appends to it. */
 static void give_up_held(void)
 {
     for (talon_sink *s = log_sink_list(); s; s = s->next) {
