@@ -26,7 +26,7 @@
 #define RECOVER_MAX_TORN_LINES 4096
 #define RECOVER_WINDOW_START (256 * 1024)
 
-/* Blocks allocated ahead of the records, at most, per fallocate call. */
+/* The most bytes that one fallocate call allocates ahead of the records. */
 #define RESERVE_CHUNK (1024 * 1024)
 
 int audit_trail_file_path(const talon_audit_trail *t, unsigned index, char *out, size_t outlen)
@@ -153,12 +153,11 @@ int audit_open_active_file(talon_audit_trail *t, unsigned index, bool create_new
     return 0;
 }
 
-/* Allocate the blocks of the next len bytes ahead, a chunk at a time, so
- * that an fdatasync does not also write the block bitmap the append changed
- * (about 17 % less system time per fdatasync, measured on ext4). The file's
- * size, which readers follow, does not change. A failure only loses the
- * saving: the write that follows reports a full disk. Only call this from
- * the writer thread. */
+/* Allocate the blocks of the next len bytes ahead, a chunk at a time, so an
+ * fdatasync does not also write the block bitmap that the append changed
+ * (measured on ext4: about 17 % less system time per fdatasync).
+ * The file's size stays the same, and the write that follows reports a
+ * full disk. Only call this from the writer thread. */
 void audit_reserve_space(talon_audit_trail *t, size_t len)
 {
     uint64_t want = RESERVE_CHUNK;

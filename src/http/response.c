@@ -1,6 +1,7 @@
 /* Responses: status, headers, body, JSON and Falcon-style error bodies. */
 #include "http/framing.h"
 #include "http/request.h"
+#include "log/log_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -138,35 +139,6 @@ void talon_resp_json(talon_resp *resp, int status, json_t *value)
     talon_resp_set_header(resp, "Content-Type", "application/json");
 }
 
-/* Return the length of the valid UTF-8 sequence at s (1-4), or 0 for an
- * invalid one: a stray continuation byte, an overlong form, a surrogate, a
- * code point over U+10FFFF or a truncated sequence. */
-static size_t utf8_valid_length(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n;
-    unsigned min;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2, min = 0x80;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        n = 3, min = 0x800;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4, min = 0x10000;
-    } else {
-        return 0;
-    }
-    unsigned cp = s[0] & (0x7f >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* Make a JSON string of text with each byte of invalid UTF-8 replaced by
  * U+FFFD, because json_string() returns NULL for such text (a description
  * built from a raw request path). NOTE: Python's errors="replace" writes one
@@ -181,8 +153,9 @@ static json_t *json_string_replacing(const char *text)
     if (copy == NULL)
         return NULL;
     size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)text; *p != '\0';) {
-        size_t n = utf8_valid_length(p);
+    const unsigned char *end = (const unsigned char *)text + len;
+    for (const unsigned char *p = (const unsigned char *)text; p < end;) {
+        size_t n = *p < 0x80 ? 1 : log_utf8_sequence_length(p, (size_t)(end - p));
         if (n == 0) {
             memcpy(copy + o, "\xef\xbf\xbd", 3);
             o += 3;

@@ -44,7 +44,7 @@ static const char hex_lower[] = "0123456789abcdef";
  * bytes there are not one. Follows the well-formed byte sequences of
  * Unicode 15, table 3-7: the second-byte ranges after 0xe0, 0xed, 0xf0 and
  * 0xf4 exclude overlong forms, surrogates and code points past U+10FFFF. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t avail)
+size_t log_utf8_sequence_length(const unsigned char *s, size_t avail)
 {
     unsigned char lead = s[0];
     size_t need = byte_class[lead];
@@ -135,7 +135,7 @@ static inline size_t copy_unescaped(char *dst, size_t cap, size_t *pos, const un
                 break;
         }
 
-        size_t seq = utf8_sequence_length(s + i, len - i);
+        size_t seq = log_utf8_sequence_length(s + i, len - i);
         if (seq == 0 || hidden_code_point(s + i, seq) != 0)
             break;
         emit(dst, cap, pos, s + i, seq);
@@ -164,7 +164,7 @@ size_t talon_escape_json(char *dst, size_t cap, const char *src, size_t len)
     size_t pos = 0, i = 0;
 
     while ((i = copy_unescaped(dst, cap, &pos, s, i, len)) < len) {
-        size_t seq = utf8_sequence_length(s + i, len - i);
+        size_t seq = log_utf8_sequence_length(s + i, len - i);
         uint32_t cp = seq != 0 ? hidden_code_point(s + i, seq) : 0;
         char esc[6];
 
@@ -227,7 +227,7 @@ size_t talon_escape_sd_value(char *dst, size_t cap, const char *src, size_t len)
         if (i == len)
             break;
 
-        size_t seq = utf8_sequence_length(s + i, len - i);
+        size_t seq = log_utf8_sequence_length(s + i, len - i);
         if (seq && hidden_code_point(s + i, seq) == 0) {
             emit(dst, cap, &pos, s + i, seq);
             i += seq;

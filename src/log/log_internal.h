@@ -99,6 +99,10 @@ struct talon_sink {
 };
 
 /* Clock helpers. */
+/* Return the length of the valid multi-byte UTF-8 sequence at s (2-4), or
+ * 0 for ASCII and invalid bytes; avail is the number of bytes at s. */
+size_t log_utf8_sequence_length(const unsigned char *s, size_t avail);
+
 int64_t log_now_realtime_ns(void);
 int64_t log_now_monotonic_ns(void);
 

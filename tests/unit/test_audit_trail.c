@@ -443,9 +443,8 @@ static long long blocks_beyond_size(const test_trail *tt, unsigned index)
     return (long long)st.st_blocks * 512 - (long long)st.st_size;
 }
 
-/* The active file has its blocks allocated ahead of its records (a
- * fdatasync then writes no allocation metadata); a file that is rotated
- * away or closed gives them back. */
+/* The active file gets its blocks allocated ahead of its records, and a
+ * file that is rotated away or closed frees the unused ones. */
 static void space_reserved_then_freed(void **state)
 {
     test_trail tt;
