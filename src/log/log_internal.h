@@ -96,6 +96,7 @@ struct talon_sink {
     unsigned rotate_failures;      /* failed rotations in a row */
     unsigned rotate_unreported;    /* failures not logged since rotate_report_ns */
     int rotate_last_errno;
+    int opened_partial;            /* end_partial_line() result, not yet reported */
 };
 
 /* Clock helpers. */

@@ -357,6 +357,38 @@ talon_sink *talon_sink_find(const char *path)
     return s;
 }
 
+/* End a line that an earlier process left unfinished: a write that a full
+ * disk cut short leaves the start of a line at the end of the file. Without
+ * the newline, the first line written now would be joined to that fragment.
+ * Only call this when the sink is created: on a reopen, a held batch may
+ * still complete that line. Returns 0 when the file ended with a newline,
+ * 1 when one was added, or a negative errno when the write failed. The
+ * writer reports the result with the first batch. */
+static int end_partial_line(talon_sink *s)
+{
+    if (s->file_size == 0)
+        return 0;
+
+    /* The sink's descriptor is write-only: read the last byte through a
+     * second descriptor, checked to be the same file. */
+    int rfd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    if (rfd < 0)
+        return 0;
+    struct stat st;
+    char last = '\n';
+    if (fstat(rfd, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == s->dev &&
+        st.st_ino == s->ino && pread(rfd, &last, 1, (off_t)s->file_size - 1) != 1)
+        last = '\n';
+    close(rfd);
+    if (last == '\n')
+        return 0;
+
+    if (write(s->fd, "\n", 1) != 1)
+        return errno ? -errno : -EIO;
+    s->file_size++;
+    return 1;
+}
+
 /* Start the writer if needed and publish s. Call with sinks_lock held. On
  * failure err (which may be NULL with errlen 0) receives the cause. */
 static int sink_publish(talon_sink *s, char *err, size_t errlen)
@@ -401,6 +433,7 @@ int talon_sink_open_file(talon_sink **out, const char *path, const talon_sink_op
     if (rc < 0)
         goto fail;
     s->fd = rc;
+    s->opened_partial = end_partial_line(s);
     log_rotate_schedule(s, log_now_realtime_ns());
     rc = sink_publish(s, err, errlen);
     if (rc < 0)

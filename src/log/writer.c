@@ -279,6 +279,20 @@ static int64_t collect_due_in(const talon_sink *s, int64_t now)
 /* Write the sink's full chunks, and first collect the lines every thread
  * holds when the flush interval passed, a flush was requested or the
  * process is stopping. */
+/* Report, once, how the sink's file ended when it was opened. This waits
+ * for the first batch because the app log is attached after its sinks. */
+static void report_partial_line(talon_sink *s)
+{
+    int rc = s->opened_partial;
+    s->opened_partial = 0;
+    if (rc > 0)
+        log_report(TALON_LOG_WARN, "log file %s ended with an unfinished line (a write cut "
+                   "short by an earlier error); a newline was added after it", s->path);
+    else if (rc < 0)
+        log_report(TALON_LOG_WARN, "log file %s ends with an unfinished line and adding a "
+                   "newline failed: %s; the next line is joined to it", s->path, strerror(-rc));
+}
+
 static void sink_service(talon_sink *s, int64_t now, bool stopping)
 {
     if (!retry_held(s, now, stopping)) {
@@ -302,8 +316,10 @@ static void sink_service(talon_sink *s, int64_t now, bool stopping)
         return;
     }
 
-    if (s->kind == SINK_FILE)
+    if (s->kind == SINK_FILE) {
+        report_partial_line(s);
         reopen_if_deleted(s, now);
+    }
     int rc = 0;
     log_chunk *rest = batch;
     while (rest && rc == 0) {
@@ -387,9 +403,9 @@ static uint64_t lines_unwritten(const log_chunk *batch, size_t off)
 
 /* At shutdown, a batch that still cannot be written is given up, with the
  * lines queued behind it, so the process can exit. Every record not
- * written whole is counted as dropped.
- * NOTE: the start of a line that a short write left at the end of the file
- * stays there, and the next process that opens the file appends to it. */
+ * written whole is counted as dropped. The start of a line that a short
+ * write left in the file stays there, and the next start ends it with a
+ * newline (end_partial_line() in sink.c). */
 static void give_up_held(void)
 {
     for (talon_sink *s = log_sink_list(); s; s = s->next) {

@@ -3,7 +3,9 @@
 the write that crosses the limit stops midway through a batch, and the demo
 is stopped while the disk is still full. Every request is then either a
 whole line in the file or counted in the stderr message 'giving up at
-shutdown ... N records dropped in total', and none is both. Needs root to
+shutdown ... N records dropped in total', and none is both. After space
+returns, the next start ends the unfinished line with a newline and warns,
+so its first line is whole. Needs root to
 mount the tmpfs; without it the test is skipped."""
 import os
 import re
@@ -15,6 +17,42 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from talon_e2e import Demo, check  # noqa: E402
 
 REQUESTS = 2000  # about 110 KiB of combined lines, more than the tmpfs can store
+
+
+def restart_after_partial_line(demo, log_dir, access):
+    """Free space and start again: the unfinished line left by the full disk
+    must end before the first new line, which must be whole."""
+    subprocess.run(["mount", "-o", "remount,size=1m", log_dir], check=True)
+    with open(access, "rb") as f:
+        before = f.read()
+    if before.endswith(b"\n"):
+        # The cut fell on a line boundary in this run: leave a fragment by hand.
+        before += b'127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET /cut'
+        with open(access, "wb") as f:
+            f.write(before)
+    fragment = before[before.rfind(b"\n") + 1:]
+    stderr_before = len(demo.read_stderr())
+
+    demo.start()
+    conn = demo.conn()
+    conn.request("GET", "/hello?after=restart")
+    conn.getresponse().read()
+    conn.close()
+    check(demo.stop() == 0, "talon-demo did not exit 0 after the restart; stderr:\n" +
+          demo.read_stderr())
+
+    with open(access, "rb") as f:
+        after = f.read()
+    new_lines = after[len(before):].split(b"\n")
+    check(new_lines[0] == b"", "the first line after the restart was joined to the unfinished "
+          "line %r: %r" % (fragment, after[len(before) - len(fragment):][:300]))
+    check(len(new_lines) == 3 and b'"GET /hello?after=restart HTTP/1.1" 200' in new_lines[1],
+          "the restart's access log line is not whole: %r" % new_lines)
+    text = demo.read_stderr()[stderr_before:]
+    check("access.log ended with an unfinished line" in text,
+          "no warning about the unfinished line; stderr:\n" + text[-2000:])
+    print("restart after the full disk: unfinished line %d bytes, ended with a newline"
+          % len(fragment))
 
 
 def main():
@@ -55,6 +93,7 @@ def main():
               "%d whole lines in the file and %d reported dropped, for %d requests"
               % (whole, dropped, REQUESTS))
         print("disk full at shutdown: %d whole lines, %d dropped and reported" % (whole, dropped))
+        restart_after_partial_line(demo, log_dir, access)
     finally:
         if demo.proc is not None and demo.proc.poll() is None:
             demo.kill9()
