@@ -114,6 +114,17 @@ static int parse_segment(const char *tmpl, const char *s, size_t len, template_s
                      "%%00 (a NUL byte), which no request path can match", tmpl, (int)len, s);
             return -EINVAL;
         }
+        /* A request path ends at '?' and a target with '#' gets 400, so
+         * a literal with either could never match. */
+        const char *stop = memchr(s, '?', len);
+        if (stop == NULL)
+            stop = memchr(s, '#', len);
+        if (stop != NULL) {
+            snprintf(err, errlen, "invalid URI template \"%s\": segment \"%.*s\" contains "
+                     "'%c', which no request path can match; a route matches the path only, "
+                     "so read query parameters with talon_req_query()", tmpl, (int)len, s, *stop);
+            return -EINVAL;
+        }
         return 0;
     }
     if (open != s || close != s + len - 1) {

@@ -212,6 +212,9 @@ static void router_syntax_errors(void **state)
         { "/notes/{id:uuid}", "unknown converter \"uuid\"" },
         { "/a/{x}/b/{x}", "appears twice" },
         { "/a//b", "empty segment" },
+        { "/a?x=1", "contains '?'" },
+        { "/notes/{id}/edit?", "contains '?'" },
+        { "/page#top", "contains '#'" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         talon_resource r = res_named("bad");
