@@ -43,6 +43,14 @@ static void route_and_respond(talon_req *req)
     talon_app *app = req->app;
     talon_resp *resp = &req->resp;
     talon_route_match m;
+
+    /* "OPTIONS *" is a request about the server, not a resource (RFC 9110, section
+     * 9.3.7): answer with every method the framework dispatches. */
+    if (req->raw_path_len == 1 && req->raw_path[0] == '*') {
+        talon_resp_set_status(resp, 200);
+        talon_resp_set_header(resp, "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+        return;
+    }
     int rc = talon_router_find(app->router, req->raw_path, req->raw_path_len,
                                app->strip_trailing_slash, &req->arena, &m);
     if (rc < 0) {

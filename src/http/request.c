@@ -222,7 +222,9 @@ int talon_req_set_line(talon_req *req, const char *method, const char *target,
             const char *slash = strchr(scheme + 3, '/');
             t = slash ? slash : "/";
         } else if (strcmp(t, "*") == 0) {
-            t = "*";
+            if (strcmp(method, "OPTIONS") != 0)
+                set_bad_request(req, "The request target '*' is only allowed with OPTIONS "
+                                "(RFC 9112, section 3.2.4).");
         } else {
             set_bad_request(req, "The request target must start with '/'.");
         }

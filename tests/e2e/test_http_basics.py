@@ -51,6 +51,15 @@ def head_and_options(demo):
     check(headers.get("allow") == "GET, HEAD, PUT, DELETE, OPTIONS",
           "OPTIONS /notes/1 Allow: %r" % headers.get("allow"))
 
+    # The asterisk form targets the server as a whole, and only OPTIONS may use it.
+    reply = demo.raw(b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    check(reply.startswith(b"HTTP/1.1 200 "), "OPTIONS *: %r" % reply[:80])
+    check(b"\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n" in reply,
+          "OPTIONS * Allow header: %r" % reply[:300])
+    reply = demo.raw(b"GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    check(reply.startswith(b"HTTP/1.1 400 "), "GET *: %r" % reply[:80])
+    check(b"only allowed with OPTIONS" in reply, "GET * error body: %r" % reply[-200:])
+
 
 def not_found_and_not_allowed(demo):
     status, headers, body = demo.request("GET", "/nope")
