@@ -596,7 +596,9 @@ int cli_audit_report(int argc, char **argv)
                                 "by_type", r.by_type, "by_actor", r.by_actor, "by_outcome", r.by_outcome,
                                 "failures_by_type", r.failures_by_type,
                                 "failed_logins_by_source", r.failed_logins_by_source);
-        json_dumpf(out, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+        /* ASCII only: a value's bidi overrides and line separators are
+         * then \uXXXX escapes, as print_display() shows them in the table. */
+        json_dumpf(out, stdout, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
         putchar('\n');
         json_decref(out);
     } else {

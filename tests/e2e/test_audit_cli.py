@@ -270,7 +270,8 @@ def swapped_files(tmp):
 def report_escapes(tmp):
     """report shows every value as the table format does: C0 and C1
     controls as '?', bidi overrides and isolates and the line and paragraph
-    separators as \\uXXXX, so no value reaches the terminal raw."""
+    separators as \\uXXXX, so no value reaches the terminal raw. The JSON
+    summary escapes them as JSON does."""
     trail, w = start_trail(os.path.join(tmp, "escapes"))
     actor = "b\x1b[31mob\u202e\u0085x\u2066\u2029"
     ip = "10.0.0.1\u202e\u2028\u0085evil"
@@ -284,6 +285,16 @@ def report_escapes(tmp):
     out, _ = expect(["audit", "report", trail], 0, out_has=["  " + actor_shown + "\n", "  " + ip_shown + "\n"])
     for raw in ("\x1b", "\u202e", "\u0085", "\u2066", "\u2028", "\u2029"):
         check(raw not in out, "report printed %r raw:\n%s" % (raw, out))
+    # The JSON summary escapes every non-ASCII character, so a terminal
+    # shows none of them raw, and a JSON parser still reads the value whole.
+    out, _ = expect(["audit", "report", "--format", "json", trail], 0)
+    for raw in ("\x1b", "\u202e", "\u0085", "\u2066", "\u2028", "\u2029"):
+        check(raw not in out, "report --format json printed %r raw:\n%s" % (raw, out))
+    summary = json.loads(out)
+    check(summary["by_actor"].get(actor) == 1, "report --format json by_actor: %r"
+          % summary["by_actor"])
+    check(summary["failed_logins_by_source"].get(ip) == 1,
+          "report --format json failed_logins_by_source: %r" % summary["failed_logins_by_source"])
 
 
 def report_unusual_keys(tmp):
