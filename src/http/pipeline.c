@@ -44,11 +44,11 @@ static void route_and_respond(talon_req *req)
     talon_resp *resp = &req->resp;
     talon_route_match m;
 
-    /* "OPTIONS *" is a request about the server, not a resource (RFC 9110, section
-     * 9.3.7): answer with every method the framework dispatches. */
+    /* "OPTIONS *" is about the server, not a resource (RFC 9110, section
+     * 9.3.7), so Allow lists every method the framework dispatches. */
     if (req->raw_path_len == 1 && req->raw_path[0] == '*') {
         talon_resp_set_status(resp, 200);
-        talon_resp_set_header(resp, "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+        talon_resp_set_header(resp, "Allow", TALON_ROUTER_ALLOW_ALL);
         return;
     }
     int rc = talon_router_find(app->router, req->raw_path, req->raw_path_len,

@@ -49,4 +49,7 @@ int talon_router_find(const talon_router *router, const char *raw_path, size_t l
 /* The Allow header value for a resource. */
 void talon_router_allow(const talon_resource *resource, char *out, size_t cap);
 
+/* The Allow value of a resource with every responder, and of "OPTIONS *". */
+#define TALON_ROUTER_ALLOW_ALL "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
 #endif

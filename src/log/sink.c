@@ -357,13 +357,10 @@ talon_sink *talon_sink_find(const char *path)
     return s;
 }
 
-/* End a line that an earlier process left unfinished: a write that a full
- * disk cut short leaves the start of a line at the end of the file. Without
- * the newline, the first line written now would be joined to that fragment.
- * Only call this when the sink is created: on a reopen, a held batch may
- * still complete that line. Returns 0 when the file ended with a newline,
- * 1 when one was added, or a negative errno when the write failed. The
- * writer reports the result with the first batch. */
+/* End the unfinished line that a write cut short by a full disk left at
+ * the end of the file, so the first new line is not joined to it. Call
+ * only at creation: on a reopen, a held batch may still complete the line.
+ * Returns 1 when a newline was added, 0 when none was needed, or -errno. */
 static int end_partial_line(talon_sink *s)
 {
     if (s->file_size == 0)
@@ -375,9 +372,9 @@ static int end_partial_line(talon_sink *s)
     if (rfd < 0)
         return 0;
     struct stat st;
+    bool same = fstat(rfd, &st) == 0 && st.st_dev == s->dev && st.st_ino == s->ino;
     char last = '\n';
-    if (fstat(rfd, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == s->dev &&
-        st.st_ino == s->ino && pread(rfd, &last, 1, (off_t)s->file_size - 1) != 1)
+    if (!same || pread(rfd, &last, 1, (off_t)s->file_size - 1) != 1)
         last = '\n';
     close(rfd);
     if (last == '\n')

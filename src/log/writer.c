@@ -276,9 +276,6 @@ static int64_t collect_due_in(const talon_sink *s, int64_t now)
     return s->last_flush_ns + interval - interval / 8 - now;
 }
 
-/* Write the sink's full chunks, and first collect the lines every thread
- * holds when the flush interval passed, a flush was requested or the
- * process is stopping. */
 /* Report, once, how the sink's file ended when it was opened. This waits
  * for the first batch because the app log is attached after its sinks. */
 static void report_partial_line(talon_sink *s)
@@ -290,9 +287,13 @@ static void report_partial_line(talon_sink *s)
                    "short by an earlier error); a newline was added after it", s->path);
     else if (rc < 0)
         log_report(TALON_LOG_WARN, "log file %s ends with an unfinished line and adding a "
-                   "newline failed: %s; the next line is joined to it", s->path, strerror(-rc));
+                   "newline failed: %s; add one by hand or the next line is joined to it",
+                   s->path, strerror(-rc));
 }
 
+/* Write the sink's full chunks, and first collect the lines every thread
+ * holds when the flush interval passed, a flush was requested or the
+ * process is stopping. */
 static void sink_service(talon_sink *s, int64_t now, bool stopping)
 {
     if (!retry_held(s, now, stopping)) {

@@ -279,8 +279,8 @@ def held_notes_with_leavers(demo):
         t.start()
     for t in threads:
         t.join(30)
-    # The reading clients are answered, but a leaver's request may still be
-    # held: its record can be in a later group commit, and the write to its
+    # The reading clients have their responses, but a leaver's request may be
+    # still held: its record can be in a later group commit, and the write to its
     # closed socket fails after that. Stopping now would count it as cut by
     # the stop. Wait until the trail has not grown for a second.
     wait_trail_quiet(demo)
