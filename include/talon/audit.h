@@ -61,6 +61,10 @@ typedef struct talon_audit_options {
     uint64_t rotate_size;        /* bytes; 0: none; default 64 MiB */
     unsigned rotate_interval_s;  /* 0: none */
     unsigned rotate_keep;        /* files kept; 0: keep all (default) */
+    /* Bytes of the sync ring beside the trail (docs/audit.md, "Durability");
+     * 0: none, sync batches fdatasync the trail file. talon_audit_options_init
+     * sets 16 MiB. */
+    uint64_t sync_ring_size;
     mode_t mode;                 /* trail file mode; default 0600 */
     size_t queue_capacity;       /* records queued before the failure policy; default 65536 */
     talon_audit_failure failure; /* default FAIL_CLOSED */

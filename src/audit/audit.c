@@ -57,6 +57,7 @@ static void trail_free(talon_audit_trail *t)
         return;
     free_items(t->head);
     free_items(t->pool);
+    audit_ring_close(t);
     if (t->fd >= 0) {
         audit_release_space(t);
         close(t->fd);
@@ -165,6 +166,7 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
         return -ENOMEM;
     t->fd = -1;
     t->state_fd = -1;
+    t->ring_fd = -1;
     atomic_store(&t->healthy, true);
     t->log = talon_logger_get("app");
     t->error_limit = talon_log_limit_new(t->log, TALON_LOG_ERROR, 1, "audit trail errors");
@@ -196,6 +198,13 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
         OPENSSL_cleanse(&ks, sizeof(ks));
         goto fail;
     }
+    rc = audit_ring_open(t, opts->sync_ring_size);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot open the sync ring %s: %s", t->ring_path ? t->ring_path : t->dir,
+                 strerror(-rc));
+        OPENSSL_cleanse(&ks, sizeof(ks));
+        goto fail;
+    }
     audit_hex(t->trail_hex, ks.trail_id, AUDIT_TRAIL_ID_LEN);
     t->trail_hex[AUDIT_HEX_TRAIL_LEN] = '\0';
 
@@ -207,6 +216,7 @@ int talon_audit_open(talon_audit_trail **out, const talon_audit_options *opts,
     OPENSSL_cleanse(&ks, sizeof(ks));
     if (rc < 0)
         goto fail;
+    audit_ring_prepare(t);
     atomic_store(&t->st_epoch, t->epoch);
     atomic_store(&t->st_last_seq, t->seq);
     /* Files beyond rotate_keep (a lowered setting, or a crash right after a

@@ -245,6 +245,17 @@ struct talon_audit_trail {
     struct timespec dirty_since;
     audit_buf batch;
 
+    /* Sync ring (ring.c): owned by the writer thread. */
+    char *ring_path;
+    int ring_fd;                          /* -1: sync batches fdatasync the trail file */
+    uint64_t ring_size;                   /* 0: no ring */
+    uint64_t ring_pos;                    /* where the next entry goes */
+    uint64_t ring_generation;             /* of the entries since the last reset */
+    uint64_t ring_covered;                /* bytes of the active file durable in it or the ring */
+    uint64_t ring_kicked;                 /* writeback of the active file started up to here */
+    bool ring_reset_needed;               /* the ring may hold bytes the file no longer has */
+    audit_buf ring_scratch;               /* async bytes read back for an entry */
+
     /* Failure state: written by the writer, read by submitters. */
     atomic_bool healthy;
     atomic_int error;                     /* positive errno of the last failure */
@@ -279,6 +290,26 @@ void audit_reserve_space(talon_audit_trail *t, size_t len);
 void audit_release_space(talon_audit_trail *t);
 void audit_apply_retention(talon_audit_trail *t);
 int audit_fsync_dir(const char *dir);
+
+/* ring.c: the sync ring beside the trail. Writer thread, or open and close. */
+/* Open the ring file if one exists; size is the configured size (0: off). */
+int audit_ring_open(talon_audit_trail *t, uint64_t size);
+/* Write the ring's records back to trail file active (0: there is none). */
+int audit_ring_replay(talon_audit_trail *t, unsigned active, char *err, size_t errlen);
+/* After recovery: create or resize the ring and start a generation. */
+int audit_ring_prepare(talon_audit_trail *t);
+/* Make the len bytes just written at file_size durable, and everything
+ * before them. Returns 0 or -errno. */
+int audit_ring_commit(talon_audit_trail *t, const char *data, size_t len);
+/* The active file was fdatasync'ed up to file_size. */
+void audit_ring_file_synced(talon_audit_trail *t);
+/* A batch failed: the ring may hold bytes the file no longer has. */
+void audit_ring_forget(talon_audit_trail *t);
+/* Before a rotation: make the active file durable without the ring. */
+int audit_ring_settle(talon_audit_trail *t);
+/* After a rotation: entries now go to the new active file. */
+void audit_ring_file_switched(talon_audit_trail *t);
+void audit_ring_close(talon_audit_trail *t);
 
 /* restore.c: put back the active file and key.state after their removal
  * under the running server. Writer thread only. */

@@ -20,7 +20,7 @@ typedef struct owned_strings {
 
 static const char accepted_keys[] =
     "dir, state_file, host, epoch_seconds (or epoch_interval), rotate_size, rotate_interval, "
-    "rotate_keep, mode (or file_mode), queue_capacity, failure, redact_keys, max_body_size, witness";
+    "rotate_keep, sync_ring_size, mode (or file_mode), queue_capacity, failure, redact_keys, max_body_size, witness";
 
 void talon_audit_options_init(talon_audit_options *opts)
 {
@@ -29,6 +29,7 @@ void talon_audit_options_init(talon_audit_options *opts)
     opts->state_file = "var/audit/key.state";
     opts->epoch_seconds = 3600;
     opts->rotate_size = 64ull << 20;
+    opts->sync_ring_size = 16ull << 20;
     opts->mode = 0600;
     opts->queue_capacity = 65536;
     opts->failure = TALON_AUDIT_FAIL_CLOSED;
@@ -175,6 +176,17 @@ int talon_audit_config_set(talon_audit_options *opts, const char *key, const cha
         rc = talon_config_parse_size(value, &n, err, errlen);
         if (rc == 0)
             opts->rotate_size = n;
+        return rc;
+    }
+    if (strcmp(key, "sync_ring_size") == 0) {
+        rc = talon_config_parse_size(value, &n, err, errlen);
+        if (rc == 0 && n != 0 && (n < 64 * 1024 || n > (1ull << 30))) {
+            snprintf(err, errlen, "invalid value '%s'; the sync ring must be 0 (none) or from "
+                     "64K to 1G (default 16M)", value);
+            rc = -EINVAL;
+        }
+        if (rc == 0)
+            opts->sync_ring_size = n;
         return rc;
     }
     if (strcmp(key, "rotate_interval") == 0) {

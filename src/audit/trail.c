@@ -149,6 +149,7 @@ int audit_open_active_file(talon_audit_trail *t, unsigned index, bool create_new
     t->file_size = (uint64_t)st.st_size;
     t->reserved_end = 0;
     t->file_dirty = false;
+    audit_ring_file_switched(t);
     audit_monotonic(&t->file_started);
     return 0;
 }
@@ -641,6 +642,13 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
         snprintf(err, errlen, "cannot list the audit trail directory %s: %s", t->dir, strerror(-rc));
         return rc;
     }
+    /* Records acknowledged through the ring go back first, so that the
+     * search for the last record finds them. */
+    rc = audit_ring_replay(t, nfiles > 0 ? files[nfiles - 1] : 0, err, errlen);
+    if (rc < 0) {
+        free(files);
+        return rc;
+    }
     if (nfiles == 0) {
         free(files);
         return restore_fresh(t, ks, err, errlen);
@@ -718,10 +726,17 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
 
 int audit_rotate_file(talon_audit_trail *t)
 {
-    int rc = audit_open_active_file(t, t->file_index + 1, true);
+    /* The ring holds bytes of one file only: the old one must not need it. */
+    int rc = audit_ring_settle(t);
 
     if (rc < 0) {
-        char path[4096], why[4200];
+        audit_log_error(t, "audit trail: cannot rotate: fdatasync of file %u in %s failed: %s",
+                        t->file_index, t->dir, strerror(-rc));
+        return rc;
+    }
+    rc = audit_open_active_file(t, t->file_index + 1, true);
+    if (rc < 0) {
+        char path[4096], why[4300];
         audit_trail_file_path(t, t->file_index + 1, path, sizeof(path));
         trail_open_error(why, sizeof(why), path, rc);
         audit_log_error(t, "audit trail: cannot create file %u in %s: %s", t->file_index + 1,

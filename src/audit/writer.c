@@ -191,9 +191,11 @@ static int write_batch(talon_audit_trail *t, const chain_mark *mark, bool durabl
         done += (size_t)n;
     }
     if (rc == 0 && durable) {
-        if (fdatasync(t->fd) < 0)
+        if (t->ring_fd >= 0)
+            rc = audit_ring_commit(t, b->data, b->len);
+        else if (fdatasync(t->fd) < 0)
             rc = -errno;
-        else
+        if (rc == 0)
             atomic_fetch_add(&t->st_fsyncs, 1);
     }
     /* Bytes in an unlinked file are not on record: fail the batch. */
@@ -205,6 +207,7 @@ static int write_batch(talon_audit_trail *t, const chain_mark *mark, bool durabl
         audit_trail_file_path(t, t->file_index, path, sizeof(path));
         chain_restore(t, mark);
         trc = truncate_to_good(t);
+        audit_ring_forget(t);
         mark_unhealthy(t, -rc);
         if (t->file_removed || t->state_removed) {
             /* Restore at once: the retry needs no free space to come back. */
@@ -690,6 +693,7 @@ static void run_timers(talon_audit_trail *t)
         (void)audit_seal_epoch(t, "interval");
     if (t->file_dirty && monotonic_ns() >= timespec_ns(&t->dirty_since) + ASYNC_SYNC_INTERVAL_NS) {
         if (fdatasync(t->fd) == 0) {
+            audit_ring_file_synced(t);
             t->file_dirty = false;
             atomic_fetch_add(&t->st_fsyncs, 1);
         } else {
