@@ -458,6 +458,13 @@ int audit_ring_commit(talon_audit_trail *t, const char *data, size_t len)
         /* The bytes are in the trail file: make them durable there. */
         return fdatasync(t->fd) < 0 ? -errno : 0;
     }
+    /* A ring removed under the server would not survive a power loss. */
+    struct stat st;
+    int lost = fstat(t->ring_fd, &st) < 0 ? errno : st.st_nlink == 0 ? ENOENT : 0;
+    if (lost != 0) {
+        ring_disable(t, "keep using", lost);
+        return fdatasync(t->fd) < 0 ? -errno : 0;
+    }
     t->ring_pos += need;
     t->ring_covered = t->file_size + len;
     kick_writeback(t, t->ring_covered);

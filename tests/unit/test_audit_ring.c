@@ -1,7 +1,8 @@
 /* The sync ring (src/audit/ring.c): records acknowledged through it come
  * back after a power loss, zeros left in the file are written over, a torn
- * entry is not applied, wraps and rotations keep every record, and a clean
- * stop leaves nothing to apply.
+ * entry is not applied, wraps and rotations keep every record, a clean
+ * stop leaves nothing to apply, and a ring removed under the server is
+ * no longer used.
  *
  * A power loss is simulated: the writer is killed, then the trail file is
  * cut back to where its current ring generation starts, which is the most a
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "audit_test_util.h"
+#include "audit/audit_internal.h"
 
 #define HEAD_LEN 32
 
@@ -292,6 +294,32 @@ static void clean_close_leaves_nothing_to_apply(void **state)
     test_trail_remove(&tt);
 }
 
+static void removed_ring_not_used(void **state)
+{
+    test_trail tt;
+    talon_audit_options o;
+    char path[400];
+
+    test_trail_make(&tt);
+    test_trail_options(&tt, &o);
+    talon_audit_trail *t = test_trail_open(&o);
+    assert_int_equal(submit_n(t, 2), 0);
+    snprintf(path, sizeof(path), "%s/audit.ring", tt.dir);
+    assert_int_equal(unlink(path), 0);
+
+    /* The next sync batch notices and falls back to the trail file. */
+    assert_int_equal(submit_n(t, 2), 0);
+    assert_int_equal(t->ring_fd, -1);
+    assert_int_equal(submit_n(t, 2), 0);
+    talon_audit_close(t);
+
+    test_chain c;
+    assert_chain_valid(&tt, &c);
+    assert_int_equal(count_type(&c, "note_created"), 6);
+    test_chain_free(&c);
+    test_trail_remove(&tt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +330,7 @@ int main(void)
         cmocka_unit_test(rotation_keeps_every_record),
         cmocka_unit_test(ring_off_applies_then_removes),
         cmocka_unit_test(clean_close_leaves_nothing_to_apply),
+        cmocka_unit_test(removed_ring_not_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
