@@ -137,6 +137,12 @@ static int check_options(const talon_audit_options *o, char *err, size_t errlen)
         snprintf(err, errlen, "audit trail: no key state file set (option state_file)");
         return -EINVAL;
     }
+    if (o->sync_ring_size != 0 &&
+        (o->sync_ring_size < 64 * 1024 || o->sync_ring_size > (1ull << 30))) {
+        snprintf(err, errlen, "audit trail: sync_ring_size %llu is out of range; use 0 (no "
+                 "ring) or 64 KiB to 1 GiB", (unsigned long long)o->sync_ring_size);
+        return -EINVAL;
+    }
     if ((o->mode & ~(mode_t)0640) != 0) {
         snprintf(err, errlen, "audit trail: file mode %04o gives more than owner read-write and "
                  "group read; use 0600 or 0640", (unsigned)o->mode);

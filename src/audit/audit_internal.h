@@ -301,6 +301,8 @@ int audit_ring_prepare(talon_audit_trail *t);
 /* Make the len bytes just written at file_size durable, and everything
  * before them. Returns 0 or -errno. */
 int audit_ring_commit(talon_audit_trail *t, const char *data, size_t len);
+/* An fdatasync of the active file failed with err. */
+void audit_ring_file_sync_failed(talon_audit_trail *t, int err);
 /* The active file was fdatasync'ed up to file_size. */
 void audit_ring_file_synced(talon_audit_trail *t);
 /* A batch failed: the ring may hold bytes the file no longer has. */

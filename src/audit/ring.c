@@ -77,8 +77,23 @@ static uint64_t new_generation(void)
     return ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16);
 }
 
+/* Keep the ring as it is for the next start; sync batches fdatasync the
+ * trail file from now on. For when a trail fdatasync failed while entries
+ * were in the ring: Linux reports a lost writeback once, so a later
+ * fdatasync that succeeds does not prove those bytes reached the disk. */
+static void ring_freeze(talon_audit_trail *t, int err)
+{
+    audit_log_error(t, "audit trail: fdatasync of file %u in %s failed: %s; the sync ring %s "
+                    "is kept for the next start, which writes its records back, and sync "
+                    "batches use an fdatasync of the trail file until then", t->file_index,
+                    t->dir, strerror(err), t->ring_path);
+    close(t->ring_fd);
+    t->ring_fd = -1;
+}
+
 /* Stop using the ring; sync batches fdatasync the trail file from now on.
- * The file is removed, so that a later start cannot apply its entries. */
+ * The file is removed, so that a later start cannot apply its entries.
+ * Only call this when the trail file is durable. */
 static void ring_disable(talon_audit_trail *t, const char *action, int err)
 {
     audit_log_error(t, "audit trail: cannot %s the sync ring %s: %s; sync batches use an "
@@ -347,8 +362,12 @@ static int ring_reset(talon_audit_trail *t, uint64_t end)
 {
     int rc;
 
-    if (fdatasync(t->fd) < 0)
-        return -errno;
+    if (fdatasync(t->fd) < 0) {
+        rc = -errno;
+        if (t->ring_pos > 0)
+            ring_freeze(t, -rc);
+        return rc;
+    }
     t->ring_covered = end;
     t->ring_kicked = end;
     rc = erase_head(t);
@@ -454,21 +473,38 @@ int audit_ring_commit(talon_audit_trail *t, const char *data, size_t len)
     ssize_t n = pwritev(t->ring_fd, iov, 3, (off_t)t->ring_pos);
     if (n != (ssize_t)need || fdatasync(t->ring_fd) < 0) {
         rc = n < 0 || n == (ssize_t)need ? errno : EIO;
+        /* The bytes are in the trail file: make them durable there first,
+         * because the ring may hold the only durable copy of earlier ones. */
+        if (fdatasync(t->fd) < 0) {
+            rc = -errno;
+            ring_freeze(t, -rc);
+            return rc;
+        }
         ring_disable(t, "write", rc);
-        /* The bytes are in the trail file: make them durable there. */
-        return fdatasync(t->fd) < 0 ? -errno : 0;
+        return 0;
     }
     /* A ring removed under the server would not survive a power loss. */
     struct stat st;
     int lost = fstat(t->ring_fd, &st) < 0 ? errno : st.st_nlink == 0 ? ENOENT : 0;
     if (lost != 0) {
+        if (fdatasync(t->fd) < 0) {
+            rc = -errno;
+            ring_freeze(t, -rc);
+            return rc;
+        }
         ring_disable(t, "keep using", lost);
-        return fdatasync(t->fd) < 0 ? -errno : 0;
+        return 0;
     }
     t->ring_pos += need;
     t->ring_covered = t->file_size + len;
     kick_writeback(t, t->ring_covered);
     return 0;
+}
+
+void audit_ring_file_sync_failed(talon_audit_trail *t, int err)
+{
+    if (t->ring_fd >= 0 && t->ring_pos > 0)
+        ring_freeze(t, err);
 }
 
 void audit_ring_file_synced(talon_audit_trail *t)
@@ -484,10 +520,15 @@ void audit_ring_forget(talon_audit_trail *t)
 
 int audit_ring_settle(talon_audit_trail *t)
 {
+    int rc;
+
     if (t->ring_fd < 0 || t->ring_pos == 0)
         return 0;
-    if (fdatasync(t->fd) < 0)
-        return -errno;
+    if (fdatasync(t->fd) < 0) {
+        rc = -errno;
+        ring_freeze(t, -rc);
+        return rc;
+    }
     t->ring_reset_needed = true;
     return 0;
 }
@@ -504,8 +545,10 @@ void audit_ring_close(talon_audit_trail *t)
     if (t->ring_fd >= 0) {
         /* Leave a trail file that needs no ring, and a ring with nothing
          * to apply. */
-        if (t->fd >= 0 && t->ring_pos > 0)
-            (void)ring_reset(t, t->file_size);
+        if (t->fd >= 0 && t->ring_pos > 0 && ring_reset(t, t->file_size) < 0)
+            talon_log_error(t->log, "audit trail: fdatasync of file %u in %s failed at the "
+                            "close; the sync ring %s is kept for the next start",
+                            t->file_index, t->dir, t->ring_path);
         if (t->ring_fd >= 0)
             close(t->ring_fd);
     }

@@ -190,6 +190,10 @@ static int write_batch(talon_audit_trail *t, const chain_mark *mark, bool durabl
         }
         done += (size_t)n;
     }
+    /* Bytes in an unlinked file are not on record: fail the batch. This
+     * comes before the sync, so that no ring entry describes a cut batch. */
+    if (rc == 0)
+        rc = audit_check_removed(t);
     if (rc == 0 && durable) {
         if (t->ring_fd >= 0)
             rc = audit_ring_commit(t, b->data, b->len);
@@ -198,9 +202,6 @@ static int write_batch(talon_audit_trail *t, const chain_mark *mark, bool durabl
         if (rc == 0)
             atomic_fetch_add(&t->st_fsyncs, 1);
     }
-    /* Bytes in an unlinked file are not on record: fail the batch. */
-    if (rc == 0)
-        rc = audit_check_removed(t);
     if (rc < 0) {
         char path[4096];
         int trc;
@@ -697,8 +698,10 @@ static void run_timers(talon_audit_trail *t)
             t->file_dirty = false;
             atomic_fetch_add(&t->st_fsyncs, 1);
         } else {
+            int err = errno;
             audit_log_error(t, "audit trail: fdatasync of async records in %s failed: %s",
-                            t->dir, strerror(errno));
+                            t->dir, strerror(err));
+            audit_ring_file_sync_failed(t, err);
             audit_monotonic(&t->dirty_since);
         }
     }
