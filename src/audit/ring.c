@@ -97,8 +97,8 @@ static void ring_freeze(talon_audit_trail *t, int err)
 static void ring_disable(talon_audit_trail *t, const char *action, int err)
 {
     audit_log_error(t, "audit trail: cannot %s the sync ring %s: %s; sync batches use an "
-                    "fdatasync of the trail file until the next start", action, t->ring_path,
-                    strerror(err));
+                    "fdatasync of the trail file until the next start (sync_ring_size = 0 "
+                    "turns the ring off)", action, t->ring_path, strerror(err));
     if (t->ring_fd >= 0)
         close(t->ring_fd);
     t->ring_fd = -1;
