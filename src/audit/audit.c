@@ -138,7 +138,7 @@ static int check_options(const talon_audit_options *o, char *err, size_t errlen)
         return -EINVAL;
     }
     if (o->sync_ring_size != 0 &&
-        (o->sync_ring_size < 64 * 1024 || o->sync_ring_size > (1ull << 30))) {
+        (o->sync_ring_size < AUDIT_RING_MIN_SIZE || o->sync_ring_size > AUDIT_RING_MAX_SIZE)) {
         snprintf(err, errlen, "audit trail: sync_ring_size %llu is out of range; use 0 (no "
                  "ring) or 64 KiB to 1 GiB", (unsigned long long)o->sync_ring_size);
         return -EINVAL;

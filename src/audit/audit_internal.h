@@ -288,10 +288,14 @@ int audit_rotate_file(talon_audit_trail *t);
 void audit_reserve_space(talon_audit_trail *t, size_t len);
 /* Free the blocks allocated beyond the active file's end. */
 void audit_release_space(talon_audit_trail *t);
+/* Read exactly len bytes at off; -EIO when the file ends first. */
+int audit_read_full(int fd, void *buf, size_t len, off_t off);
 void audit_apply_retention(talon_audit_trail *t);
 int audit_fsync_dir(const char *dir);
 
 /* ring.c: the sync ring beside the trail. Writer thread, or open and close. */
+#define AUDIT_RING_MIN_SIZE (64ull * 1024)
+#define AUDIT_RING_MAX_SIZE (1ull << 30)
 /* Open the ring file if one exists; size is the configured size (0: off). */
 int audit_ring_open(talon_audit_trail *t, uint64_t size);
 /* Write the ring's records back to trail file active (0: there is none). */
@@ -318,6 +322,9 @@ void audit_ring_close(talon_audit_trail *t);
 /* Return -ENOENT, and flag what is gone, when the active file or key.state
  * was unlinked (st_nlink 0), else 0. */
 int audit_check_removed(talon_audit_trail *t);
+/* Tell whether the file open as fd no longer has the name path: removed
+ * (st_nlink 0), or moved (*moved set). */
+bool audit_name_lost(int fd, const char *path, bool *moved);
 /* Recreate what audit_check_removed() flagged; *recovered collects the
  * data of the audit_recovered record to write next. */
 int audit_restore_removed(talon_audit_trail *t, json_t **recovered);

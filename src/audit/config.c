@@ -180,7 +180,7 @@ int talon_audit_config_set(talon_audit_options *opts, const char *key, const cha
     }
     if (strcmp(key, "sync_ring_size") == 0) {
         rc = talon_config_parse_size(value, &n, err, errlen);
-        if (rc == 0 && n != 0 && (n < 64 * 1024 || n > (1ull << 30))) {
+        if (rc == 0 && n != 0 && (n < AUDIT_RING_MIN_SIZE || n > AUDIT_RING_MAX_SIZE)) {
             snprintf(err, errlen, "invalid value '%s'; the sync ring must be 0 (none) or from "
                      "64K to 1G (default 16M)", value);
             rc = -EINVAL;

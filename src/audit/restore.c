@@ -36,7 +36,7 @@
  * NOTE: when another file took the name (a copy put back with cp -a), the
  * restore fails with EEXIST at each retry until that file is moved away,
  * and the trail stays unhealthy meanwhile. */
-static bool name_lost(int fd, const char *path, bool *moved)
+bool audit_name_lost(int fd, const char *path, bool *moved)
 {
     struct stat open_st, path_st;
 
@@ -86,12 +86,12 @@ int audit_check_removed(talon_audit_trail *t)
     bool moved;
 
     if (!t->file_removed && audit_trail_file_path(t, t->file_index, path, sizeof(path)) == 0 &&
-        name_lost(t->fd, path, &moved)) {
+        audit_name_lost(t->fd, path, &moved)) {
         t->file_removed = true;
         if (moved)
             log_moved(t, "the active file", path, t->fd);
     }
-    if (!t->state_removed && name_lost(t->state_fd, t->state_path, &moved)) {
+    if (!t->state_removed && audit_name_lost(t->state_fd, t->state_path, &moved)) {
         t->state_removed = true;
         if (moved)
             log_moved(t, "the key state file", t->state_path, t->state_fd);

@@ -15,8 +15,8 @@
  * the last point known durable up to the batch's end. Entries go one after
  * the other from offset 0 and share a random generation. A reset makes the
  * trail file durable by its own fdatasync, erases the first entry's head
- * and draws a new generation; it happens at startup, when the ring is full,
- * at rotation and after a failed batch. Recovery applies the entries of the
+ * and draws a new generation. Resets happen at startup, when the ring is
+ * full, at rotation and after a failed batch. Recovery applies the entries of the
  * generation found at offset 0, in order, and stops at the first head that
  * does not check out, so no entry from before a reset is ever applied.
  *
@@ -77,10 +77,11 @@ static uint64_t new_generation(void)
     return ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16);
 }
 
-/* Keep the ring as it is for the next start; sync batches fdatasync the
- * trail file from now on. For when a trail fdatasync failed while entries
- * were in the ring: Linux reports a lost writeback once, so a later
- * fdatasync that succeeds does not prove those bytes reached the disk. */
+/* Keep the ring as it is for the next start, and let sync batches
+ * fdatasync the trail file from now on. Call this when a trail fdatasync
+ * failed while entries were in the ring. Linux reports a failed writeback
+ * once and drops the pages, so a later fdatasync that succeeds does not
+ * prove those bytes reached the disk (PostgreSQL wiki, "Fsync Errors"). */
 static void ring_freeze(talon_audit_trail *t, int err)
 {
     audit_log_error(t, "audit trail: fdatasync of file %u in %s failed: %s; the sync ring %s "
@@ -130,23 +131,6 @@ int audit_ring_open(talon_audit_trail *t, uint64_t size)
     return 0;
 }
 
-static int read_all(int fd, char *buf, size_t len, off_t off)
-{
-    size_t done = 0;
-
-    while (done < len) {
-        ssize_t n = pread(fd, buf + done, len - done, off + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO;
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 static int write_all(int fd, const char *buf, size_t len, off_t off)
 {
     size_t done = 0;
@@ -191,7 +175,7 @@ static int check_overlap(talon_audit_trail *t, int fd, const ring_head *h, const
     on_disk = malloc((size_t)n);
     if (on_disk == NULL)
         return -ENOMEM;
-    rc = read_all(fd, on_disk, (size_t)n, (off_t)h->offset);
+    rc = audit_read_full(fd, on_disk, (size_t)n, (off_t)h->offset);
     if (rc == 0 && memcmp(on_disk, payload, (size_t)n) == 0)
         n = 0; /* the usual case after a kill: the file has it all */
     for (uint64_t i = 0; rc == 0 && i < n; i++) {
@@ -292,7 +276,7 @@ int audit_ring_replay(talon_audit_trail *t, unsigned active, char *err, size_t e
                  (long long)st.st_size);
         return -ENOMEM;
     }
-    rc = read_all(t->ring_fd, ring, ring_len, 0);
+    rc = audit_read_full(t->ring_fd, ring, ring_len, 0);
     if (rc < 0) {
         snprintf(err, errlen, "cannot read the sync ring %s: %s", t->ring_path, strerror(-rc));
         goto out;
@@ -457,7 +441,7 @@ int audit_ring_commit(talon_audit_trail *t, const char *data, size_t len)
     if (unsynced > 0) {
         if (!audit_buf_reserve(&t->ring_scratch, (size_t)unsynced))
             return -ENOMEM;
-        rc = read_all(t->fd, t->ring_scratch.data, (size_t)unsynced, (off_t)t->ring_covered);
+        rc = audit_read_full(t->fd, t->ring_scratch.data, (size_t)unsynced, (off_t)t->ring_covered);
         if (rc < 0)
             return rc;
     }
@@ -483,16 +467,16 @@ int audit_ring_commit(talon_audit_trail *t, const char *data, size_t len)
         ring_disable(t, "write", rc);
         return 0;
     }
-    /* A ring removed under the server would not survive a power loss. */
-    struct stat st;
-    int lost = fstat(t->ring_fd, &st) < 0 ? errno : st.st_nlink == 0 ? ENOENT : 0;
-    if (lost != 0) {
+    /* A ring removed or moved under the server is not found by the next
+     * start, so the entries written to it would not survive a power loss. */
+    bool moved;
+    if (audit_name_lost(t->ring_fd, t->ring_path, &moved)) {
         if (fdatasync(t->fd) < 0) {
             rc = -errno;
             ring_freeze(t, -rc);
             return rc;
         }
-        ring_disable(t, "keep using", lost);
+        ring_disable(t, moved ? "find" : "keep using", ENOENT);
         return 0;
     }
     t->ring_pos += need;

@@ -196,7 +196,7 @@ void audit_release_space(talon_audit_trail *t)
 
 /* ---- reading records back ---- */
 
-static int read_full(int fd, void *buf, size_t len, off_t off)
+int audit_read_full(int fd, void *buf, size_t len, off_t off)
 {
     size_t done = 0;
 
@@ -354,7 +354,7 @@ static int move_torn_bytes(talon_audit_trail *t, int fd, unsigned index, off_t f
     bytes = malloc(n ? n : 1);
     if (bytes == NULL)
         return -ENOMEM;
-    rc = read_full(fd, bytes, n, from);
+    rc = audit_read_full(fd, bytes, n, from);
     if (rc < 0)
         goto out;
     /* Append when a recovery in the same second already made this file. */
@@ -420,7 +420,7 @@ reread:
         rc = -ENOMEM;
         goto out;
     }
-    rc = read_full(fd, win, (size_t)(st.st_size - winoff), winoff);
+    rc = audit_read_full(fd, win, (size_t)(st.st_size - winoff), winoff);
     if (rc < 0) {
         snprintf(err, errlen, "cannot read audit trail file %s: %s", path, strerror(-rc));
         goto out;
@@ -520,7 +520,7 @@ static int head_at_or_after(int fd, off_t off, off_t limit, uint64_t *seq, uint6
                 return -EIO;
             if ((off_t)want > limit - pos)
                 want = (size_t)(limit - pos);
-            rc = read_full(fd, buf, want, pos);
+            rc = audit_read_full(fd, buf, want, pos);
             if (rc < 0)
                 return rc;
             char *nl = memchr(buf, '\n', want);
@@ -534,7 +534,7 @@ static int head_at_or_after(int fd, off_t off, off_t limit, uint64_t *seq, uint6
     size_t want = 128;
     if ((off_t)want > limit - pos)
         want = (size_t)(limit - pos);
-    rc = read_full(fd, buf, want, pos);
+    rc = audit_read_full(fd, buf, want, pos);
     if (rc < 0)
         return rc;
     return parse_record_head(buf, want, seq, epoch) ? 0 : -EINVAL;
@@ -726,7 +726,8 @@ int audit_recover(talon_audit_trail *t, const audit_keystate *ks, char *err, siz
 
 int audit_rotate_file(talon_audit_trail *t)
 {
-    /* The ring holds bytes of one file only: the old one must not need it. */
+    /* The ring contains bytes of one file only, so the old file must be
+     * durable without it. */
     int rc = audit_ring_settle(t);
 
     if (rc < 0) {

@@ -1,8 +1,8 @@
-/* The sync ring (src/audit/ring.c): records acknowledged through it come
- * back after a power loss, zeros left in the file are written over, a torn
- * entry is not applied, wraps and rotations keep every record, a clean
- * stop leaves nothing to apply, and a ring removed under the server is
- * no longer used.
+/* The sync ring (src/audit/ring.c). Records acknowledged through it come
+ * back after a power loss, and zeros left in the file are written over. A
+ * torn entry is not applied. Wraps and rotations keep every record. A
+ * clean stop leaves nothing to apply, and a ring removed or moved under
+ * the server is no longer used.
  *
  * A power loss is simulated: the writer is killed, then the trail file is
  * cut back to where its current ring generation starts, which is the most a
@@ -294,20 +294,25 @@ static void clean_close_leaves_nothing_to_apply(void **state)
     test_trail_remove(&tt);
 }
 
-static void removed_ring_not_used(void **state)
+/* Remove or move the ring under an open trail: the next sync batch
+ * notices and falls back to the trail file. */
+static void check_lost_ring(bool move)
 {
     test_trail tt;
     talon_audit_options o;
-    char path[400];
+    char path[400], moved[420];
 
     test_trail_make(&tt);
     test_trail_options(&tt, &o);
     talon_audit_trail *t = test_trail_open(&o);
     assert_int_equal(submit_n(t, 2), 0);
     snprintf(path, sizeof(path), "%s/audit.ring", tt.dir);
-    assert_int_equal(unlink(path), 0);
+    snprintf(moved, sizeof(moved), "%s.old", path);
+    if (move)
+        assert_int_equal(rename(path, moved), 0);
+    else
+        assert_int_equal(unlink(path), 0);
 
-    /* The next sync batch notices and falls back to the trail file. */
     assert_int_equal(submit_n(t, 2), 0);
     assert_int_equal(t->ring_fd, -1);
     assert_int_equal(submit_n(t, 2), 0);
@@ -318,6 +323,16 @@ static void removed_ring_not_used(void **state)
     assert_int_equal(count_type(&c, "note_created"), 6);
     test_chain_free(&c);
     test_trail_remove(&tt);
+}
+
+static void removed_ring_not_used(void **state)
+{
+    check_lost_ring(false);
+}
+
+static void moved_ring_not_used(void **state)
+{
+    check_lost_ring(true);
 }
 
 int main(void)
@@ -331,6 +346,7 @@ int main(void)
         cmocka_unit_test(ring_off_applies_then_removes),
         cmocka_unit_test(clean_close_leaves_nothing_to_apply),
         cmocka_unit_test(removed_ring_not_used),
+        cmocka_unit_test(moved_ring_not_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -596,7 +596,7 @@ static void recovery_from_bad_mac_line(void **state)
     test_trail_make(&tt);
     crash_after(&tt, 3, false);
     /* Flip one byte inside the last complete line: its MAC fails. The sync
-     * ring holds the original line but does not overwrite a changed byte. */
+     * ring contains the original line but does not overwrite a changed byte. */
     damage_last_line(&tt, "A", 1, &bad_offset, &bad_len);
 
     test_trail_options(&tt, &o);
