@@ -342,6 +342,18 @@ static inline json_t *test_find_type(const test_chain *c, const char *type, size
     return NULL;
 }
 
+/* The number of records of this type in the chain. */
+static inline size_t test_count_type(const test_chain *c, const char *type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(c->records); i++) {
+        json_t *r = json_array_get(c->records, i);
+        if (strcmp(json_string_value(json_object_get(r, "type")), type) == 0)
+            n++;
+    }
+    return n;
+}
+
 /* A sync record's completion, waited for by the submitting thread. */
 typedef struct waiter {
     pthread_mutex_t mu;

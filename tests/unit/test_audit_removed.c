@@ -29,17 +29,6 @@ static void remove_tree(const char *dir)
     assert_int_equal(system(cmd), 0);
 }
 
-static int count_type(const test_chain *c, const char *type)
-{
-    int n = 0;
-    for (size_t i = 0; i < json_array_size(c->records); i++) {
-        json_t *r = json_array_get(c->records, i);
-        if (strcmp(json_string_value(json_object_get(r, "type")), type) == 0)
-            n++;
-    }
-    return n;
-}
-
 static mode_t file_mode(const char *path)
 {
     struct stat st;
@@ -78,7 +67,7 @@ static void directory_removed_fail_closed(void **state)
     assert_int_equal(file_mode(tt.state), 0600);
     assert_chain_valid(&tt, &c);
     /* 3 before, none for the rejected one, 1 after. */
-    assert_int_equal(count_type(&c, "note_created"), 4);
+    assert_int_equal(test_count_type(&c, "note_created"), 4);
     json_t *rec = test_find_type(&c, "audit_recovered", 0);
     assert_non_null(rec);
     json_t *d = json_object_get(rec, "data");
@@ -163,7 +152,7 @@ static void active_file_removed_after_rotation(void **state)
     /* Nothing was lost, so the whole trail verifies, not only a part. */
     assert_chain_valid(&tt, &c);
     assert_int_equal(c.nfiles, 2);
-    assert_int_equal(count_type(&c, "note_created"), 5);
+    assert_int_equal(test_count_type(&c, "note_created"), 5);
     json_t *rec = test_find_type(&c, "audit_recovered", 0);
     assert_non_null(rec);
     json_t *d = json_object_get(rec, "data");

@@ -91,17 +91,6 @@ static size_t lose_unsynced_tail(const test_trail *tt, unsigned index)
     return before;
 }
 
-static size_t count_type(const test_chain *c, const char *type)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < json_array_size(c->records); i++) {
-        json_t *r = json_array_get(c->records, i);
-        if (strcmp(json_string_value(json_object_get(r, "type")), type) == 0)
-            n++;
-    }
-    return n;
-}
-
 static void reopen_and_close(const test_trail *tt, uint64_t ring_size)
 {
     talon_audit_options o;
@@ -133,7 +122,7 @@ static void power_loss_restored_from_ring(void **state)
 
     test_chain c;
     assert_chain_valid(&tt, &c);
-    assert_int_equal(count_type(&c, "note_created"), 50);
+    assert_int_equal(test_count_type(&c, "note_created"), 50);
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
@@ -174,8 +163,8 @@ static void torn_entry_not_applied(void **state)
     reopen_and_close(&tt, 1 << 20);
     test_chain c;
     assert_chain_valid(&tt, &c);
-    assert_int_equal(count_type(&c, "note_created"), 20 - last_records);
-    assert_int_equal(count_type(&c, "audit_recovered"), 1);
+    assert_int_equal(test_count_type(&c, "note_created"), 20 - last_records);
+    assert_int_equal(test_count_type(&c, "audit_recovered"), 1);
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
@@ -201,7 +190,7 @@ static void zeroed_tail_written_back(void **state)
     reopen_and_close(&tt, 1 << 20);
     test_chain c;
     assert_chain_valid(&tt, &c);
-    assert_int_equal(count_type(&c, "note_created"), 10);
+    assert_int_equal(test_count_type(&c, "note_created"), 10);
     json_t *d = json_object_get(test_find_type(&c, "audit_recovered", 0), "data");
     assert_string_equal(json_string_value(json_object_get(d, "cause")), "unclean_shutdown");
     test_chain_free(&c);
@@ -225,7 +214,7 @@ static void wraps_keep_every_record(void **state)
     reopen_and_close(&tt, 64 * 1024);
     test_chain c;
     assert_chain_valid(&tt, &c);
-    assert_int_equal(count_type(&c, "note_created"), 600);
+    assert_int_equal(test_count_type(&c, "note_created"), 600);
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
@@ -241,7 +230,7 @@ static void rotation_keeps_every_record(void **state)
     reopen_and_close(&tt, 1 << 20);
     test_chain c;
     assert_chain_valid(&tt, &c);
-    assert_int_equal(count_type(&c, "note_created"), 20);
+    assert_int_equal(test_count_type(&c, "note_created"), 20);
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
@@ -261,7 +250,7 @@ static void ring_off_applies_then_removes(void **state)
     assert_int_equal(stat(path, &st), -1);
     test_chain c;
     assert_chain_valid(&tt, &c);
-    assert_int_equal(count_type(&c, "note_created"), 30);
+    assert_int_equal(test_count_type(&c, "note_created"), 30);
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
@@ -320,7 +309,7 @@ static void check_lost_ring(bool move)
 
     test_chain c;
     assert_chain_valid(&tt, &c);
-    assert_int_equal(count_type(&c, "note_created"), 6);
+    assert_int_equal(test_count_type(&c, "note_created"), 6);
     test_chain_free(&c);
     test_trail_remove(&tt);
 }
