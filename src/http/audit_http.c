@@ -685,8 +685,9 @@ static void record_response(audit_state *st, talon_req *req, audit_req_state *rs
     talon_audit_level level = rs->level == TALON_AUDIT_LEVEL_NONE ? TALON_AUDIT_LEVEL_METADATA
                                                                   : rs->level;
     json_t *data = request_record_data(st, req, resp, level, status);
-    char reason[96];
-    snprintf(reason, sizeof(reason), "HTTP %d %s", status, talon_status_reason(status));
+    char reason[96] = "";
+    if (status >= 400)
+        snprintf(reason, sizeof(reason), "HTTP %d %s", status, talon_status_reason(status));
 
     talon_audit_event ev = { 0 };
     fill_event_from_request(&ev, req);
