@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <pthread.h>
@@ -402,6 +404,31 @@ static inline int submit_n(talon_audit_trail *t, int n)
     }
     json_decref(data);
     return 0;
+}
+
+/* Crash a writer: open a trail with o in a child, run steps(t, arg), then
+ * SIGKILL it. Fails the test when the open or a step failed. */
+static inline void test_crash_after(const talon_audit_options *o,
+                                    int (*steps)(talon_audit_trail *t, const void *arg),
+                                    const void *arg)
+{
+    pid_t pid = fork();
+    int status;
+
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        talon_audit_trail *t = NULL;
+        char err[512];
+        if (talon_audit_open(&t, o, err, sizeof(err)) != 0)
+            _exit(2);
+        if (steps(t, arg) != 0)
+            _exit(3);
+        raise(SIGKILL);
+        _exit(4);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
 }
 
 /* Run talon's own verifier (src/audit/verify.c) on a closed trail as a

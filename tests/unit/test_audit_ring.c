@@ -13,8 +13,6 @@
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <signal.h>
-#include <sys/wait.h>
 
 #include "audit_test_util.h"
 #include "audit/audit_internal.h"
@@ -30,30 +28,35 @@ typedef struct entry_head {
     uint32_t crc;
 } entry_head;
 
-/* In a child: write n sync records, rotate when asked, write after more,
- * then die by SIGKILL with the ring as it is. */
+/* What a crashed writer did: n sync records, then, when rotate is set, a
+ * rotation and after more records. */
+typedef struct ring_plan {
+    int n;
+    bool rotate;
+    int after;
+} ring_plan;
+
+static int run_ring_plan(talon_audit_trail *t, const void *arg)
+{
+    const ring_plan *plan = arg;
+
+    if (submit_n(t, plan->n) != 0)
+        return -1;
+    if (plan->rotate && (talon_audit_rotate(t) != 0 || submit_n(t, plan->after) != 0))
+        return -1;
+    return 0;
+}
+
+/* Run plan in a writer with a ring of ring_size bytes, then kill it with
+ * the ring as it is. */
 static void crash_writer(const test_trail *tt, uint64_t ring_size, int n, bool rotate, int after)
 {
-    pid_t pid = fork();
-    int status;
+    talon_audit_options o;
+    ring_plan plan = { .n = n, .rotate = rotate, .after = after };
 
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        talon_audit_options o;
-        talon_audit_trail *t = NULL;
-        char err[512];
-        test_trail_options(tt, &o);
-        o.sync_ring_size = ring_size;
-        if (talon_audit_open(&t, &o, err, sizeof(err)) != 0 || submit_n(t, n) != 0)
-            _exit(2);
-        if (rotate && (talon_audit_rotate(t) != 0 || submit_n(t, after) != 0))
-            _exit(3);
-        raise(SIGKILL);
-        _exit(4);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGKILL);
+    test_trail_options(tt, &o);
+    o.sync_ring_size = ring_size;
+    test_crash_after(&o, run_ring_plan, &plan);
 }
 
 static char *read_ring(const test_trail *tt, size_t *len)

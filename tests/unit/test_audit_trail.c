@@ -430,8 +430,6 @@ static int submit_padded(talon_audit_trail *t, int n, size_t pad)
     return rc;
 }
 
-/* In a child: open, run the steps (a count of sync records, STEP_SEAL or
- * STEP_ROTATE, up to STEP_END), then die with SIGKILL (no close). */
 /* Bytes the file system allocated to trail file index, past its size. */
 static long long blocks_beyond_size(const test_trail *tt, unsigned index)
 {
@@ -474,34 +472,36 @@ static void space_reserved_then_freed(void **state)
     test_trail_remove(&tt);
 }
 
+/* The steps of crash_after_steps(): a count of records (each padded with
+ * pad bytes), STEP_SEAL or STEP_ROTATE, up to STEP_END. */
+typedef struct step_plan {
+    const int *steps;
+    size_t pad;
+} step_plan;
+
+static int run_steps(talon_audit_trail *t, const void *arg)
+{
+    const step_plan *plan = arg;
+
+    for (const int *s = plan->steps; *s != STEP_END; s++) {
+        int rc = *s == STEP_SEAL     ? talon_audit_seal(t)
+                 : *s == STEP_ROTATE ? talon_audit_rotate(t)
+                                     : submit_padded(t, *s, plan->pad);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static void crash_after_steps(const test_trail *tt, unsigned rotate_keep, size_t pad,
                               const int *steps)
 {
-    pid_t pid = fork();
-    int status;
+    talon_audit_options o;
+    step_plan plan = { .steps = steps, .pad = pad };
 
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        talon_audit_options o;
-        talon_audit_trail *t = NULL;
-        char err[512];
-        test_trail_options(tt, &o);
-        o.rotate_keep = rotate_keep;
-        if (talon_audit_open(&t, &o, err, sizeof(err)) != 0)
-            _exit(2);
-        for (const int *s = steps; *s != STEP_END; s++) {
-            int rc = *s == STEP_SEAL     ? talon_audit_seal(t)
-                     : *s == STEP_ROTATE ? talon_audit_rotate(t)
-                                         : submit_padded(t, *s, pad);
-            if (rc != 0)
-                _exit(3);
-        }
-        raise(SIGKILL);
-        _exit(5);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGKILL);
+    test_trail_options(tt, &o);
+    o.rotate_keep = rotate_keep;
+    test_crash_after(&o, run_steps, &plan);
 }
 
 static void crash_after(const test_trail *tt, int n, bool seal_before_crash)
