@@ -131,7 +131,7 @@ static bool still_linked(int fd)
 {
     struct stat st;
 
-    return fd >= 0 && fstat(fd, &st) == 0 && st.st_nlink > 0;
+    return fd >= 0 && file_identity(fd, NULL, &st) == 0 && st.st_nlink > 0;
 }
 
 /* Overwrite the key in a moved key.state, which the writer stops
