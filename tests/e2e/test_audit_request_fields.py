@@ -114,11 +114,24 @@ def check_body_size_only(demo):
                      % len(big))
 
 
+def check_reason(demo):
+    """The reason of an http_request record names the status of a 4xx or
+    5xx response, and is null for any other."""
+    cases = [(b"reason-ok", b"/notes", 200, b'"reason":null'),
+             (b"reason-400", b"/notes?k%00=v", 400, b'"reason":"HTTP 400 Bad Request"'),
+             (b"reason-404", b"/no-such-page", 404, b'"reason":"HTTP 404 Not Found"')]
+    for rid, target, want, needle in cases:
+        status = send(demo, rid, b"GET", target)
+        check(status == want, "GET %s: expected %d, got %d" % (target, want, status))
+        expect_in_record(demo, rid, needle)
+
+
 def main():
     with Demo() as demo:
         check_invalid_utf8(demo)
         check_nul_keys(demo)
         check_body_size_only(demo)
+        check_reason(demo)
         check(demo.stop() == 0, "talon-demo did not exit cleanly")
         trail = trail_bytes(demo)
         digest = hashlib.sha256(PASSWORD).hexdigest().encode()
@@ -128,7 +141,7 @@ def main():
                        b"nul-Secret-43", b"nul-Secret-44"):
             check(secret not in trail, "the secret %r is in the trail" % secret)
         check_verify(demo)
-    print("ok: query, form and body fields recorded as sent")
+    print("ok: query, form and body fields and the reason recorded as sent")
 
 
 if __name__ == "__main__":
